@@ -1,0 +1,180 @@
+"""Event parsing for the triggers the pipelines use, and partial batch responses.
+
+S3 notifications reach a function in several envelopes: plain (S3 -> Lambda), inside an SNS
+message (S3 -> SNS -> Lambda), inside an SQS body (S3 -> SQS) or both (S3 -> SNS -> SQS). All are
+unwrapped to `S3Object`s with URL-decoded keys. The `s3:TestEvent` S3 sends when a notification
+configuration is saved carries no object and is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote_plus
+
+logger = logging.getLogger(__name__)
+
+
+class EventError(ValueError):
+    """An event (or one record of it) is not in a shape this function understands."""
+
+
+@dataclass(frozen=True)
+class S3Object:
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+    size: int | None = None
+    event_name: str = ""
+    sequencer: str | None = None
+
+    @property
+    def version(self) -> str:
+        """What identifies this content of the key: the version id, else the ETag."""
+        return self.version_id or self.etag or ""
+
+
+def s3_objects(payload: Mapping[str, Any] | str) -> list[S3Object]:
+    """The S3 objects in one event, SNS message or SQS body, whatever the nesting."""
+    document = _as_document(payload)
+    if document.get("Event") == "s3:TestEvent":
+        return []
+    if "Records" in document:
+        objects: list[S3Object] = []
+        for record in document["Records"]:
+            objects.extend(_objects_in_record(record))
+        return objects
+    if document.get("Type") == "Notification" and "Message" in document:  # SNS envelope in an SQS body
+        return s3_objects(document["Message"])
+    if document.get("detail-type") == "Object Created" and "detail" in document:  # EventBridge
+        detail = document["detail"]
+        obj = detail.get("object", {})
+        return [
+            S3Object(
+                bucket=detail["bucket"]["name"],
+                key=obj["key"],
+                version_id=obj.get("version-id"),
+                etag=obj.get("etag"),
+                size=obj.get("size"),
+                event_name="ObjectCreated",
+                sequencer=obj.get("sequencer"),
+            )
+        ]
+    raise EventError(f"not an S3 notification: keys {sorted(document)}")
+
+
+def _objects_in_record(record: Mapping[str, Any]) -> list[S3Object]:
+    source = record.get("eventSource") or record.get("EventSource")
+    if source == "aws:sqs":
+        return s3_objects(record["body"])
+    if source == "aws:sns":
+        return s3_objects(record["Sns"]["Message"])
+    if source == "aws:s3" or "s3" in record:
+        s3 = record["s3"]
+        obj = s3["object"]
+        return [
+            S3Object(
+                bucket=s3["bucket"]["name"],
+                # S3 URL-encodes keys in notifications ("a b" arrives as "a+b").
+                key=unquote_plus(obj["key"]),
+                version_id=obj.get("versionId") or None,
+                etag=(obj.get("eTag") or obj.get("etag") or "").strip('"') or None,
+                size=obj.get("size"),
+                event_name=record.get("eventName", ""),
+                sequencer=obj.get("sequencer"),
+            )
+        ]
+    raise EventError(f"unsupported record source {source!r}")
+
+
+def _as_document(payload: Mapping[str, Any] | str) -> Mapping[str, Any]:
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except json.JSONDecodeError:
+            raise EventError("message body is not JSON") from None
+    if not isinstance(payload, Mapping):
+        raise EventError(f"expected a JSON object, got {type(payload).__name__}")
+    return payload
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    """One DynamoDB stream record with its images deserialised to plain Python values."""
+
+    event_name: str  # INSERT | MODIFY | REMOVE
+    keys: dict[str, Any]
+    new_image: dict[str, Any] | None
+    old_image: dict[str, Any] | None
+    sequence_number: str
+    event_source_arn: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def stream_record(record: Mapping[str, Any]) -> StreamRecord:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    if record.get("eventSource") != "aws:dynamodb":
+        raise EventError(f"not a DynamoDB stream record: eventSource {record.get('eventSource')!r}")
+    deserializer = TypeDeserializer()
+    body = record["dynamodb"]
+
+    def image(name: str) -> dict[str, Any] | None:
+        raw = body.get(name)
+        return None if raw is None else {k: deserializer.deserialize(v) for k, v in raw.items()}
+
+    return StreamRecord(
+        event_name=record["eventName"],
+        keys=image("Keys") or {},
+        new_image=image("NewImage"),
+        old_image=image("OldImage"),
+        sequence_number=body["SequenceNumber"],
+        event_source_arn=record.get("eventSourceARN", ""),
+        raw=record,
+    )
+
+
+def sqs_batch_response(
+    records: list[Mapping[str, Any]], process: Callable[[Mapping[str, Any]], Any]
+) -> dict[str, list[dict[str, str]]]:
+    """Run `process` on each SQS record; report the failed ones so only they return to the queue.
+
+    Needs `ReportBatchItemFailures` on the event source mapping.
+    """
+    failures = []
+    for record in records:
+        try:
+            process(record)
+        except Exception:
+            logger.exception("record failed", extra={"message_id": record.get("messageId")})
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
+
+
+def stream_batch_response(
+    records: list[Mapping[str, Any]], process: Callable[[Mapping[str, Any]], Any]
+) -> dict[str, list[dict[str, str]]]:
+    """Process DynamoDB stream records in order; stop at the first failure.
+
+    Stream batches are ordered: the failed record's sequence number is reported and Lambda
+    retries from it, so the records after it must not be applied now or they would overtake it.
+    """
+    for record in records:
+        try:
+            process(record)
+        except Exception:
+            sequence = record["dynamodb"]["SequenceNumber"]
+            logger.exception("stream record failed", extra={"sequence_number": sequence})
+            return {"batchItemFailures": [{"itemIdentifier": sequence}]}
+    return {"batchItemFailures": []}
+
+
+def iter_sqs_records(event: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    for record in event.get("Records", []):
+        if record.get("eventSource") != "aws:sqs":
+            raise EventError(f"not an SQS record: eventSource {record.get('eventSource')!r}")
+        yield record

@@ -1,0 +1,136 @@
+import json
+import time
+
+import boto3
+import pytest
+
+from pipeline_common.events import (
+    EventError,
+    S3Object,
+    s3_objects,
+    sqs_batch_response,
+    stream_batch_response,
+    stream_record,
+)
+
+KEY = "in/sales 2024/ünï+code.csv"
+
+
+def _s3_record(key: str = "in/sales+2024/%C3%BCn%C3%AF%2Bcode.csv") -> dict:
+    return {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "bucket": {"name": "landing"},
+            "object": {"key": key, "size": 12, "eTag": "abc", "versionId": "v1", "sequencer": "0A"},
+        },
+    }
+
+
+def test_plain_s3_event_with_url_encoded_key():
+    [obj] = s3_objects({"Records": [_s3_record()]})
+    assert obj == S3Object("landing", KEY, "v1", "abc", 12, "ObjectCreated:Put", "0A")
+    assert obj.version == "v1"
+
+
+def test_sqs_sns_s3_nesting_is_unwrapped():
+    sns_envelope = {"Type": "Notification", "Message": json.dumps({"Records": [_s3_record()]})}
+    sqs_event = {"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": json.dumps(sns_envelope)}]}
+    assert [o.key for o in s3_objects(sqs_event)] == [KEY]
+
+
+def test_sqs_s3_and_sns_s3_are_unwrapped():
+    sqs_event = {"Records": [{"eventSource": "aws:sqs", "body": json.dumps({"Records": [_s3_record()]})}]}
+    sns_event = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps({"Records": [_s3_record()]})}}]}
+    assert s3_objects(sqs_event)[0].key == KEY
+    assert s3_objects(sns_event)[0].key == KEY
+
+
+def test_test_event_is_ignored():
+    body = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "landing"})
+    assert s3_objects({"Records": [{"eventSource": "aws:sqs", "body": body}]}) == []
+
+
+def test_version_falls_back_to_etag():
+    record = _s3_record()
+    del record["s3"]["object"]["versionId"]
+    assert s3_objects({"Records": [record]})[0].version == "abc"
+
+
+@pytest.mark.parametrize("body", ["not json", json.dumps({"hello": 1}), json.dumps([1])])
+def test_unrecognised_bodies_raise(body):
+    with pytest.raises(EventError):
+        s3_objects({"Records": [{"eventSource": "aws:sqs", "body": body}]})
+
+
+def test_real_moto_notification_through_sns_and_sqs(aws):
+    """The envelope moto (like AWS) produces for S3 -> SNS -> SQS, with a key needing encoding."""
+    s3, sns, sqs = boto3.client("s3"), boto3.client("sns"), boto3.client("sqs")
+    s3.create_bucket(Bucket="landing")
+    topic = sns.create_topic(Name="t")["TopicArn"]
+    queue = sqs.create_queue(QueueName="q")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    s3.put_bucket_notification_configuration(
+        Bucket="landing",
+        NotificationConfiguration={"TopicConfigurations": [{"TopicArn": topic, "Events": ["s3:ObjectCreated:*"]}]},
+    )
+    s3.put_object(Bucket="landing", Key=KEY, Body=b"a,b\n1,2\n")
+    messages = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(s3_objects({"Records": [_sqs(m)]}) for m in messages):
+        messages += sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    objects = [o for m in messages for o in s3_objects({"Records": [_sqs(m)]})]
+    assert [(o.bucket, o.key, o.size) for o in objects] == [("landing", KEY, 8)]
+
+
+def _sqs(message: dict) -> dict:
+    return {"eventSource": "aws:sqs", "messageId": message["MessageId"], "body": message["Body"]}
+
+
+def test_sqs_batch_reports_only_failed_messages():
+    records = [{"messageId": f"m{i}", "body": str(i)} for i in range(4)]
+
+    def process(record):
+        if int(record["body"]) % 2:
+            raise ValueError("odd")
+
+    assert sqs_batch_response(records, process) == {
+        "batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m3"}]
+    }
+
+
+def _stream(seq: str, event: str = "INSERT") -> dict:
+    return {
+        "eventSource": "aws:dynamodb",
+        "eventName": event,
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x",
+        "dynamodb": {
+            "SequenceNumber": seq,
+            "Keys": {"pk": {"S": "a"}},
+            "NewImage": {"pk": {"S": "a"}, "n": {"N": "1.5"}, "tags": {"SS": ["x"]}},
+        },
+    }
+
+
+def test_stream_record_is_deserialised():
+    record = stream_record(_stream("100"))
+    assert record.event_name == "INSERT"
+    assert record.keys == {"pk": "a"}
+    assert record.new_image == {"pk": "a", "n": 1.5, "tags": {"x"}}
+    assert record.old_image is None
+    with pytest.raises(EventError):
+        stream_record({"eventSource": "aws:sqs"})
+
+
+def test_stream_batch_stops_at_first_failure_and_reports_its_sequence():
+    seen = []
+
+    def process(record):
+        seen.append(record["dynamodb"]["SequenceNumber"])
+        if record["dynamodb"]["SequenceNumber"] == "2":
+            raise RuntimeError("boom")
+
+    response = stream_batch_response([_stream("1"), _stream("2"), _stream("3")], process)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "2"}]}
+    assert seen == ["1", "2"]
