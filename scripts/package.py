@@ -476,16 +476,30 @@ def check_glibc(libraries: Mapping[str, Path], ceiling: tuple[int, int], runtime
     return problems
 
 
-def owning_package(path: Path) -> str:
-    """Debian package that installed a file (merged-/usr systems register either spelling)."""
-    candidates = [path, path.resolve()]
-    candidates += [Path(str(p).replace("/usr/lib/", "/lib/", 1)) for p in list(candidates)]
-    candidates += [Path("/usr" + str(p)) for p in list(candidates) if str(p).startswith("/lib/")]
-    for candidate in dict.fromkeys(candidates):
-        result = subprocess.run(["dpkg", "-S", str(candidate)], capture_output=True, text=True, check=False)
-        if result.returncode == 0:
-            return result.stdout.split(":", 1)[0].strip()
-    raise PackagingError(f"no Debian package owns {path}; the layer only ships packaged libraries")
+def path_spellings(path: Path) -> list[str]:
+    """A file's path as dpkg may have registered it: merged-/usr systems hold /lib and /usr/lib alike."""
+    spellings = []
+    for candidate in (str(path), str(path.resolve())):
+        bare = candidate.removeprefix("/usr")
+        spellings += [candidate, bare, "/usr" + bare]
+    return list(dict.fromkeys(spellings))
+
+
+def owning_packages(paths: Iterable[Path]) -> dict[Path, str]:
+    """Debian package that installed each file (one dpkg call: each call costs ~0.1 s)."""
+    paths = list(paths)
+    spellings = {spelling: path for path in paths for spelling in path_spellings(path)}
+    # dpkg -S exits non-zero when any spelling is unknown, which most alternatives are: read stdout only.
+    result = subprocess.run(["dpkg", "-S", *spellings], capture_output=True, text=True, check=False)
+    owners: dict[Path, str] = {}
+    for line in result.stdout.splitlines():
+        packages, _, registered = line.partition(": ")
+        if registered in spellings:
+            owners[spellings[registered]] = packages.split(",")[0].split(":")[0].strip()
+    unowned = [str(path) for path in paths if path not in owners]
+    if unowned:
+        raise PackagingError(f"no Debian package owns {', '.join(unowned)}; the layer ships packaged libraries only")
+    return owners
 
 
 def package_version(package: str) -> str:
@@ -535,7 +549,7 @@ def build_odbc_layer(target: Target, staging: Path) -> Artefact:
     (files_dir / "odbcinst.ini").write_text(odbcinst_ini())
     entries["odbcinst.ini"] = files_dir / "odbcinst.ini"
     # unixODBC, FreeTDS and GnuTLS are LGPL: ship each package's copyright file and the exact versions.
-    packages = sorted({owning_package(path) for path in libraries.values()})
+    packages = sorted(set(owning_packages(libraries.values()).values()))
     for package in packages:
         copyright_file = Path("/usr/share/doc") / package / "copyright"
         if copyright_file.is_file():
