@@ -1,0 +1,143 @@
+locals {
+  create    = var.create
+  bucket_id = try(aws_s3_bucket.this[0].id, null)
+
+  tls_only_statement = {
+    Sid       = "DenyInsecureTransport"
+    Effect    = "Deny"
+    Principal = "*"
+    Action    = "s3:*"
+    Resource  = try([aws_s3_bucket.this[0].arn, "${aws_s3_bucket.this[0].arn}/*"], [])
+    Condition = { Bool = { "aws:SecureTransport" = "false" } }
+  }
+}
+
+resource "aws_s3_bucket" "this" {
+  count = local.create ? 1 : 0
+
+  bucket        = var.bucket
+  force_destroy = var.force_destroy
+
+  tags = merge(var.tags, var.bucket_tags)
+}
+
+resource "aws_s3_bucket_ownership_controls" "this" {
+  count = local.create ? 1 : 0
+
+  bucket = local.bucket_id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "this" {
+  count = local.create ? 1 : 0
+
+  bucket = local.bucket_id
+
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_versioning" "this" {
+  count = local.create ? 1 : 0
+
+  bucket = local.bucket_id
+
+  versioning_configuration {
+    status = var.versioning_enabled ? "Enabled" : "Suspended"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
+  count = local.create ? 1 : 0
+
+  bucket = local.bucket_id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = var.kms_key_arn == null ? "AES256" : "aws:kms"
+      kms_master_key_id = var.kms_key_arn
+    }
+    bucket_key_enabled = var.kms_key_arn != null
+  }
+}
+
+resource "aws_s3_bucket_policy" "this" {
+  count = local.create ? 1 : 0
+
+  bucket = local.bucket_id
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = concat([local.tls_only_statement], var.policy_statements)
+  })
+
+  # A policy put before the public access block could be judged public and rejected.
+  depends_on = [aws_s3_bucket_public_access_block.this]
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  count = local.create ? 1 : 0
+
+  bucket = local.bucket_id
+
+  rule {
+    id     = "abort-incomplete-multipart-uploads"
+    status = "Enabled"
+
+    filter {}
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = var.abort_incomplete_multipart_upload_days
+    }
+  }
+
+  dynamic "rule" {
+    for_each = var.lifecycle_rules
+
+    content {
+      id     = rule.value.id
+      status = rule.value.enabled ? "Enabled" : "Disabled"
+
+      filter {
+        prefix = rule.value.prefix
+      }
+
+      dynamic "expiration" {
+        for_each = rule.value.expiration_days == null ? [] : [rule.value.expiration_days]
+        content {
+          days = expiration.value
+        }
+      }
+
+      dynamic "noncurrent_version_expiration" {
+        for_each = rule.value.noncurrent_version_expiration_days == null ? [] : [rule.value.noncurrent_version_expiration_days]
+        content {
+          noncurrent_days = noncurrent_version_expiration.value
+        }
+      }
+
+      dynamic "transition" {
+        for_each = rule.value.transitions
+        content {
+          days          = transition.value.days
+          storage_class = transition.value.storage_class
+        }
+      }
+    }
+  }
+
+  # Lifecycle rules on noncurrent versions need versioning first.
+  depends_on = [aws_s3_bucket_versioning.this]
+}
+
+resource "aws_s3_bucket_logging" "this" {
+  count = local.create && var.logging_target_bucket != null ? 1 : 0
+
+  bucket        = local.bucket_id
+  target_bucket = var.logging_target_bucket
+  target_prefix = coalesce(var.logging_target_prefix, "${var.bucket}/")
+}
