@@ -17,7 +17,7 @@ TERRAFORM  ?= terraform
 export TF_CLI_CONFIG_FILE := $(CURDIR)/.terraform-cli/terraformrc
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help setup system-packages package test tf-check lint fmt bench clean plan apply tflocal-apply
+.PHONY: help setup system-packages package test tf-check lint fmt bench clean plan apply tflocal-apply docs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ fmt: setup ## Format Python (ruff) and Terraform
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 	$(TERRAFORM) fmt -recursive
+
+docs: setup ## Regenerate module READMEs' input/output tables
+	$(PY) scripts/tf_docs.py
 
 bench: setup package ## Run every pipeline benchmark; each prints a ratio against a baseline measured in the same run
 	$(PY) -m scripts.bench
