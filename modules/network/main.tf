@@ -1,0 +1,293 @@
+data "aws_partition" "current" {}
+
+data "aws_region" "current" {}
+
+locals {
+  create     = var.create
+  create_vpc = var.create && var.create_vpc
+  region     = data.aws_region.current.name
+  dns_suffix = data.aws_partition.current.dns_suffix
+
+  azs = length(var.azs) > 0 ? var.azs : ["${local.region}a", "${local.region}b"]
+  # /24 per subnet in a /16../20 VPC; smaller VPCs get 4 bits per subnet.
+  subnet_newbits = max(4, 24 - tonumber(split("/", var.vpc_cidr)[1]))
+  private_subnet_cidrs = length(var.private_subnet_cidrs) > 0 ? var.private_subnet_cidrs : [
+    for i, _ in local.azs : cidrsubnet(var.vpc_cidr, local.subnet_newbits, i)
+  ]
+
+  vpc_id             = local.create_vpc ? try(aws_vpc.this[0].id, null) : var.vpc_id
+  vpc_cidr_block     = local.create_vpc ? var.vpc_cidr : var.vpc_cidr_block
+  private_subnet_ids = local.create_vpc ? aws_subnet.private[*].id : var.private_subnet_ids
+  route_table_ids    = local.create_vpc ? aws_route_table.private[*].id : var.private_route_table_ids
+
+  create_s3_endpoint  = local.create && var.create_s3_gateway_endpoint
+  interface_endpoints = local.create && var.enable_interface_endpoints ? toset(var.interface_endpoint_services) : toset([])
+}
+
+################################################################################
+# VPC with private subnets only: no internet gateway, no NAT
+################################################################################
+
+resource "aws_vpc" "this" {
+  count = local.create_vpc ? 1 : 0
+
+  cidr_block           = var.vpc_cidr
+  enable_dns_support   = true
+  enable_dns_hostnames = true # private DNS of the interface endpoints needs both
+
+  tags = merge(var.tags, { Name = var.name })
+}
+
+# The default security group of a VPC allows all traffic between its members: strip it.
+resource "aws_default_security_group" "this" {
+  count = local.create_vpc ? 1 : 0
+
+  vpc_id = aws_vpc.this[0].id
+
+  tags = merge(var.tags, { Name = "${var.name}-default-deny" })
+}
+
+resource "aws_subnet" "private" {
+  count = local.create_vpc ? length(local.azs) : 0
+
+  vpc_id                  = aws_vpc.this[0].id
+  cidr_block              = local.private_subnet_cidrs[count.index]
+  availability_zone       = local.azs[count.index]
+  map_public_ip_on_launch = false
+
+  tags = merge(var.tags, { Name = "${var.name}-private-${local.azs[count.index]}", Tier = "private" })
+}
+
+resource "aws_route_table" "private" {
+  count = local.create_vpc ? length(local.azs) : 0
+
+  vpc_id = aws_vpc.this[0].id
+
+  tags = merge(var.tags, { Name = "${var.name}-private-${local.azs[count.index]}" })
+}
+
+resource "aws_route_table_association" "private" {
+  count = local.create_vpc ? length(local.azs) : 0
+
+  subnet_id      = aws_subnet.private[count.index].id
+  route_table_id = aws_route_table.private[count.index].id
+}
+
+resource "aws_cloudwatch_log_group" "flow_logs" {
+  count = local.create_vpc && var.enable_flow_logs ? 1 : 0
+
+  name              = "/aws/vpc/${var.name}/flow-logs"
+  retention_in_days = var.flow_log_retention_days
+  kms_key_id        = var.log_kms_key_arn
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "flow_logs_assume" {
+  statement {
+    sid     = "VpcFlowLogsAssumeRole"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["vpc-flow-logs.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "flow_logs" {
+  count = local.create_vpc && var.enable_flow_logs ? 1 : 0
+
+  name               = "${var.name}-flow-logs"
+  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "flow_logs" {
+  count = local.create_vpc && var.enable_flow_logs ? 1 : 0
+
+  statement {
+    sid       = "WriteFlowLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = ["${aws_cloudwatch_log_group.flow_logs[0].arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "flow_logs" {
+  count = local.create_vpc && var.enable_flow_logs ? 1 : 0
+
+  name   = "${var.name}-flow-logs"
+  role   = aws_iam_role.flow_logs[0].id
+  policy = data.aws_iam_policy_document.flow_logs[0].json
+}
+
+resource "aws_flow_log" "this" {
+  count = local.create_vpc && var.enable_flow_logs ? 1 : 0
+
+  vpc_id               = aws_vpc.this[0].id
+  traffic_type         = "ALL"
+  log_destination_type = "cloud-watch-logs"
+  log_destination      = aws_cloudwatch_log_group.flow_logs[0].arn
+  iam_role_arn         = aws_iam_role.flow_logs[0].arn
+
+  tags = merge(var.tags, { Name = "${var.name}-flow-logs" })
+}
+
+################################################################################
+# Endpoints: S3 gateway on the private route tables, interface endpoints with private DNS
+################################################################################
+
+resource "aws_vpc_endpoint" "s3" {
+  count = local.create_s3_endpoint ? 1 : 0
+
+  vpc_id            = local.vpc_id
+  service_name      = "com.amazonaws.${local.region}.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = local.route_table_ids
+
+  tags = merge(var.tags, { Name = "${var.name}-s3" })
+}
+
+resource "aws_vpc_endpoint" "interface" {
+  for_each = local.interface_endpoints
+
+  vpc_id              = local.vpc_id
+  service_name        = "com.amazonaws.${local.region}.${each.value}"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = local.private_subnet_ids
+  security_group_ids  = [aws_security_group.endpoints[0].id]
+
+  tags = merge(var.tags, { Name = "${var.name}-${each.value}" })
+}
+
+################################################################################
+# Security groups
+################################################################################
+
+resource "aws_security_group" "lambda" {
+  count = local.create ? 1 : 0
+
+  name        = "${var.name}-lambda"
+  description = "Pipeline Lambda functions: egress to the database, the endpoints and S3 only"
+  vpc_id      = local.vpc_id
+
+  tags = merge(var.tags, { Name = "${var.name}-lambda" })
+}
+
+resource "aws_security_group" "dms" {
+  count = local.create ? 1 : 0
+
+  name        = "${var.name}-dms"
+  description = "DMS replication instances: egress to the database, the endpoints and S3"
+  vpc_id      = local.vpc_id
+
+  tags = merge(var.tags, { Name = "${var.name}-dms" })
+}
+
+resource "aws_security_group" "database" {
+  count = local.create ? 1 : 0
+
+  name        = "${var.name}-database"
+  description = "Unified PostgreSQL database: reachable only from the Lambda and DMS groups"
+  vpc_id      = local.vpc_id
+
+  tags = merge(var.tags, { Name = "${var.name}-database" })
+}
+
+resource "aws_security_group" "endpoints" {
+  count = local.create && var.enable_interface_endpoints ? 1 : 0
+
+  name        = "${var.name}-endpoints"
+  description = "Interface VPC endpoints: HTTPS from the Lambda and DMS groups"
+  vpc_id      = local.vpc_id
+
+  tags = merge(var.tags, { Name = "${var.name}-endpoints" })
+}
+
+locals {
+  # Clients (Lambda, DMS) share the same egress shape.
+  clients = local.create ? {
+    lambda = aws_security_group.lambda[0].id
+    dms    = aws_security_group.dms[0].id
+  } : {}
+}
+
+resource "aws_vpc_security_group_ingress_rule" "database" {
+  for_each = local.clients
+
+  security_group_id            = aws_security_group.database[0].id
+  description                  = "Database from the ${each.key} group"
+  ip_protocol                  = "tcp"
+  from_port                    = var.database_port
+  to_port                      = var.database_port
+  referenced_security_group_id = each.value
+
+  tags = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "to_database" {
+  for_each = local.clients
+
+  security_group_id            = each.value
+  description                  = "To the database"
+  ip_protocol                  = "tcp"
+  from_port                    = var.database_port
+  to_port                      = var.database_port
+  referenced_security_group_id = aws_security_group.database[0].id
+
+  tags = var.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "endpoints" {
+  for_each = var.enable_interface_endpoints ? local.clients : {}
+
+  security_group_id            = aws_security_group.endpoints[0].id
+  description                  = "HTTPS from the ${each.key} group"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = each.value
+
+  tags = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "to_endpoints" {
+  for_each = var.enable_interface_endpoints ? local.clients : {}
+
+  security_group_id            = each.value
+  description                  = "HTTPS to the interface endpoints"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.endpoints[0].id
+
+  tags = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "to_s3" {
+  for_each = local.create_s3_endpoint ? local.clients : {}
+
+  security_group_id = each.value
+  description       = "HTTPS to S3 through the gateway endpoint"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = aws_vpc_endpoint.s3[0].prefix_list_id
+
+  tags = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "https_cidrs" {
+  for_each = { for pair in setproduct(keys(local.clients), var.https_egress_cidrs) : "${pair[0]}-${pair[1]}" => { group = local.clients[pair[0]], cidr = pair[1] } }
+
+  security_group_id = each.value.group
+  description       = "HTTPS to ${each.value.cidr}"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = each.value.cidr
+
+  tags = var.tags
+}
