@@ -666,8 +666,12 @@ def package(
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=build_dir))
     try:
         installs = install_all(src, functions, target, cache_root)
-        artefacts = [build_function(src, name, staging, *installs[name]) for name in functions]
-        layer = build_odbc_layer(target, staging) if with_odbc_layer else None
+        # zlib releases the GIL while compressing, so zips build in parallel on threads.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            layer_job = pool.submit(build_odbc_layer, target, staging) if with_odbc_layer else None
+            jobs = [pool.submit(build_function, src, name, staging, *installs[name]) for name in functions]
+            artefacts = [job.result() for job in jobs]
+            layer = layer_job.result() if layer_job else None
         problems = check_limits(artefacts, layer, limits)
         if problems:
             raise PackagingError("Lambda size limits exceeded:\n  " + "\n  ".join(problems))
