@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts import package
 from tests.packaging.conftest import run_package
 
 # glibc of the Lambda python3.12 runtime (Amazon Linux 2023).
@@ -135,17 +136,27 @@ def test_no_library_needs_a_glibc_newer_than_the_runtime(layer: Layer) -> None:
     assert not problems, f"needs newer than GLIBC_{RUNTIME_GLIBC[0]}.{RUNTIME_GLIBC[1]}: {problems}"
 
 
-def test_the_glibc_check_catches_a_newer_symbol(tmp_path: Path) -> None:
-    """Control for the test above: an object calling arc4random (glibc 2.36) must be flagged."""
+@pytest.fixture
+def needs_glibc_2_36(tmp_path: Path) -> Path:
+    """A shared object calling arc4random, which glibc added in 2.36."""
     compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler:
-        source = tmp_path / "new.c"
-        source.write_text("#include <stdlib.h>\nunsigned int f(void) { return arc4random(); }\n")
-        subject = tmp_path / "libnew.so"
-        subprocess.run([compiler, "-shared", "-fPIC", "-o", str(subject), str(source)], check=True)
-    else:  # Debian 12's libcrypt1 (essential) needs GLIBC_2.36 too
-        subject = Path("/lib/x86_64-linux-gnu/libcrypt.so.1")
-    assert "GLIBC_2.36" in too_new(glibc_versions_required(subject))
+    if not compiler:  # Debian 12's libcrypt1 (essential) needs GLIBC_2.36 too
+        return Path("/lib/x86_64-linux-gnu/libcrypt.so.1")
+    source = tmp_path / "new.c"
+    source.write_text("#include <stdlib.h>\nunsigned int f(void) { return arc4random(); }\n")
+    subject = tmp_path / "libnew.so"
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(subject), str(source)], check=True)
+    return subject
+
+
+def test_the_glibc_check_catches_a_newer_symbol(needs_glibc_2_36: Path) -> None:
+    """Control for the test above: it must flag an object that needs a newer glibc."""
+    assert "GLIBC_2.36" in too_new(glibc_versions_required(needs_glibc_2_36))
+
+
+def test_the_build_refuses_a_library_needing_a_newer_glibc(needs_glibc_2_36: Path) -> None:
+    problems = package.check_glibc({"libnew.so": needs_glibc_2_36}, (2, 34), "python3.12")
+    assert problems == ["libnew.so needs GLIBC_2.36; python3.12 provides glibc 2.34"]
 
 
 # --- pyodbc through the unpacked layer ---------------------------------------------------------
