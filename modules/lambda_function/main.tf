@@ -24,12 +24,14 @@ locals {
 
   ec2_arn_prefix = "arn:${local.partition}:ec2:${local.region}:${local.account_id}"
 
-  destination_arns = compact([
-    var.dead_letter_target_arn,
-    try(var.dynamodb_event_source.on_failure_destination_arn, null),
-  ])
-  sqs_destinations = [for arn in local.destination_arns : arn if can(regex("^arn:[^:]+:sqs:", arn))]
-  sns_destinations = [for arn in local.destination_arns : arn if can(regex("^arn:[^:]+:sns:", arn))]
+  # Failure destinations are objects, so whether one is set is known at plan time even when its
+  # ARN is not yet.
+  destinations = concat(
+    var.dead_letter_target == null ? [] : [var.dead_letter_target],
+    try(var.dynamodb_event_source.on_failure, null) == null ? [] : [var.dynamodb_event_source.on_failure],
+  )
+  sqs_destinations = [for d in local.destinations : d.arn if d.type == "sqs"]
+  sns_destinations = [for d in local.destinations : d.arn if d.type == "sns"]
 }
 
 ################################################################################
@@ -254,10 +256,10 @@ resource "aws_lambda_function" "this" {
   }
 
   dynamic "dead_letter_config" {
-    for_each = var.dead_letter_target_arn == null ? [] : [var.dead_letter_target_arn]
+    for_each = var.dead_letter_target == null ? [] : [var.dead_letter_target]
 
     content {
-      target_arn = dead_letter_config.value
+      target_arn = dead_letter_config.value.arn
     }
   }
 
@@ -302,11 +304,11 @@ resource "aws_lambda_event_source_mapping" "dynamodb" {
   function_response_types            = ["ReportBatchItemFailures"]
 
   dynamic "destination_config" {
-    for_each = var.dynamodb_event_source.on_failure_destination_arn == null ? [] : [var.dynamodb_event_source.on_failure_destination_arn]
+    for_each = var.dynamodb_event_source.on_failure == null ? [] : [var.dynamodb_event_source.on_failure]
 
     content {
       on_failure {
-        destination_arn = destination_config.value
+        destination_arn = destination_config.value.arn
       }
     }
   }
@@ -375,12 +377,12 @@ data "aws_iam_policy_document" "scheduler" {
   }
 
   dynamic "statement" {
-    for_each = var.schedule.dead_letter_arn == null ? [] : [var.schedule.dead_letter_arn]
+    for_each = var.schedule.dead_letter == null ? [] : [var.schedule.dead_letter]
 
     content {
       sid       = "SendToDeadLetterQueue"
       actions   = ["sqs:SendMessage"]
-      resources = [statement.value]
+      resources = [statement.value.arn]
     }
   }
 }
@@ -417,10 +419,10 @@ resource "aws_scheduler_schedule" "this" {
     }
 
     dynamic "dead_letter_config" {
-      for_each = var.schedule.dead_letter_arn == null ? [] : [var.schedule.dead_letter_arn]
+      for_each = var.schedule.dead_letter == null ? [] : [var.schedule.dead_letter]
 
       content {
-        arn = dead_letter_config.value
+        arn = dead_letter_config.value.arn
       }
     }
   }

@@ -207,10 +207,18 @@ variable "tracing_mode" {
   }
 }
 
-variable "dead_letter_target_arn" {
-  description = "SQS queue or SNS topic receiving asynchronous invocations (SNS, schedules) that failed every retry. The role gets permission to send there."
-  type        = string
-  default     = null
+variable "dead_letter_target" {
+  description = "Where asynchronous invocations (SNS, schedules) that failed every retry go: { arn, type = sqs | sns }. The role gets permission to send there."
+  type = object({
+    arn  = string
+    type = optional(string, "sqs")
+  })
+  default = null
+
+  validation {
+    condition     = var.dead_letter_target == null ? true : contains(["sqs", "sns"], var.dead_letter_target.type)
+    error_message = "dead_letter_target.type must be sqs or sns."
+  }
 }
 
 variable "sqs_event_source" {
@@ -240,7 +248,7 @@ variable "sqs_event_source" {
 }
 
 variable "dynamodb_event_source" {
-  description = "DynamoDB stream feeding the function: bisect on error, bounded retries and record age, failed batches sent to `on_failure_destination_arn` (SQS or SNS)."
+  description = "DynamoDB stream feeding the function: bisect on error, bounded retries and record age, failed batches' metadata sent to `on_failure` { arn, type = sqs | sns }."
   type = object({
     stream_arn                     = string
     starting_position              = optional(string, "TRIM_HORIZON")
@@ -250,7 +258,10 @@ variable "dynamodb_event_source" {
     maximum_retry_attempts         = optional(number, 10)
     maximum_record_age_in_seconds  = optional(number, 86400)
     parallelization_factor         = optional(number, 1)
-    on_failure_destination_arn     = optional(string)
+    on_failure = optional(object({
+      arn  = string
+      type = optional(string, "sqs")
+    }))
   })
   default = null
 
@@ -287,7 +298,9 @@ variable "schedule" {
     enabled                      = optional(bool, true)
     maximum_retry_attempts       = optional(number, 0)
     maximum_event_age_in_seconds = optional(number, 3600)
-    dead_letter_arn              = optional(string)
+    dead_letter = optional(object({
+      arn = string
+    }))
   })
   default = null
 

@@ -1,0 +1,130 @@
+locals {
+  create      = var.create
+  bucket_name = coalesce(var.bucket_name, var.name)
+
+  # The smallest set of prefixes covering every route: S3 rejects overlapping notification filters,
+  # and objects under a covered prefix that match no route are reported by the function.
+  prefixes = distinct([for r in var.routes : r.prefix])
+  notification_prefixes = contains(local.prefixes, "") ? [""] : [
+    for p in local.prefixes : p if length([for q in local.prefixes : q if q != p && startswith(p, q)]) == 0
+  ]
+
+  routes = [for r in var.routes : {
+    prefix      = r.prefix
+    suffix      = r.suffix
+    table       = r.table
+    format      = r.format
+    mode        = r.mode
+    key_columns = r.key_columns
+    on_error    = r.on_error
+    csv         = r.csv
+  }]
+
+  visibility_timeout = min(43200, 6 * var.timeout)
+}
+
+module "bucket" {
+  source = "../bucket"
+
+  create          = local.create
+  bucket          = local.bucket_name
+  force_destroy   = var.bucket_force_destroy
+  kms_key_arn     = var.bucket_kms_key_arn
+  lifecycle_rules = var.bucket_lifecycle_rules
+
+  tags = var.tags
+}
+
+module "events" {
+  source = "../event_queue"
+
+  create                     = local.create
+  name                       = var.name
+  bucket_id                  = module.bucket.bucket_id
+  bucket_arn                 = module.bucket.bucket_arn
+  filters                    = [for p in local.notification_prefixes : { prefix = p }]
+  kms_key_arn                = var.kms_key_arn
+  visibility_timeout_seconds = local.visibility_timeout
+  max_receive_count          = var.max_receive_count
+
+  tags = var.tags
+}
+
+module "function" {
+  source = "../lambda_function"
+
+  create        = local.create
+  function_name = var.name
+  description   = "Loads CSV / JSON-lines objects from s3://${local.bucket_name} into PostgreSQL"
+  package       = var.package
+  runtime       = var.runtime
+  architecture  = var.architecture
+  memory_size   = var.memory_size
+  timeout       = var.timeout
+  log_level     = var.log_level
+
+  log_retention_days = var.log_retention_days
+  log_kms_key_arn    = var.log_kms_key_arn
+
+  vpc_subnet_ids         = var.vpc_subnet_ids
+  vpc_security_group_ids = var.vpc_security_group_ids
+
+  environment_variables = {
+    ROUTES        = jsonencode(local.routes)
+    SOURCE_BUCKET = local.bucket_name
+    DB_HOST       = var.database.host
+    DB_PORT       = tostring(var.database.port)
+    DB_NAME       = var.database.name
+    DB_SECRET_ARN = var.database.secret_arn
+    DB_SSLMODE    = var.database.sslmode
+    STATE_SCHEMA  = var.database.state_schema
+  }
+
+  sqs_event_source = {
+    queue_arn                          = module.events.queue_arn
+    batch_size                         = var.batch_size
+    maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds
+    maximum_concurrency                = var.maximum_concurrency
+  }
+
+  policy_statements = concat(
+    [
+      {
+        sid       = "ReadRoutedObjects"
+        actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+        resources = [for p in local.notification_prefixes : "${module.bucket.bucket_arn}/${p}*"]
+      },
+      {
+        sid       = "ReadDatabaseSecret"
+        actions   = ["secretsmanager:GetSecretValue"]
+        resources = [var.database.secret_arn]
+      },
+    ],
+    var.bucket_kms_key_arn == null ? [] : [
+      {
+        sid        = "DecryptObjects"
+        actions    = ["kms:Decrypt"]
+        resources  = [var.bucket_kms_key_arn]
+        conditions = []
+      },
+    ],
+    var.database.secret_kms_key_arn == null ? [] : [
+      {
+        sid       = "DecryptDatabaseSecret"
+        actions   = ["kms:Decrypt"]
+        resources = [var.database.secret_kms_key_arn]
+        conditions = [{
+          test     = "StringLike"
+          variable = "kms:ViaService"
+          values   = ["secretsmanager.*.amazonaws.com"]
+        }]
+      },
+    ],
+  )
+
+  create_alarms   = var.create_alarms
+  alarm_topic_arn = var.alarm_topic_arn
+  alarm_dlq_names = ["${var.name}-dlq"]
+
+  tags = var.tags
+}

@@ -1,0 +1,274 @@
+variable "create" {
+  description = "Whether to create the file loader pipeline."
+  type        = bool
+  default     = true
+}
+
+variable "name" {
+  description = "Name of the pipeline: names the function, queue, topic and (unless `bucket_name` is set) the bucket."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{1,48}[a-z0-9]$", var.name))
+    error_message = "name must be 3-50 characters of lower-case letters, digits and hyphens."
+  }
+}
+
+variable "bucket_name" {
+  description = "Name of the landing bucket this module creates. Null uses `name`."
+  type        = string
+  default     = null
+}
+
+variable "bucket_force_destroy" {
+  description = "Allow destroying the landing bucket while it holds objects."
+  type        = bool
+  default     = false
+}
+
+variable "bucket_kms_key_arn" {
+  description = "KMS key for SSE-KMS on the landing bucket (the function gets kms:Decrypt on it). Null uses SSE-S3."
+  type        = string
+  default     = null
+}
+
+variable "bucket_lifecycle_rules" {
+  description = "Lifecycle rules of the landing bucket (see modules/bucket)."
+  type = list(object({
+    id                                 = string
+    enabled                            = optional(bool, true)
+    prefix                             = optional(string, "")
+    expiration_days                    = optional(number)
+    noncurrent_version_expiration_days = optional(number)
+    transitions = optional(list(object({
+      days          = number
+      storage_class = string
+    })), [])
+  }))
+  default = []
+}
+
+variable "routes" {
+  description = <<-EOT
+    Where objects go. An object is loaded by the first route whose `prefix` (and `suffix`, if set)
+    matches its key; an object matching no route is reported and left alone. `table` is
+    "schema.table"; `format` csv or jsonl (either may be gzip-compressed); `mode` append or upsert
+    (upsert needs `key_columns`); `on_error` reject_object (nothing loaded, the ledger says why) or
+    quarantine (good rows load, bad rows go to the rejects table); `csv` options for CSV routes.
+    Passed to the function as the JSON environment variable ROUTES (docs/contracts.md).
+  EOT
+  type = list(object({
+    prefix      = string
+    suffix      = optional(string, "")
+    table       = string
+    format      = string
+    mode        = optional(string, "append")
+    key_columns = optional(list(string), [])
+    on_error    = optional(string, "reject_object")
+    csv = optional(object({
+      delimiter = optional(string, ",")
+      quote     = optional(string, "\"")
+      null      = optional(string, "")
+      encoding  = optional(string, "utf-8")
+    }), {})
+  }))
+
+  validation {
+    condition     = length(var.routes) > 0
+    error_message = "routes must contain at least one route."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.routes : !startswith(r.prefix, "/") && !can(regex("\\.\\.", r.prefix))])
+    error_message = "A route prefix must not start with \"/\" or contain \"..\" (S3 keys have no leading slash)."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.routes : can(regex("^[A-Za-z_][A-Za-z0-9_]{0,62}\\.[A-Za-z_][A-Za-z0-9_]{0,62}$", r.table))])
+    error_message = "Every route table must be \"schema.table\", each part an identifier of letters, digits and underscores (at most 63 characters, not starting with a digit)."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.routes : contains(["csv", "jsonl"], r.format)])
+    error_message = "Every route format must be csv or jsonl."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.routes : contains(["append", "upsert"], r.mode)])
+    error_message = "Every route mode must be append or upsert."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.routes : r.mode != "upsert" || length(r.key_columns) > 0])
+    error_message = "A route with mode = \"upsert\" needs key_columns (the conflict target)."
+  }
+
+  validation {
+    condition     = alltrue(flatten([for r in var.routes : [for c in r.key_columns : can(regex("^[A-Za-z_][A-Za-z0-9_]{0,62}$", c))]]))
+    error_message = "key_columns must be column identifiers (letters, digits, underscores, not starting with a digit)."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.routes : contains(["reject_object", "quarantine"], r.on_error)])
+    error_message = "Every route on_error must be reject_object or quarantine."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.routes : length(r.csv.delimiter) == 1 && length(r.csv.quote) == 1 && r.csv.delimiter != r.csv.quote && !contains(["\n", "\r"], r.csv.delimiter)])
+    error_message = "csv.delimiter and csv.quote must each be a single character, differ from each other, and not be a line break."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.routes : can(regex("^[A-Za-z0-9_-]+$", r.csv.encoding))])
+    error_message = "csv.encoding must be an encoding name such as utf-8 or latin-1."
+  }
+
+  validation {
+    condition     = length(distinct([for r in var.routes : "${r.prefix}|${r.suffix}"])) == length(var.routes)
+    error_message = "Two routes have the same prefix and suffix; the second could never match."
+  }
+
+  validation {
+    # Lambda allows 4 KB of environment variables in total.
+    condition     = length(jsonencode(var.routes)) <= 3000
+    error_message = "routes encode to more than 3000 bytes of JSON; Lambda allows 4 KB of environment variables in total. Use fewer or shorter routes."
+  }
+}
+
+variable "package" {
+  description = "The file_loader entry of build/manifest.json with `filename` resolved: { filename, handler, source_code_hash }."
+  type = object({
+    filename         = string
+    handler          = string
+    source_code_hash = string
+  })
+}
+
+variable "runtime" {
+  description = "Python runtime of the function."
+  type        = string
+  default     = "python3.12"
+}
+
+variable "architecture" {
+  description = "Architecture of the function (x86_64 or arm64)."
+  type        = string
+  default     = "x86_64"
+}
+
+variable "memory_size" {
+  description = "Memory of the function in MB (network and CPU throughput scale with it)."
+  type        = number
+  default     = 1024
+}
+
+variable "timeout" {
+  description = "Timeout of the function in seconds; the largest object it can load depends on it (docs/terraform.md)."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.timeout >= 30 && var.timeout <= 900
+    error_message = "timeout must be between 30 and 900 seconds."
+  }
+}
+
+variable "log_level" {
+  description = "LOG_LEVEL of the function."
+  type        = string
+  default     = "INFO"
+}
+
+variable "log_retention_days" {
+  description = "Retention of the function's logs."
+  type        = number
+  default     = 30
+}
+
+variable "log_kms_key_arn" {
+  description = "KMS key encrypting the log group (null = CloudWatch default)."
+  type        = string
+  default     = null
+}
+
+variable "database" {
+  description = "Target PostgreSQL database: host (instance or proxy), port, name, the secret holding {username, password}, its KMS key if customer managed, sslmode, and the state schema."
+  type = object({
+    host               = string
+    port               = optional(number, 5432)
+    name               = string
+    secret_arn         = string
+    secret_kms_key_arn = optional(string)
+    sslmode            = optional(string, "require")
+    state_schema       = optional(string, "pipeline_state")
+  })
+
+  validation {
+    condition     = contains(["require", "verify-ca", "verify-full"], var.database.sslmode)
+    error_message = "database.sslmode must be require, verify-ca or verify-full (TLS is mandatory)."
+  }
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.database.state_schema))
+    error_message = "database.state_schema must be a lower-case identifier."
+  }
+}
+
+variable "vpc_subnet_ids" {
+  description = "Private subnets of the function (empty = outside a VPC)."
+  type        = list(string)
+  default     = []
+}
+
+variable "vpc_security_group_ids" {
+  description = "Security groups of the function."
+  type        = list(string)
+  default     = []
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key encrypting the notification topic (its policy must allow s3.amazonaws.com)."
+  type        = string
+}
+
+variable "batch_size" {
+  description = "SQS messages per invocation. Each message is one object; 1 gives every object the whole function timeout."
+  type        = number
+  default     = 1
+}
+
+variable "maximum_batching_window_in_seconds" {
+  description = "How long the event source waits to fill a batch."
+  type        = number
+  default     = 0
+}
+
+variable "maximum_concurrency" {
+  description = "Most concurrent invocations from the queue = most database connections this pipeline opens (2-1000). Size it against max_connections (docs/terraform.md)."
+  type        = number
+  default     = 5
+}
+
+variable "max_receive_count" {
+  description = "Deliveries of an object's message before it moves to the DLQ."
+  type        = number
+  default     = 5
+}
+
+variable "create_alarms" {
+  description = "Create the function's alarms (errors, throttles, DLQ depth)."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic for alarm notifications (null = alarms without actions)."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags applied to every resource of this module."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,152 @@
+variable "create" {
+  description = "Whether to create the schema migrations pipeline."
+  type        = bool
+  default     = true
+}
+
+variable "name" {
+  description = "Name of the pipeline: names the function, topics, DLQ and (unless `bucket_name` is set) the bucket."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{1,44}[a-z0-9]$", var.name))
+    error_message = "name must be 3-46 characters of lower-case letters, digits and hyphens."
+  }
+}
+
+variable "bucket_name" {
+  description = "Name of the migrations bucket. Null uses `name`."
+  type        = string
+  default     = null
+}
+
+variable "bucket_force_destroy" {
+  description = "Allow destroying the migrations bucket while it holds objects."
+  type        = bool
+  default     = false
+}
+
+variable "bucket_kms_key_arn" {
+  description = "KMS key for SSE-KMS on the migrations bucket (the function gets kms:Decrypt on it). Null uses SSE-S3."
+  type        = string
+  default     = null
+}
+
+variable "allowed_databases" {
+  description = "Databases migrations may target (the first key component). Empty allows any valid database name. `postgres` runs on the root database and may create the others."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for d in var.allowed_databases : can(regex("^[a-z_][a-z0-9_]{0,62}$", d))])
+    error_message = "allowed_databases must be lower-case database identifiers (letters, digits, underscores; at most 63 characters)."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key encrypting the notification and results topics (its policy must allow s3.amazonaws.com)."
+  type        = string
+}
+
+variable "package" {
+  description = "The schema_migrations entry of build/manifest.json with `filename` resolved: { filename, handler, source_code_hash }."
+  type = object({
+    filename         = string
+    handler          = string
+    source_code_hash = string
+  })
+}
+
+variable "runtime" {
+  description = "Python runtime of the function."
+  type        = string
+  default     = "python3.12"
+}
+
+variable "architecture" {
+  description = "Architecture of the function (x86_64 or arm64)."
+  type        = string
+  default     = "x86_64"
+}
+
+variable "memory_size" {
+  description = "Memory of the function in MB."
+  type        = number
+  default     = 512
+}
+
+variable "timeout" {
+  description = "Timeout of the function in seconds; also LOCK_STALE_SECONDS, the age after which yoyo's lock is considered stale."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.timeout >= 30 && var.timeout <= 900
+    error_message = "timeout must be between 30 and 900 seconds."
+  }
+}
+
+variable "log_level" {
+  description = "LOG_LEVEL of the function."
+  type        = string
+  default     = "INFO"
+}
+
+variable "log_retention_days" {
+  description = "Retention of the function's logs."
+  type        = number
+  default     = 30
+}
+
+variable "log_kms_key_arn" {
+  description = "KMS key encrypting the log group (null = CloudWatch default)."
+  type        = string
+  default     = null
+}
+
+variable "database" {
+  description = "The database instance, connected to directly (never through a proxy: migrations hold session-level advisory locks): host, port, the root database name, and the master (or a migration user's) secret."
+  type = object({
+    host               = string
+    port               = optional(number, 5432)
+    name               = string
+    secret_arn         = string
+    secret_kms_key_arn = optional(string)
+    sslmode            = optional(string, "require")
+  })
+
+  validation {
+    condition     = contains(["require", "verify-ca", "verify-full"], var.database.sslmode)
+    error_message = "database.sslmode must be require, verify-ca or verify-full (TLS is mandatory)."
+  }
+}
+
+variable "vpc_subnet_ids" {
+  description = "Private subnets of the function (empty = outside a VPC)."
+  type        = list(string)
+  default     = []
+}
+
+variable "vpc_security_group_ids" {
+  description = "Security groups of the function."
+  type        = list(string)
+  default     = []
+}
+
+variable "create_alarms" {
+  description = "Create the function's alarms (errors, throttles, DLQ depth)."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic for alarm notifications (null = alarms without actions)."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags applied to every resource of this module."
+  type        = map(string)
+  default     = {}
+}
