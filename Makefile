@@ -10,6 +10,7 @@ RUNTIME    ?= python3.12
 ARCH       ?= x86_64
 ENV        ?= dev
 PYTEST_ARGS ?=
+PACKAGE_ARGS ?=
 
 # Terraform: the binary on PATH with a project-local CLI config that installs the hashicorp
 # providers from a filesystem mirror when this machine has one (see scripts/terraform_cli_config.sh).
@@ -37,7 +38,7 @@ $(TF_CLI_CONFIG_FILE): scripts/terraform_cli_config.sh
 	@scripts/terraform_cli_config.sh $@ >/dev/null
 
 package: setup ## Build one reproducible zip per function + the ODBC layer under $(BUILD_DIR)/ (RUNTIME=, ARCH=)
-	$(PY) scripts/package.py --build-dir $(BUILD_DIR) --runtime $(RUNTIME) --arch $(ARCH)
+	$(PY) scripts/package.py --build-dir $(BUILD_DIR) --runtime $(RUNTIME) --arch $(ARCH) $(PACKAGE_ARGS)
 
 test: setup package ## Run every test: unit, real databases, moto, Terraform (validate, plan, checkov, apply)
 	$(PY) -m pytest $(PYTEST_ARGS)
