@@ -1,0 +1,329 @@
+"""Bulk loading into PostgreSQL with COPY: the core shared by the file loader and table sync.
+
+Everything here works on a psycopg2 cursor inside the caller's transaction: nothing commits, so
+the caller writes its ledger or watermark in the same transaction as the data.
+
+API (stable; table sync builds on it):
+
+- `table_columns(cur, table) -> list[Column]`: the target's columns in order, with NOT NULL,
+  default, identity and generated flags; raises `TableNotFound` naming the table.
+- `primary_key(cur, table) -> list[str]`: the primary key columns in key order (empty if none).
+- `CopyFormat(...)`: COPY options (`format` csv | text, delimiter, quote, escape, null, header,
+  encoding), rendered with `sql.Literal`, never formatted into SQL text.
+- `copy_in(cur, table, columns, source, copy_format, chunk_size) -> int`: `COPY table (columns)
+  FROM STDIN` from a readable file-like object or an iterable of bytes/str chunks; returns the
+  rows copied. `table` is a `QualifiedName` or an already composed `sql.Composable` (a temp
+  table).
+- `create_staging(cur, target, columns, name) -> sql.Identifier`: a temporary table (dropped at
+  commit) with exactly `columns`, typed like the target's columns and NOT NULL where the target is,
+  so type and NULL errors surface while copying, with a line number.
+- `upsert(cur, staging, target, columns, key_columns, *, update_columns, version_column,
+  skip_unchanged) -> int`: `INSERT INTO target SELECT FROM staging ON CONFLICT (keys) DO UPDATE`;
+  returns the rows inserted or updated. With `version_column` an incoming row only replaces a
+  stored row whose version is NULL or not newer (`stored.v <= incoming.v`), so an older version
+  never overwrites a newer one. A key that repeats in the staging table would make PostgreSQL
+  refuse the statement ("cannot affect row a second time"); the fast path tries the plain
+  statement under a savepoint and only on that error retries with the last row per key (highest
+  version, then latest copied) - clean input pays nothing for the de-duplication.
+- `IterStream`: a file-like adapter (`read(n)`) over an iterator of bytes chunks, for
+  `copy_expert`.
+- `copy_error_line(exc) -> int | None`: the 1-based line of the COPY input an error refers to.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from psycopg2 import errors, sql
+
+from pipeline_common.identifiers import QualifiedName, validate_identifier
+
+DEFAULT_CHUNK_SIZE = 256 * 1024
+
+
+class TableNotFound(LookupError):
+    """The target table does not exist (or is not visible to the connecting role)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    data_type: str
+    not_null: bool
+    has_default: bool
+    identity: bool
+    generated: bool
+
+    @property
+    def required(self) -> bool:
+        """A value must come from the input: NOT NULL and nothing else fills it."""
+        return self.not_null and not (self.has_default or self.identity or self.generated)
+
+
+def table_columns(cur: Any, table: QualifiedName) -> list[Column]:
+    cur.execute(
+        """
+        SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef,
+               a.attidentity <> '', a.attgenerated <> ''
+        FROM pg_attribute a
+        JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')
+          AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY a.attnum
+        """,
+        (table.schema, table.name),
+    )
+    rows = cur.fetchall()
+    if not rows:
+        raise TableNotFound(f"table {table} does not exist")
+    return [Column(*row) for row in rows]
+
+
+def primary_key(cur: Any, table: QualifiedName) -> list[str]:
+    cur.execute(
+        """
+        SELECT a.attname
+        FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+        WHERE n.nspname = %s AND c.relname = %s AND i.indisprimary
+        ORDER BY k.position
+        """,
+        (table.schema, table.name),
+    )
+    return [row[0] for row in cur.fetchall()]
+
+
+@dataclass(frozen=True)
+class CopyFormat:
+    """Options of `COPY ... FROM STDIN WITH (...)`; None leaves PostgreSQL's default."""
+
+    format: str = "csv"
+    delimiter: str | None = None
+    quote: str | None = None
+    escape: str | None = None
+    null: str | None = None
+    header: bool = False
+    encoding: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.format not in ("csv", "text"):
+            raise ValueError(f"COPY format must be csv or text, got {self.format!r}")
+        if self.format == "text" and (self.quote is not None or self.escape is not None):
+            raise ValueError("quote and escape apply to the csv COPY format only")
+
+    def options(self) -> sql.Composable:
+        parts: list[sql.Composable] = [sql.SQL("FORMAT {}").format(sql.SQL(self.format))]
+        for name, value in (
+            ("DELIMITER", self.delimiter),
+            ("QUOTE", self.quote),
+            ("ESCAPE", self.escape),
+            ("NULL", self.null),
+            ("ENCODING", self.encoding),
+        ):
+            if value is not None:
+                parts.append(sql.SQL(name + " {}").format(sql.Literal(value)))
+        if self.header:
+            parts.append(sql.SQL("HEADER true"))
+        return sql.SQL(", ").join(parts)
+
+
+class IterStream(io.RawIOBase):
+    """A readable binary file over an iterator of chunks (bytes or str, encoded as UTF-8).
+
+    `copy_expert` calls `read(size)`; returning whole chunks (up to `size`) avoids re-slicing
+    large buffers, so the adapter adds almost no copying.
+    """
+
+    def __init__(self, chunks: Iterable[bytes | str]) -> None:
+        self._chunks: Iterator[bytes | str] = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(self._encoded(chunk) for chunk in [self._pending, *self._chunks])
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return b""
+            self._pending = self._encoded(chunk)
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    @staticmethod
+    def _encoded(chunk: bytes | str) -> bytes:
+        return chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+
+
+def _table_sql(table: QualifiedName | sql.Composable) -> sql.Composable:
+    return table.pg() if isinstance(table, QualifiedName) else table
+
+
+def _column_list(columns: Sequence[str]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(validate_identifier(c, "column")) for c in columns)
+
+
+def copy_in(
+    cur: Any,
+    table: QualifiedName | sql.Composable,
+    columns: Sequence[str],
+    source: IO[bytes] | IO[str] | Iterable[bytes | str],
+    copy_format: CopyFormat | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> int:
+    """COPY `source` into `table (columns)`; returns the number of rows copied.
+
+    An exception raised while reading `source` aborts the COPY and propagates; the transaction is
+    then in error and the caller rolls back (to a savepoint or entirely).
+    """
+    copy_format = copy_format or CopyFormat()
+    stream: Any = source if hasattr(source, "read") else IterStream(source)  # type: ignore[arg-type]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH ({})").format(
+        _table_sql(table), _column_list(columns), copy_format.options()
+    )
+    cur.copy_expert(statement, stream, size=chunk_size)
+    return int(cur.rowcount)
+
+
+def create_staging(
+    cur: Any,
+    target: QualifiedName,
+    columns: Sequence[str],
+    name: str = "pgload_staging",
+    not_null: Sequence[str] = (),
+) -> sql.Identifier:
+    """A temporary table with `columns` typed as in `target`, dropped at commit.
+
+    Only the named columns exist, so defaults of the target apply to the others on insert and an
+    update touches only what the input carries. Columns listed in `not_null` (typically those
+    NOT NULL in the target) refuse NULLs during the COPY already, where the error has a line.
+    """
+    staging = sql.Identifier(validate_identifier(name, "table"))
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(staging))
+    cur.execute(
+        sql.SQL("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+            staging, _column_list(columns), target.pg()
+        )
+    )
+    for column in not_null:
+        cur.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(
+                staging, sql.Identifier(validate_identifier(column, "column"))
+            )
+        )
+    return staging
+
+
+def upsert(
+    cur: Any,
+    staging: sql.Composable,
+    target: QualifiedName,
+    columns: Sequence[str],
+    key_columns: Sequence[str],
+    *,
+    update_columns: Sequence[str] | None = None,
+    version_column: str | None = None,
+    skip_unchanged: bool = False,
+) -> int:
+    """Insert the staging rows into `target`, updating rows whose key exists; returns rows written.
+
+    `update_columns` defaults to every non-key column. `skip_unchanged` leaves rows whose values
+    are all equal untouched (no dead tuple, no WAL), which pays off when most rows repeat.
+    """
+    if not key_columns:
+        raise ValueError(f"upsert into {target} needs key columns")
+    missing = [k for k in key_columns if k not in columns]
+    if missing:
+        raise ValueError(f"upsert into {target}: key columns {missing} are not among the loaded columns")
+    if version_column is not None and version_column not in columns:
+        raise ValueError(f"upsert into {target}: version column {version_column!r} is not among the loaded columns")
+    updates = [c for c in (update_columns if update_columns is not None else columns) if c not in key_columns]
+    cur.execute("SAVEPOINT pgload_upsert")
+    try:
+        cur.execute(_upsert_sql(staging, target, columns, key_columns, updates, version_column, skip_unchanged, False))
+    except errors.CardinalityViolation:
+        # The input repeats a key: keep the last row per key and try again.
+        cur.execute("ROLLBACK TO SAVEPOINT pgload_upsert")
+        cur.execute(_upsert_sql(staging, target, columns, key_columns, updates, version_column, skip_unchanged, True))
+    written = int(cur.rowcount)
+    cur.execute("RELEASE SAVEPOINT pgload_upsert")
+    return written
+
+
+def _upsert_sql(
+    staging: sql.Composable,
+    target: QualifiedName,
+    columns: Sequence[str],
+    key_columns: Sequence[str],
+    updates: Sequence[str],
+    version_column: str | None,
+    skip_unchanged: bool,
+    dedupe: bool,
+) -> sql.Composable:
+    cols = _column_list(columns)
+    keys = _column_list(key_columns)
+    if dedupe:
+        # A freshly filled temp table is append-only, so ctid order is copy order.
+        order = [sql.SQL("{} DESC NULLS LAST").format(sql.Identifier(version_column))] if version_column else []
+        order.append(sql.SQL("ctid DESC"))
+        source = sql.SQL("SELECT DISTINCT ON ({keys}) {cols} FROM {staging} ORDER BY {keys}, {order}").format(
+            keys=keys, cols=cols, staging=staging, order=sql.SQL(", ").join(order)
+        )
+    else:
+        source = sql.SQL("SELECT {} FROM {}").format(cols, staging)
+    statement = sql.SQL("INSERT INTO {target} AS t ({cols}) {source} ON CONFLICT ({keys})").format(
+        target=target.pg(), cols=cols, source=source, keys=keys
+    )
+    if not updates:
+        return statement + sql.SQL(" DO NOTHING")
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(validate_identifier(c, "column"))) for c in updates
+    )
+    statement = statement + sql.SQL(" DO UPDATE SET ") + assignments
+    conditions: list[sql.Composable] = []
+    if version_column is not None:
+        version = sql.Identifier(version_column)
+        conditions.append(sql.SQL("(t.{v} IS NULL OR t.{v} <= EXCLUDED.{v})").format(v=version))
+    if skip_unchanged:
+        conditions.append(
+            sql.SQL("({}) IS DISTINCT FROM ({})").format(
+                sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in updates),
+                sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in updates),
+            )
+        )
+    if conditions:
+        statement = statement + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
+    return statement
+
+
+_COPY_LINE = re.compile(r"\bCOPY [^,\n]+, line (\d+)")
+
+
+def copy_error_line(exc: BaseException) -> int | None:
+    """The 1-based line of the COPY input that `exc` (a psycopg2 error) refers to, if it says."""
+    diag = getattr(exc, "diag", None)
+    context = getattr(diag, "context", None) or ""
+    match = _COPY_LINE.search(context) or _COPY_LINE.search(str(exc))
+    return int(match.group(1)) if match else None
+
+
+def is_row_error(exc: BaseException) -> bool:
+    """True for errors caused by the data of a row (SQLSTATE class 22 data exception or 23
+    integrity violation), as opposed to the connection, permissions or the schema."""
+    code = getattr(exc, "pgcode", None) or ""
+    return code[:2] in ("22", "23")
