@@ -281,7 +281,7 @@ def module_dirs(root: Path) -> list[Path]:
 def _title(directory: Path, root: Path) -> str:
     if directory == root:
         return directory.name
-    return f"{directory.relative_to(root).as_posix()} module"
+    return f"Module `{directory.name}`"
 
 
 def sync(directories: list[Path], root: Path, check: bool) -> list[Path]:

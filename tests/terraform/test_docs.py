@@ -112,7 +112,7 @@ def test_sensitive_inputs_and_outputs_are_marked(module: Path) -> None:
 
 def test_missing_readme_is_created_with_a_title(module: Path) -> None:
     readme = _generate(module)
-    assert readme.startswith("# modules/docs_module module\n\n" + tf_docs.BEGIN + "\n")
+    assert readme.startswith("# Module `docs_module`\n\n" + tf_docs.BEGIN + "\n")
     assert readme.endswith(tf_docs.END + "\n")
 
 
