@@ -5,7 +5,7 @@ locals {
   # The smallest set of prefixes covering every route: S3 rejects overlapping notification filters,
   # and objects under a covered prefix that match no route are reported by the function.
   prefixes = distinct([for r in var.routes : r.prefix])
-  notification_prefixes = contains(local.prefixes, "") ? [""] : [
+  notification_prefixes = length(local.prefixes) == 0 || contains(local.prefixes, "") ? [""] : [
     for p in local.prefixes : p if length([for q in local.prefixes : q if q != p && startswith(p, q)]) == 0
   ]
 
@@ -21,6 +21,19 @@ locals {
   }]
 
   visibility_timeout = min(43200, 6 * var.timeout)
+}
+
+resource "terraform_data" "checks" {
+  count = local.create ? 1 : 0
+
+  input = var.name
+
+  lifecycle {
+    precondition {
+      condition     = length(var.routes) > 0
+      error_message = "routes must contain at least one route."
+    }
+  }
 }
 
 module "bucket" {

@@ -74,11 +74,6 @@ variable "routes" {
   }))
 
   validation {
-    condition     = length(var.routes) > 0
-    error_message = "routes must contain at least one route."
-  }
-
-  validation {
     condition     = alltrue([for r in var.routes : !startswith(r.prefix, "/") && !can(regex("\\.\\.", r.prefix))])
     error_message = "A route prefix must not start with \"/\" or contain \"..\" (S3 keys have no leading slash)."
   }

@@ -4,16 +4,20 @@ locals {
   in_vpc        = length(var.vpc_subnet_ids) > 0
   secret_arn    = local.create_secret ? try(aws_secretsmanager_secret.source[0].arn, null) : var.source_secret_arn
 
-  tables = [for t in var.tables : {
-    source                = t.source
-    query                 = t.query
-    target                = t.target
-    primary_key           = t.primary_key
-    cursor                = t.cursor
-    chunk_size            = t.chunk_size
-    initial_value         = t.initial_value
-    delete_reconciliation = t.delete_reconciliation
-  }]
+  # SYNC_TABLES as lambda_src/table_sync/config.py parses it: null attributes are left out
+  # (the parser refuses unknown keys and treats an explicit null name as an error).
+  tables = [for t in var.tables : { for k, v in {
+    name          = t.name
+    source        = t.source
+    query         = t.query
+    target        = t.target
+    primary_key   = t.primary_key
+    cursor        = t.cursor
+    columns       = t.columns
+    chunk_size    = t.chunk_size
+    initial_value = t.initial_value
+    deletes       = t.deletes == null ? null : { for dk, dv in t.deletes : dk => dv if dv != null }
+  } : k => v if v != null }]
 
   # Built from null checks on variables (known at plan time) rather than compact(), so the
   # statement list keeps a known length while the key ARNs are still unknown.
@@ -32,6 +36,11 @@ resource "terraform_data" "checks" {
     precondition {
       condition     = var.source_database.engine != "sqlserver" || var.odbc_layer != null
       error_message = "A sqlserver source needs the ODBC layer (odbc_layer = the layers.odbc entry of build/manifest.json; run `make package`)."
+    }
+
+    precondition {
+      condition     = length(var.tables) > 0
+      error_message = "tables must contain at least one table."
     }
 
     precondition {

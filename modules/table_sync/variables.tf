@@ -16,14 +16,18 @@ variable "name" {
 
 variable "tables" {
   description = <<-EOT
-    Tables to sync, passed to the function as the JSON environment variable SYNC_TABLES
-    (docs/contracts.md). Each: `source` "schema.table" or a `query`, `target` "schema.table",
-    `primary_key` columns, `cursor` { type = rowversion | timestamp, column, lookback_seconds
-    (timestamp only) }, optional `chunk_size`, `initial_value` (cursor value to start after on the
-    first run), and `delete_reconciliation` (chunked primary-key comparison that deletes target
-    rows gone from the source; off by default, reads every key of the source each run).
+    Tables to sync, passed to the function as the JSON environment variable SYNC_TABLES (keys as
+    parsed by lambda_src/table_sync/config.py; null attributes are left out). Each: `source`
+    "schema.table" or a `query`, `target` "schema.table", `primary_key` columns, `cursor`
+    { type = rowversion | timestamp, column, lookback_seconds (timestamp only) }, optional `name`
+    (watermark key, default the target), `columns` (source => target column map; default all),
+    `chunk_size`, `initial_value` (cursor value to start after on the first run: integer or 0x hex
+    for rowversion, ISO 8601 for timestamps) and `deletes` { enabled, chunk_size, interval_minutes }
+    (chunked primary-key reconciliation deleting target rows gone from the source; off by default,
+    it reads every key of the source).
   EOT
   type = list(object({
+    name        = optional(string)
     source      = optional(string)
     query       = optional(string)
     target      = string
@@ -33,15 +37,15 @@ variable "tables" {
       column           = string
       lookback_seconds = optional(number, 0)
     })
-    chunk_size            = optional(number, 10000)
-    initial_value         = optional(string)
-    delete_reconciliation = optional(bool, false)
+    columns       = optional(map(string))
+    chunk_size    = optional(number, 10000)
+    initial_value = optional(string)
+    deletes = optional(object({
+      enabled          = optional(bool, true)
+      chunk_size       = optional(number)
+      interval_minutes = optional(number)
+    }))
   }))
-
-  validation {
-    condition     = length(var.tables) > 0
-    error_message = "tables must contain at least one table."
-  }
 
   validation {
     condition     = alltrue([for t in var.tables : (t.source == null) != (t.query == null)])
@@ -62,8 +66,8 @@ variable "tables" {
   }
 
   validation {
-    condition     = alltrue([for t in var.tables : contains(["rowversion", "timestamp"], t.cursor.type) && t.cursor.lookback_seconds >= 0])
-    error_message = "cursor.type must be rowversion or timestamp, and cursor.lookback_seconds must not be negative."
+    condition     = alltrue([for t in var.tables : contains(["rowversion", "timestamp"], t.cursor.type) && t.cursor.lookback_seconds >= 0 && (t.cursor.type == "timestamp" || t.cursor.lookback_seconds == 0)])
+    error_message = "cursor.type must be rowversion or timestamp; cursor.lookback_seconds must not be negative and applies to timestamp cursors only."
   }
 
   validation {
@@ -72,8 +76,8 @@ variable "tables" {
   }
 
   validation {
-    condition     = length(distinct([for t in var.tables : lower(t.target)])) == length(var.tables)
-    error_message = "Two tables sync into the same target; each target needs its own watermark."
+    condition     = length(distinct([for t in var.tables : lower(t.target)])) == length(var.tables) && length(distinct([for t in var.tables : coalesce(t.name, t.target)])) == length(var.tables)
+    error_message = "Two tables share a target or a name; each needs its own watermark."
   }
 
   validation {

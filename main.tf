@@ -1,0 +1,468 @@
+data "aws_partition" "current" {}
+
+data "aws_region" "current" {}
+
+locals {
+  name = "${var.name}-${var.environment}"
+  tags = merge(var.tags, {
+    Environment = var.environment
+    ManagedBy   = "terraform"
+    Project     = var.name
+  })
+
+  any_pipeline = var.enable_file_loader || var.enable_table_sync || var.enable_schema_migrations
+  partition    = data.aws_partition.current.partition
+  region       = data.aws_region.current.name
+
+  ##############################################################################
+  # Packages: build/manifest.json written by `make package` (docs/contracts.md)
+  ##############################################################################
+
+  build_dir     = coalesce(var.build_dir, "${path.module}/build")
+  manifest_path = "${local.build_dir}/manifest.json"
+  manifest      = local.any_pipeline && fileexists(local.manifest_path) ? jsondecode(file(local.manifest_path)) : null
+
+  enabled_functions = concat(
+    var.enable_file_loader ? ["file_loader"] : [],
+    var.enable_table_sync ? ["table_sync"] : [],
+    var.enable_schema_migrations ? ["schema_migrations"] : [],
+  )
+  missing_functions = [for f in local.enabled_functions : f if try(local.manifest.functions[f], null) == null]
+  missing_zips      = [for f in local.enabled_functions : f if try(!fileexists("${local.build_dir}/${local.manifest.functions[f].zip}"), true)]
+
+  # A placeholder keeps the plan evaluating until the manifest preconditions below report the problem.
+  packages = { for f in ["file_loader", "table_sync", "schema_migrations"] : f => {
+    filename         = try("${local.build_dir}/${local.manifest.functions[f].zip}", "${local.build_dir}/${f}.zip")
+    handler          = try(local.manifest.functions[f].handler, "${f}.handler.handler")
+    source_code_hash = try(local.manifest.functions[f].source_code_hash, "")
+  } }
+  odbc_layer = try({
+    filename         = "${local.build_dir}/${local.manifest.layers.odbc.zip}"
+    source_code_hash = local.manifest.layers.odbc.source_code_hash
+  }, null)
+}
+
+resource "terraform_data" "manifest" {
+  count = local.any_pipeline ? 1 : 0
+
+  input = try(local.manifest.runtime, null)
+
+  lifecycle {
+    precondition {
+      condition     = local.manifest != null
+      error_message = "No ${local.manifest_path}: build the function packages first with `make package RUNTIME=${var.lambda_runtime} ARCH=${var.lambda_architecture}` (or point build_dir at their directory)."
+    }
+
+    precondition {
+      condition     = try(local.manifest.runtime, var.lambda_runtime) == var.lambda_runtime
+      error_message = "The packages in ${local.build_dir} were built for ${try(local.manifest.runtime, "?")} but lambda_runtime is ${var.lambda_runtime}: run `make package RUNTIME=${var.lambda_runtime}` (wheels are runtime-specific)."
+    }
+
+    precondition {
+      condition     = try(local.manifest.architecture, var.lambda_architecture) == var.lambda_architecture
+      error_message = "The packages in ${local.build_dir} were built for ${try(local.manifest.architecture, "?")} but lambda_architecture is ${var.lambda_architecture}: run `make package ARCH=${var.lambda_architecture}`."
+    }
+
+    precondition {
+      condition     = local.manifest == null || length(local.missing_functions) == 0
+      error_message = "${local.manifest_path} has no package for: ${join(", ", local.missing_functions)}. Run `make package`."
+    }
+
+    precondition {
+      condition     = local.manifest == null || length(local.missing_functions) > 0 || length(local.missing_zips) == 0
+      error_message = "The zips of ${join(", ", local.missing_zips)} named in ${local.manifest_path} are missing. Run `make package`."
+    }
+
+    precondition {
+      condition     = local.manifest == null || !var.enable_table_sync || try(var.table_sync.source.engine, "sqlserver") != "sqlserver" || local.odbc_layer != null
+      error_message = "The table sync reads SQL Server through the ODBC layer, but ${local.manifest_path} has no layers.odbc. Run `make package`."
+    }
+  }
+}
+
+resource "terraform_data" "settings" {
+  count = local.any_pipeline ? 1 : 0
+
+  input = local.name
+
+  lifecycle {
+    precondition {
+      condition     = var.create_kms_key || var.kms_key_arn != null
+      error_message = "create_kms_key is false, so kms_key_arn must name an existing customer managed key."
+    }
+
+    precondition {
+      condition     = var.create_vpc || (var.vpc_id != null && var.vpc_cidr_block != null && length(var.private_subnet_ids) >= 2)
+      error_message = "create_vpc is false: set vpc_id, vpc_cidr_block and at least 2 private_subnet_ids (in different AZs)."
+    }
+
+    precondition {
+      condition     = !var.enable_file_loader || length(var.file_loader.routes) > 0
+      error_message = "enable_file_loader is true but file_loader.routes is empty: add at least one route."
+    }
+
+    precondition {
+      condition     = !var.enable_table_sync || (length(var.table_sync.tables) > 0 && var.table_sync.source != null)
+      error_message = "enable_table_sync is true: set table_sync.source (the source database) and at least one entry in table_sync.tables."
+    }
+  }
+}
+
+################################################################################
+# Encryption: one customer managed key for topics, log groups and created secrets
+################################################################################
+
+resource "aws_kms_key" "this" {
+  count = local.any_pipeline && var.create_kms_key ? 1 : 0
+
+  description             = "${local.name}: SNS topics, log groups and secrets of the data pipelines"
+  enable_key_rotation     = true
+  deletion_window_in_days = var.kms_key_deletion_window_in_days
+
+  tags = merge(local.tags, { Name = local.name })
+}
+
+resource "aws_kms_alias" "this" {
+  count = local.any_pipeline && var.create_kms_key ? 1 : 0
+
+  name          = "alias/${local.name}-pipelines"
+  target_key_id = aws_kms_key.this[0].key_id
+}
+
+locals {
+  # Read through the key policy, so everything encrypted with the key waits until the policy lets
+  # S3, CloudWatch and CloudWatch Logs use it.
+  kms_key_arn = var.create_kms_key ? try(aws_kms_key_policy.this[0].key_id, null) : var.kms_key_arn
+  # arn:<partition>:kms:<region>:<account>:key/<id>: read from the key, so planning needs no API call.
+  account_id = try(split(":", aws_kms_key.this[0].arn)[4], "")
+}
+
+data "aws_iam_policy_document" "kms" {
+  count = local.any_pipeline && var.create_kms_key ? 1 : 0
+
+  statement {
+    sid = "AccountAdministersKeyThroughIam"
+    # In a key policy "*" is this key; the account root delegates to IAM policies.
+    actions   = ["kms:*"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+
+  statement {
+    sid       = "S3PublishesToEncryptedTopics"
+    actions   = ["kms:GenerateDataKey*", "kms:Decrypt"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["s3.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  statement {
+    sid       = "CloudWatchAlarmsPublishToEncryptedTopic"
+    actions   = ["kms:GenerateDataKey*", "kms:Decrypt"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  statement {
+    sid       = "CloudWatchLogsEncryptsLogGroups"
+    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${local.region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
+    }
+  }
+}
+
+resource "aws_kms_key_policy" "this" {
+  count = local.any_pipeline && var.create_kms_key ? 1 : 0
+
+  key_id = aws_kms_key.this[0].arn
+  policy = data.aws_iam_policy_document.kms[0].json
+}
+
+################################################################################
+# Alarm topic
+################################################################################
+
+resource "aws_sns_topic" "alarms" {
+  count = local.any_pipeline && var.create_alarms ? 1 : 0
+
+  name              = "${local.name}-alarms"
+  kms_master_key_id = local.kms_key_arn
+
+  tags = local.tags
+}
+
+resource "aws_sns_topic_policy" "alarms" {
+  count = local.any_pipeline && var.create_alarms ? 1 : 0
+
+  arn = aws_sns_topic.alarms[0].arn
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "CloudWatchAlarmsPublish"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = "sns:Publish"
+        Resource  = aws_sns_topic.alarms[0].arn
+        Condition = {
+          ArnLike = {
+            "aws:SourceArn" = "arn:${local.partition}:cloudwatch:${local.region}:${split(":", aws_sns_topic.alarms[0].arn)[4]}:alarm:${local.name}-*"
+          }
+        }
+      },
+      {
+        Sid       = "DenyInsecureTransport"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = ["sns:Publish", "sns:Subscribe"]
+        Resource  = aws_sns_topic.alarms[0].arn
+        Condition = { Bool = { "aws:SecureTransport" = "false" } }
+      },
+    ]
+  })
+}
+
+resource "aws_sns_topic_subscription" "alarm_email" {
+  count = local.any_pipeline && var.create_alarms ? length(var.alarm_email_addresses) : 0
+
+  topic_arn = aws_sns_topic.alarms[0].arn
+  protocol  = "email"
+  endpoint  = var.alarm_email_addresses[count.index]
+}
+
+locals {
+  alarm_topic_arn = try(aws_sns_topic.alarms[0].arn, null)
+}
+
+################################################################################
+# Shared infrastructure: network and the unified PostgreSQL database
+################################################################################
+
+module "network" {
+  source = "./modules/network"
+
+  create = local.any_pipeline
+  name   = local.name
+
+  create_vpc              = var.create_vpc
+  vpc_cidr                = var.vpc_cidr
+  azs                     = var.azs
+  vpc_id                  = var.vpc_id
+  vpc_cidr_block          = var.vpc_cidr_block
+  private_subnet_ids      = var.private_subnet_ids
+  private_route_table_ids = var.private_route_table_ids
+
+  create_s3_gateway_endpoint = var.create_s3_gateway_endpoint
+  enable_interface_endpoints = var.enable_interface_endpoints
+  https_egress_cidrs         = var.https_egress_cidrs
+  database_port              = 5432
+
+  enable_flow_logs        = var.enable_flow_logs
+  flow_log_retention_days = var.log_retention_days
+  log_kms_key_arn         = local.kms_key_arn
+
+  tags = local.tags
+}
+
+module "database" {
+  source = "./modules/database"
+
+  create     = local.any_pipeline
+  identifier = local.name
+
+  engine_version        = var.db_engine_version
+  instance_class        = var.db_instance_class
+  allocated_storage     = var.db_allocated_storage
+  max_allocated_storage = var.db_max_allocated_storage
+  db_name               = var.db_name
+  username              = var.db_username
+  port                  = 5432
+  parameters            = var.db_parameters
+
+  vpc_id                    = module.network.vpc_id
+  subnet_ids                = module.network.private_subnet_ids
+  security_group_ids        = local.any_pipeline ? [module.network.database_security_group_id] : []
+  client_security_group_ids = local.any_pipeline ? [module.network.lambda_security_group_id] : []
+
+  multi_az                       = var.db_multi_az
+  backup_retention_period        = var.db_backup_retention_period
+  deletion_protection            = var.db_deletion_protection
+  skip_final_snapshot            = var.db_skip_final_snapshot
+  apply_immediately              = var.db_apply_immediately
+  performance_insights_enabled   = var.db_performance_insights_enabled
+  monitoring_interval            = var.db_monitoring_interval
+  master_user_secret_kms_key_arn = var.db_master_user_secret_kms_key_arn
+
+  create_proxy = var.create_db_proxy
+
+  tags = local.tags
+}
+
+locals {
+  lambda_subnet_ids         = module.network.private_subnet_ids
+  lambda_security_group_ids = local.any_pipeline ? [module.network.lambda_security_group_id] : []
+
+  # Loading functions connect through the proxy when there is one.
+  loading_database = {
+    host               = coalesce(module.database.connect_endpoint, "unused")
+    port               = module.database.port
+    name               = module.database.db_name
+    secret_arn         = coalesce(module.database.master_user_secret_arn, "unused")
+    secret_kms_key_arn = var.db_master_user_secret_kms_key_arn
+  }
+}
+
+################################################################################
+# Pipelines
+################################################################################
+
+module "file_loader" {
+  source = "./modules/file_loader"
+
+  create = var.enable_file_loader
+  name   = "${local.name}-file-loader"
+
+  bucket_name            = "${local.name}-landing${var.bucket_name_suffix}"
+  bucket_force_destroy   = var.bucket_force_destroy
+  bucket_kms_key_arn     = var.s3_kms_key_arn
+  bucket_lifecycle_rules = var.file_loader.lifecycle_rules
+  kms_key_arn            = coalesce(local.kms_key_arn, "arn:${local.partition}:kms:unused")
+
+  routes = var.file_loader.routes
+
+  package      = local.packages.file_loader
+  runtime      = var.lambda_runtime
+  architecture = var.lambda_architecture
+  memory_size  = var.file_loader.memory_size
+  timeout      = var.file_loader.timeout
+  log_level    = var.log_level
+
+  log_retention_days = var.log_retention_days
+  log_kms_key_arn    = local.kms_key_arn
+
+  database               = local.loading_database
+  vpc_subnet_ids         = local.lambda_subnet_ids
+  vpc_security_group_ids = local.lambda_security_group_ids
+
+  batch_size          = var.file_loader.batch_size
+  maximum_concurrency = var.file_loader.maximum_concurrency
+  max_receive_count   = var.file_loader.max_receive_count
+
+  create_alarms   = var.create_alarms
+  alarm_topic_arn = local.alarm_topic_arn
+
+  tags = local.tags
+}
+
+module "table_sync" {
+  source = "./modules/table_sync"
+
+  create = var.enable_table_sync
+  name   = "${local.name}-table-sync"
+
+  tables = var.table_sync.tables
+  source_database = var.table_sync.source != null ? var.table_sync.source : {
+    engine = "postgresql", host = "unused", port = 5432, name = "unused", sslmode = "require", odbc_driver = "FreeTDS", cidr_blocks = ["192.0.2.0/32"]
+  }
+
+  source_secret_arn              = var.table_sync.source_secret_arn
+  source_secret_kms_key_arn      = var.table_sync.source_secret_kms_key_arn
+  secret_recovery_window_in_days = var.secret_recovery_window_in_days
+  kms_key_arn                    = coalesce(local.kms_key_arn, "arn:${local.partition}:kms:unused")
+
+  package      = local.packages.table_sync
+  odbc_layer   = local.odbc_layer
+  runtime      = var.lambda_runtime
+  architecture = var.lambda_architecture
+  memory_size  = var.table_sync.memory_size
+  timeout      = var.table_sync.timeout
+  log_level    = var.log_level
+
+  schedule_expression = var.table_sync.schedule_expression
+  schedule_enabled    = var.table_sync.schedule_enabled
+
+  log_retention_days = var.log_retention_days
+  log_kms_key_arn    = local.kms_key_arn
+
+  database               = local.loading_database
+  vpc_id                 = module.network.vpc_id
+  vpc_subnet_ids         = local.lambda_subnet_ids
+  vpc_security_group_ids = local.lambda_security_group_ids
+
+  create_alarms   = var.create_alarms
+  alarm_topic_arn = local.alarm_topic_arn
+
+  tags = local.tags
+}
+
+module "schema_migrations" {
+  source = "./modules/schema_migrations"
+
+  create = var.enable_schema_migrations
+  name   = "${local.name}-migrations"
+
+  bucket_name          = "${local.name}-migrations${var.bucket_name_suffix}"
+  bucket_force_destroy = var.bucket_force_destroy
+  bucket_kms_key_arn   = var.s3_kms_key_arn
+  kms_key_arn          = coalesce(local.kms_key_arn, "arn:${local.partition}:kms:unused")
+  allowed_databases    = var.schema_migrations.allowed_databases
+
+  package      = local.packages.schema_migrations
+  runtime      = var.lambda_runtime
+  architecture = var.lambda_architecture
+  memory_size  = var.schema_migrations.memory_size
+  timeout      = var.schema_migrations.timeout
+  log_level    = var.log_level
+
+  log_retention_days = var.log_retention_days
+  log_kms_key_arn    = local.kms_key_arn
+
+  # Direct connection, never the proxy: migrations hold session-level advisory locks.
+  database = {
+    host               = coalesce(module.database.endpoint, "unused")
+    port               = module.database.port
+    name               = module.database.db_name
+    secret_arn         = coalesce(module.database.master_user_secret_arn, "unused")
+    secret_kms_key_arn = var.db_master_user_secret_kms_key_arn
+  }
+  vpc_subnet_ids         = local.lambda_subnet_ids
+  vpc_security_group_ids = local.lambda_security_group_ids
+
+  create_alarms   = var.create_alarms
+  alarm_topic_arn = local.alarm_topic_arn
+
+  tags = local.tags
+}

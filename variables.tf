@@ -1,0 +1,454 @@
+################################################################################
+# Naming, tags, packaging
+################################################################################
+
+variable "name" {
+  description = "Name of the deployment; every resource name starts with `<name>-<environment>`."
+  type        = string
+  default     = "pipelines"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,18}[a-z0-9]$", var.name))
+    error_message = "name must be 3-20 characters of lower-case letters, digits and hyphens, starting with a letter (it prefixes bucket, role and function names)."
+  }
+}
+
+variable "environment" {
+  description = "Environment name (dev, prod, ...); part of every resource name and the Environment tag."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,9}$", var.environment))
+    error_message = "environment must be 2-10 lower-case letters and digits, starting with a letter."
+  }
+}
+
+variable "tags" {
+  description = "Tags merged into every taggable resource (Name, Environment and ManagedBy are added)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "bucket_name_suffix" {
+  description = "Appended to every bucket name (`<name>-<environment>-<purpose><suffix>`) to make it globally unique, e.g. \"-123456789012\"."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[a-z0-9-]{0,20}$", var.bucket_name_suffix))
+    error_message = "bucket_name_suffix must be at most 20 lower-case letters, digits and hyphens."
+  }
+}
+
+variable "build_dir" {
+  description = "Directory holding manifest.json and the zips of `make package`. Null uses build/ under this module."
+  type        = string
+  default     = null
+}
+
+variable "lambda_runtime" {
+  description = "Python runtime of every function; must equal the `runtime` the packages in build_dir were built for (`make package RUNTIME=...`)."
+  type        = string
+  default     = "python3.12"
+
+  validation {
+    condition     = can(regex("^python3\\.(1[0-9])$", var.lambda_runtime))
+    error_message = "lambda_runtime must be a Python Lambda runtime such as python3.12."
+  }
+}
+
+variable "lambda_architecture" {
+  description = "Architecture of every function (x86_64 or arm64); must equal the `architecture` of the packages (`make package ARCH=...`)."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be x86_64 or arm64."
+  }
+}
+
+variable "log_level" {
+  description = "LOG_LEVEL of every function."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING or ERROR."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of every log group (functions, flow logs)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)."
+  }
+}
+
+################################################################################
+# Pipelines
+################################################################################
+
+variable "enable_file_loader" {
+  description = "Deploy the file loader: S3 -> SNS -> SQS -> Lambda -> PostgreSQL (COPY)."
+  type        = bool
+  default     = false
+}
+
+variable "enable_table_sync" {
+  description = "Deploy the table sync: hourly incremental sync from SQL Server into PostgreSQL."
+  type        = bool
+  default     = false
+}
+
+variable "enable_schema_migrations" {
+  description = "Deploy the schema migrations: S3 -> SNS -> Lambda applying yoyo migrations."
+  type        = bool
+  default     = false
+}
+
+variable "file_loader" {
+  description = "File loader settings: `routes` (see modules/file_loader), function size, and `maximum_concurrency` (= most connections it opens; size it against max_connections)."
+  type = object({
+    routes = optional(list(object({
+      prefix      = string
+      suffix      = optional(string, "")
+      table       = string
+      format      = string
+      mode        = optional(string, "append")
+      key_columns = optional(list(string), [])
+      on_error    = optional(string, "reject_object")
+      csv = optional(object({
+        delimiter = optional(string, ",")
+        quote     = optional(string, "\"")
+        null      = optional(string, "")
+        encoding  = optional(string, "utf-8")
+      }), {})
+    })), [])
+    memory_size         = optional(number, 1024)
+    timeout             = optional(number, 900)
+    batch_size          = optional(number, 1)
+    maximum_concurrency = optional(number, 5)
+    max_receive_count   = optional(number, 5)
+    lifecycle_rules = optional(list(object({
+      id                                 = string
+      enabled                            = optional(bool, true)
+      prefix                             = optional(string, "")
+      expiration_days                    = optional(number)
+      noncurrent_version_expiration_days = optional(number)
+      transitions = optional(list(object({
+        days          = number
+        storage_class = string
+      })), [])
+    })), [])
+  })
+  default = {}
+}
+
+variable "table_sync" {
+  description = "Table sync settings: `tables` (see modules/table_sync), the `source` database, an existing `source_secret_arn` (null creates an empty secret to fill out of band), schedule and function size."
+  type = object({
+    tables = optional(list(object({
+      name        = optional(string)
+      source      = optional(string)
+      query       = optional(string)
+      target      = string
+      primary_key = list(string)
+      cursor = object({
+        type             = string
+        column           = string
+        lookback_seconds = optional(number, 0)
+      })
+      columns       = optional(map(string))
+      chunk_size    = optional(number, 10000)
+      initial_value = optional(string)
+      deletes = optional(object({
+        enabled          = optional(bool, true)
+        chunk_size       = optional(number)
+        interval_minutes = optional(number)
+      }))
+    })), [])
+    source = optional(object({
+      engine      = optional(string, "sqlserver")
+      host        = string
+      port        = optional(number, 1433)
+      name        = string
+      sslmode     = optional(string, "require")
+      odbc_driver = optional(string, "FreeTDS")
+      cidr_blocks = list(string)
+    }))
+    source_secret_arn         = optional(string)
+    source_secret_kms_key_arn = optional(string)
+    schedule_expression       = optional(string, "rate(1 hour)")
+    schedule_enabled          = optional(bool, true)
+    memory_size               = optional(number, 1024)
+    timeout                   = optional(number, 900)
+  })
+  default = {}
+}
+
+variable "schema_migrations" {
+  description = "Schema migrations settings: `allowed_databases` (empty = any valid name) and function size. The timeout is also the age after which yoyo's lock is stale."
+  type = object({
+    allowed_databases = optional(list(string), [])
+    memory_size       = optional(number, 512)
+    timeout           = optional(number, 300)
+  })
+  default = {}
+}
+
+variable "bucket_force_destroy" {
+  description = "Let `terraform destroy` delete buckets that still hold objects (throwaway environments only)."
+  type        = bool
+  default     = false
+}
+
+variable "s3_kms_key_arn" {
+  description = "KMS key for SSE-KMS on every bucket (functions get kms:Decrypt on it). Null uses SSE-S3."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.s3_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", var.s3_kms_key_arn))
+    error_message = "s3_kms_key_arn must be a KMS key ARN or null."
+  }
+}
+
+variable "secret_recovery_window_in_days" {
+  description = "Recovery window of secrets this module creates (0 deletes at once; throwaway environments only)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.secret_recovery_window_in_days == 0 || (var.secret_recovery_window_in_days >= 7 && var.secret_recovery_window_in_days <= 30)
+    error_message = "secret_recovery_window_in_days must be 0 or between 7 and 30."
+  }
+}
+
+################################################################################
+# Encryption and alarms
+################################################################################
+
+variable "create_kms_key" {
+  description = "Create the customer managed KMS key (rotated yearly) that encrypts topics, log groups and created secrets. False requires `kms_key_arn`."
+  type        = bool
+  default     = true
+}
+
+variable "kms_key_arn" {
+  description = "Existing customer managed KMS key used when `create_kms_key` is false. Its policy must let s3, cloudwatch and logs use it (see docs/terraform.md)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN or null."
+  }
+}
+
+variable "kms_key_deletion_window_in_days" {
+  description = "Waiting period before the created KMS key is deleted."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.kms_key_deletion_window_in_days >= 7 && var.kms_key_deletion_window_in_days <= 30
+    error_message = "kms_key_deletion_window_in_days must be between 7 and 30."
+  }
+}
+
+variable "create_alarms" {
+  description = "Create CloudWatch alarms (errors, throttles, DLQ depth) for every function, notifying the alarm topic."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_email_addresses" {
+  description = "Addresses subscribed to the alarm topic (each must confirm the subscription)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.alarm_email_addresses : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", a))])
+    error_message = "alarm_email_addresses must be e-mail addresses."
+  }
+}
+
+################################################################################
+# Network
+################################################################################
+
+variable "create_vpc" {
+  description = "Create a VPC with private subnets (no internet gateway, no NAT). False adopts `vpc_id`, `private_subnet_ids`, `private_route_table_ids` and `vpc_cidr_block`."
+  type        = bool
+  default     = true
+}
+
+variable "vpc_cidr" {
+  description = "CIDR block of the created VPC."
+  type        = string
+  default     = "10.40.0.0/16"
+}
+
+variable "azs" {
+  description = "Availability zones of the created private subnets (2+). Empty uses <region>a and <region>b."
+  type        = list(string)
+  default     = []
+}
+
+variable "vpc_id" {
+  description = "Existing VPC (when `create_vpc` is false)."
+  type        = string
+  default     = null
+}
+
+variable "vpc_cidr_block" {
+  description = "CIDR block of the existing VPC (when `create_vpc` is false)."
+  type        = string
+  default     = null
+}
+
+variable "private_subnet_ids" {
+  description = "Existing private subnets in 2+ AZs (when `create_vpc` is false)."
+  type        = list(string)
+  default     = []
+}
+
+variable "private_route_table_ids" {
+  description = "Route tables of the existing private subnets (when `create_vpc` is false)."
+  type        = list(string)
+  default     = []
+}
+
+variable "create_s3_gateway_endpoint" {
+  description = "Add the S3 gateway endpoint to the private route tables (false if the adopted VPC has one)."
+  type        = bool
+  default     = true
+}
+
+variable "enable_interface_endpoints" {
+  description = "Interface endpoints (secretsmanager, sqs, sns, logs, sts) so functions need no NAT."
+  type        = bool
+  default     = true
+}
+
+variable "https_egress_cidrs" {
+  description = "Extra CIDRs functions may reach on 443 (e.g. [\"0.0.0.0/0\"] behind a NAT without interface endpoints)."
+  type        = list(string)
+  default     = []
+}
+
+variable "enable_flow_logs" {
+  description = "VPC flow logs of the created VPC to CloudWatch Logs."
+  type        = bool
+  default     = true
+}
+
+################################################################################
+# Database
+################################################################################
+
+variable "db_engine_version" {
+  description = "PostgreSQL version of the unified database."
+  type        = string
+  default     = "16"
+}
+
+variable "db_instance_class" {
+  description = "Instance class of the unified database."
+  type        = string
+  default     = "db.t4g.micro"
+}
+
+variable "db_allocated_storage" {
+  description = "Initial storage of the database in GiB."
+  type        = number
+  default     = 20
+}
+
+variable "db_max_allocated_storage" {
+  description = "Storage autoscaling ceiling in GiB (0 disables it)."
+  type        = number
+  default     = 100
+}
+
+variable "db_name" {
+  description = "Database the pipelines write to."
+  type        = string
+  default     = "pipelines"
+}
+
+variable "db_username" {
+  description = "Master user of the database (password managed by RDS in Secrets Manager)."
+  type        = string
+  default     = "pipelines_admin"
+}
+
+variable "db_multi_az" {
+  description = "Standby in a second AZ."
+  type        = bool
+  default     = false
+}
+
+variable "db_backup_retention_period" {
+  description = "Days of automated backups."
+  type        = number
+  default     = 7
+}
+
+variable "db_deletion_protection" {
+  description = "Refuse to delete the database."
+  type        = bool
+  default     = true
+}
+
+variable "db_skip_final_snapshot" {
+  description = "Delete the database without a final snapshot (throwaway environments only)."
+  type        = bool
+  default     = false
+}
+
+variable "db_apply_immediately" {
+  description = "Apply database modifications at once instead of in the maintenance window."
+  type        = bool
+  default     = false
+}
+
+variable "db_performance_insights_enabled" {
+  description = "Performance Insights on the database."
+  type        = bool
+  default     = false
+}
+
+variable "db_monitoring_interval" {
+  description = "Enhanced Monitoring interval in seconds (0 = off)."
+  type        = number
+  default     = 0
+}
+
+variable "db_parameters" {
+  description = "Extra parameters of the database parameter group (rds.force_ssl = 1 is always set)."
+  type = list(object({
+    name         = string
+    value        = string
+    apply_method = optional(string, "pending-reboot")
+  }))
+  default = []
+}
+
+variable "db_master_user_secret_kms_key_arn" {
+  description = "KMS key of the RDS-managed master secret (null = aws/secretsmanager). Functions get kms:Decrypt on it."
+  type        = string
+  default     = null
+}
+
+variable "create_db_proxy" {
+  description = "Put an RDS Proxy (TLS required) between the loading functions and the database. Schema migrations always connect directly."
+  type        = bool
+  default     = false
+}
