@@ -11,10 +11,12 @@ from pipeline_common.pgload import (
     TableNotFound,
     copy_error_line,
     copy_in,
+    copy_rows,
     create_staging,
     is_row_error,
     primary_key,
     table_columns,
+    unique_keys,
     upsert,
 )
 
@@ -224,3 +226,71 @@ def test_copy_error_line_is_only_a_hint_when_records_span_lines(items):
         copy_in(cur, ITEMS, ["id", "region", "name"], data)
     items.rollback()
     assert copy_error_line(caught.value) == 5
+
+
+# --- copy_rows / unique_keys (added for table sync) ------------------------------------------
+
+
+def test_unique_keys_lists_primary_key_then_plain_unique_indexes(pg_conn):
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE u (a int, b int, c text, d int, PRIMARY KEY (b, a));"
+            "CREATE UNIQUE INDEX u_c ON u (c);"
+            "CREATE UNIQUE INDEX u_partial ON u (d) WHERE d > 0;"
+            "CREATE UNIQUE INDEX u_expr ON u (lower(c));"
+            "CREATE INDEX u_plain ON u (d);"
+        )
+        assert unique_keys(cur, QualifiedName("public", "u")) == [["b", "a"], ["c"]]
+
+
+def test_copy_rows_round_trips_python_values_exactly(pg_conn):
+    import datetime as dt
+    import uuid
+    from decimal import Decimal
+
+    rows = [
+        (
+            1,
+            Decimal("12345678901234567890.123456"),
+            1.5,
+            True,
+            "tab\there, newline\nthere, back\\slash, cr\r, ünï☃",
+            b"\x00\\\xff\n",
+            dt.datetime(2024, 1, 2, 3, 4, 5, 123456),
+            dt.datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+            dt.date(2024, 2, 29),
+            dt.time(23, 59, 59, 999999),
+            uuid.UUID("12345678-1234-5678-1234-567812345678"),
+            dt.timedelta(days=1, seconds=7, microseconds=5),
+            {"k": ["v", 1]},
+        ),
+        (2, *([None] * 12)),
+        (3, Decimal("-0.000001"), float("inf"), False, "", bytearray(b""), None, None, None, None, None, None, [1]),
+    ]
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE v (id int, n numeric(38,6), f float8, b bool, s text, by bytea, ts timestamp, "
+            "tz timestamptz, d date, t time, u uuid, i interval, j jsonb)"
+        )
+        columns = ["id", "n", "f", "b", "s", "by", "ts", "tz", "d", "t", "u", "i", "j"]
+        assert copy_rows(cur, QualifiedName("public", "v"), columns, iter(rows), chunk_size=64) == 3
+        cur.execute("SET TIME ZONE 'UTC'")
+        cur.execute("SELECT * FROM v ORDER BY id")
+        got = cur.fetchall()
+    first = list(got[0])
+    first[5] = bytes(first[5])
+    assert first[:7] == list(rows[0][:7])
+    assert first[7] == rows[0][7] and first[7].utcoffset() == dt.timedelta(0)
+    first[10] = uuid.UUID(first[10])  # psycopg2 returns uuid as text unless told otherwise
+    assert first[8:] == list(rows[0][8:])
+    assert got[1] == (2, *([None] * 12))
+    assert got[2][:5] == (3, Decimal("-0.000001"), float("inf"), False, "")
+    assert bytes(got[2][5]) == b"" and got[2][12] == [1]
+
+
+def test_copy_rows_error_in_a_value_names_the_line(pg_conn):
+    with pg_conn.cursor() as cur:
+        cur.execute("CREATE TABLE w (id int, n int)")
+        with pytest.raises(psycopg2.DataError) as caught:
+            copy_rows(cur, QualifiedName("public", "w"), ["id", "n"], [(1, 2), (2, "x")])
+    assert copy_error_line(caught.value) == 2
