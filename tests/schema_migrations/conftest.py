@@ -128,11 +128,11 @@ class MigrationEnv:
 
     def query(self, database: str, sql: str, params: tuple = ()) -> list[tuple]:
         conn = psycopg2.connect(self.server.dsn(database))
+        conn.autocommit = True  # each statement commits (CREATE DATABASE needs it)
         try:
             with conn.cursor() as cur:
                 cur.execute(sql, params)
                 rows = cur.fetchall() if cur.description else []
-            conn.commit()
             return rows
         finally:
             conn.close()
