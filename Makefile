@@ -59,8 +59,8 @@ fmt: setup ## Format Python (ruff) and Terraform
 docs: setup ## Regenerate module READMEs' input/output tables
 	$(PY) scripts/tf_docs.py
 
-bench: setup package ## Run every pipeline benchmark; each prints a ratio against a baseline measured in the same run
-	$(PY) -m scripts.bench
+bench: setup package ## Run the pipeline benchmarks (BENCH=name for one); each prints a ratio against a baseline measured in the same run
+	PYTHONPATH=lambda_src $(PY) -m scripts.bench $(BENCH)
 
 clean: ## Remove build output, Terraform working directories and caches (keeps .venv)
 	rm -rf $(BUILD_DIR) .terraform-cli .pytest_cache .ruff_cache
