@@ -1,0 +1,119 @@
+"""One SQS batch of S3 notifications: route each object and load it, report partial failures."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from file_loader.ledger import Ledger, ObjectId
+from file_loader.loader import Throughput, load_object
+from file_loader.routes import Route, match_route
+from pipeline_common.deadline import Deadline
+from pipeline_common.events import S3Object, iter_sqs_records, s3_objects, sqs_batch_response
+
+logger = logging.getLogger(__name__)
+
+MAX_LISTED_KEYS = 20
+
+
+@dataclass
+class BatchSummary:
+    counts: Counter[str] = field(default_factory=Counter)
+    unrouted: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"objects": dict(self.counts), "unrouted_keys": self.unrouted[:MAX_LISTED_KEYS]}
+
+
+def process_batch(
+    event: Mapping[str, Any],
+    *,
+    routes: list[Route],
+    source_bucket: str,
+    db: Any,
+    s3: Any,
+    ledger: Ledger,
+    deadline: Deadline,
+    throughput: Throughput,
+) -> dict[str, Any]:
+    """Load every object of an SQS batch; failed messages are listed in `batchItemFailures` so
+    only they return to the queue. Also returns counts per outcome and the unrouted keys."""
+    summary = BatchSummary()
+
+    def process(record: Mapping[str, Any]) -> None:
+        for obj in s3_objects(record["body"]):
+            summary.counts[
+                _process_object(
+                    obj,
+                    routes=routes,
+                    source_bucket=source_bucket,
+                    db=db,
+                    s3=s3,
+                    ledger=ledger,
+                    deadline=deadline,
+                    throughput=throughput,
+                    summary=summary,
+                )
+            ] += 1
+
+    response: dict[str, Any] = sqs_batch_response(list(iter_sqs_records(event)), process)
+    summary.counts["failed_messages"] = len(response["batchItemFailures"])
+    return response | summary.as_dict()
+
+
+def _process_object(
+    obj: S3Object,
+    *,
+    routes: list[Route],
+    source_bucket: str,
+    db: Any,
+    s3: Any,
+    ledger: Ledger,
+    deadline: Deadline,
+    throughput: Throughput,
+    summary: BatchSummary,
+) -> str:
+    if obj.event_name and not obj.event_name.startswith("ObjectCreated"):
+        logger.info("not an ObjectCreated event; ignored", extra={"event": obj.event_name, "key": obj.key})
+        return "ignored"
+    route = match_route(routes, obj.key) if obj.bucket == source_bucket else None
+    if route is None:
+        # Left alone on purpose: reported, never failed, so it cannot clog the queue or the DLQ.
+        logger.warning("object matches no route; left alone", extra={"bucket": obj.bucket, "key": obj.key})
+        summary.unrouted.append(f"s3://{obj.bucket}/{obj.key}")
+        return "unrouted"
+    size, etag, version_id = obj.size, obj.etag, obj.version_id
+    if not obj.version:
+        head = s3.head_object(Bucket=obj.bucket, Key=obj.key)
+        size, etag, version_id = head["ContentLength"], head["ETag"].strip('"'), head.get("VersionId")
+    object_id = ObjectId(obj.bucket, obj.key, version_id or etag or "")
+    result = load_object(
+        db=db,
+        s3=s3,
+        obj=object_id,
+        route=route,
+        ledger=ledger,
+        deadline=deadline,
+        throughput=throughput,
+        size=size,
+        etag=etag,
+        version_id=version_id,
+    )
+    logger.info(
+        "object processed",
+        extra={
+            "status": result.status,
+            "bucket": result.bucket,
+            "key": result.key,
+            "version": result.version,
+            "table": result.table,
+            "lines": result.lines,
+            "rows_loaded": result.rows_loaded,
+            "rows_rejected": result.rows_rejected,
+            "error": result.error,
+        },
+    )
+    return result.status
