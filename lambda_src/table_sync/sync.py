@@ -1,0 +1,324 @@
+"""The sync loop: validate every table, then for each one stream its changed rows in keyset order
+and upsert them chunk by chunk, moving the watermark in the same transaction as the chunk.
+
+A pass reads rows after the watermark (rowversion: `> watermark` and below the upper bound;
+timestamp: `>= watermark - lookback`) ordered by (cursor, primary key). Each committed chunk
+records its last row as the pass's position, so a crash or a deadline stop resumes right after
+it; the pass's end moves the watermark to the last cursor read and clears the position.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from pipeline_common.deadline import Deadline
+from pipeline_common.pgload import TableNotFound, copy_rows, create_staging, table_columns, unique_keys, upsert
+from table_sync import source as src
+from table_sync import state
+from table_sync.config import TableSpec
+from table_sync.deletes import reconcile_deletes
+from table_sync.dialect import Dialect, Lower, read_sql
+from table_sync.plan import PlanError, TablePlan, resolve
+from table_sync.values import display
+
+logger = logging.getLogger(__name__)
+
+STAGING_TABLE = "table_sync_staging"
+
+
+class ConnectionProvider(Protocol):
+    """What `pipeline_common.db.ManagedConnection` offers: a healthy connection, and a way to drop it."""
+
+    def get(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class TableResult:
+    table: str
+    source: str
+    target: str
+    status: str = "finished"  # finished | continues | skipped | failed
+    rows_read: int = 0
+    rows_upserted: int = 0
+    rows_deleted: int = 0
+    chunks: int = 0
+    watermark_before: Any = None
+    watermark_after: Any = None
+    upper_bound: Any = None
+    deletes: str = "off"  # off | not_due | finished | continues | not_reached
+    duration_seconds: float = 0.0
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        document = asdict(self)
+        for name in ("watermark_before", "watermark_after", "upper_bound"):
+            document[name] = display(document[name])
+        return document
+
+
+@dataclass
+class SyncReport:
+    tables: list[TableResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[TableResult]:
+        return [t for t in self.tables if t.status == "failed"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "finished": all(t.status == "finished" for t in self.tables),
+            "tables": [t.to_json() for t in self.tables],
+        }
+
+
+def plan_tables(specs: Sequence[TableSpec], source_conn: Any, target_conn: Any, engine: str) -> list[TablePlan]:
+    """Check every table against both databases; one `PlanError` listing all problems."""
+    dialect = src.dialect_for(source_conn, engine)
+    plans: list[TablePlan] = []
+    problems: list[str] = []
+    for spec in specs:
+        try:
+            plans.append(_plan_one(spec, dialect, source_conn, target_conn))
+        except (PlanError, src.SourceError, TableNotFound) as exc:
+            problems.append(str(exc) if isinstance(exc, PlanError) else f"table {spec.name}: {exc}")
+    if problems:
+        raise PlanError("; ".join(problems))
+    return plans
+
+
+def _plan_one(spec: TableSpec, dialect: Dialect, source_conn: Any, target_conn: Any) -> TablePlan:
+    from table_sync.dialect import SourceShape
+
+    probe = SourceShape(spec.source, spec.query, (), (), spec.cursor.column, spec.cursor.type)
+    source_columns = src.probe_columns(source_conn, dialect, probe)
+    try:
+        with target_conn.cursor() as cur:
+            columns = table_columns(cur, spec.target)
+            unique = unique_keys(cur, spec.target)
+    finally:
+        target_conn.rollback()
+    return resolve(spec, dialect, source_columns, columns, unique)
+
+
+def run_sync(
+    specs: Sequence[TableSpec],
+    source: ConnectionProvider,
+    target: ConnectionProvider,
+    *,
+    engine: str,
+    state_schema: str,
+    deadline: Deadline,
+) -> SyncReport:
+    """Sync every table (least recently started first); per-table failures are reported, not raised.
+
+    Configuration that does not fit the databases raises `PlanError` before any row moves.
+    """
+    plans = plan_tables(specs, source.get(), target.get(), engine)
+    target_conn = target.get()
+    state.ensure_state_table(target_conn, state_schema)
+    rows = state.load_states(target_conn, state_schema)
+    states = {
+        p.spec.name: state.to_state(p.spec.name, rows.get(p.spec.name), p.shape.cursor_column, p.spec.cursor.type)
+        for p in plans
+    }
+    # Tables that waited longest go first, so one big table cannot starve the others run after run.
+    ordered = sorted(
+        plans, key=lambda p: (states[p.spec.name].last_started_at is not None, states[p.spec.name].last_started_at or 0)
+    )
+    report = SyncReport()
+    for plan in ordered:
+        result = TableResult(plan.spec.name, plan.spec.source_label, str(plan.spec.target))
+        report.tables.append(result)
+        if deadline.expired():
+            result.status = "continues"
+            result.deletes = "not_reached"
+            continue
+        _sync_one(plan, source, target, engine, state_schema, deadline, result)
+    return report
+
+
+def _sync_one(
+    plan: TablePlan,
+    source: ConnectionProvider,
+    target: ConnectionProvider,
+    engine: str,
+    state_schema: str,
+    deadline: Deadline,
+    result: TableResult,
+) -> None:
+    started = time.monotonic()
+    target_conn = target.get()
+    try:
+        if not state.try_lock(target_conn, plan.spec.name):
+            result.status = "skipped"
+            result.error = "another run holds this table's lock"
+            return
+        try:
+            sync_table(plan, source, target_conn, engine, state_schema, deadline, result)
+        finally:
+            with contextlib.suppress(Exception):  # a dead connection has released its lock already
+                target_conn.rollback()
+                state.unlock(target_conn, plan.spec.name)
+    except Exception as exc:  # one table's failure must not stop the others
+        logger.exception("table sync failed", extra={"table": plan.spec.name})
+        result.status = "failed"
+        result.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        with contextlib.suppress(Exception):
+            target_conn.rollback()
+    finally:
+        result.duration_seconds = round(time.monotonic() - started, 3)
+
+
+def pass_start(plan: TablePlan, current: state.TableState) -> Lower:
+    """Where this run reads from: the unfinished pass's position, else after the watermark."""
+    if current.position is not None:
+        return Lower("after_key", current.position.cursor, current.position.key)
+    if current.watermark is not None:
+        if plan.spec.cursor.type == "rowversion":
+            return Lower("after", current.watermark)
+        # Inclusive: a row changed again within the same clock tick keeps the watermark's value.
+        return Lower("from", current.watermark - plan.spec.cursor.lookback)
+    if plan.spec.initial_value is not None:
+        return Lower("from", plan.spec.initial_value)
+    return Lower("all")
+
+
+def sync_table(
+    plan: TablePlan,
+    source: ConnectionProvider,
+    target_conn: Any,
+    engine: str,
+    state_schema: str,
+    deadline: Deadline,
+    result: TableResult,
+) -> None:
+    """Run (or continue) one pass of a table, then its delete reconciliation when due.
+
+    The caller holds the table's lock. Progress is committed chunk by chunk; on return the
+    result says whether the pass finished.
+    """
+    spec = plan.spec
+    state.register(
+        target_conn,
+        state_schema,
+        spec.name,
+        spec.source_label,
+        str(spec.target),
+        plan.shape.cursor_column,
+        spec.cursor.type,
+    )
+    current = state.to_state(
+        spec.name,
+        state.load_states(target_conn, state_schema).get(spec.name),
+        plan.shape.cursor_column,
+        spec.cursor.type,
+    )
+    result.watermark_before = result.watermark_after = current.watermark
+    with target_conn.cursor() as cur:
+        cur.execute("SET TIME ZONE 'UTC'")  # naive source timestamps are UTC (see table_sync.source)
+    target_conn.commit()
+
+    source_conn = source.get()
+    dialect = src.dialect_for(source_conn, engine)
+    finished = False
+    try:
+        src.prepare_session(source_conn, dialect)
+        upper = src.upper_bound(source_conn, dialect, spec.cursor.type)
+        result.upper_bound = upper
+        statement, params = read_sql(dialect, plan.shape, pass_start(plan, current), upper)
+        stream = src.open_stream(source_conn, statement, params)
+        finished = _copy_pass(plan, stream, target_conn, state_schema, deadline, current, result)
+    finally:
+        if finished:
+            with contextlib.suppress(Exception):
+                source_conn.rollback()
+        else:
+            # An unfinished stream would be drained by closing its cursor (PyMySQL, MariaDB ODBC):
+            # dropping the connection is cheaper, and the next get() opens a fresh one.
+            source.close()
+    result.status = "finished" if finished else "continues"
+    if not finished or not spec.deletes.enabled:
+        result.deletes = "off" if not spec.deletes.enabled else "not_reached"
+        return
+    result.deletes = reconcile_deletes(plan, source, dialect, target_conn, state_schema, deadline, current, result)
+    if result.deletes == "continues":
+        result.status = "continues"
+
+
+def _copy_pass(
+    plan: TablePlan,
+    stream: Any,
+    target_conn: Any,
+    state_schema: str,
+    deadline: Deadline,
+    current: state.TableState,
+    result: TableResult,
+) -> bool:
+    """Copy chunks until the stream ends (True) or the deadline leaves no room for another (False)."""
+    spec = plan.spec
+    position = current.position
+    slowest_ms = 0.0
+    while True:
+        if deadline.expired(need_ms=slowest_ms * 1.5):
+            return False
+        chunk_started = time.monotonic()
+        rows = stream.fetchmany(spec.chunk_size)
+        last = len(rows) < spec.chunk_size
+        if rows:
+            tail = rows[-1]
+            position = state.Position(tail[plan.cursor_index], tuple(tail[i] for i in plan.key_indexes))
+        watermark = _watermark_after(current.watermark, position) if last else current.watermark
+        with target_conn.cursor() as cur:
+            if rows:
+                result.rows_upserted += _write_chunk(cur, plan, rows)
+            state.save_progress(
+                cur,
+                state_schema,
+                spec.name,
+                position=None if last else position,
+                watermark=watermark,
+                rows=len(rows),
+                finished=last,
+            )
+        target_conn.commit()
+        result.rows_read += len(rows)
+        result.chunks += 1 if rows else 0
+        result.watermark_after = watermark if last else result.watermark_after
+        slowest_ms = max(slowest_ms, (time.monotonic() - chunk_started) * 1000)
+        if last:
+            return True
+
+
+def _watermark_after(previous: Any, position: state.Position | None) -> Any:
+    if position is None:
+        return previous
+    if previous is None:
+        return position.cursor
+    try:
+        return max(previous, position.cursor)
+    except TypeError:  # e.g. the column changed from naive to aware timestamps: trust the source
+        return position.cursor
+
+
+def _write_chunk(cur: Any, plan: TablePlan, rows: Sequence[Any]) -> int:
+    staging = create_staging(cur, plan.spec.target, plan.target_columns, STAGING_TABLE, plan.not_null)
+    width = plan.width
+    # The cursor may ride along as an extra trailing column; it is not copied.
+    values = rows if plan.cursor_index < width else (row[:width] for row in rows)
+    copy_rows(cur, staging, plan.target_columns, values)
+    return upsert(
+        cur,
+        staging,
+        plan.spec.target,
+        plan.target_columns,
+        plan.target_key,
+        version_column=plan.version_column,
+        skip_unchanged=True,
+    )
