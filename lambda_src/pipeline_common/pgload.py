@@ -200,12 +200,34 @@ def copy_in(
     then in error and the caller rolls back (to a savepoint or entirely).
     """
     copy_format = copy_format or CopyFormat()
-    stream: Any = source if hasattr(source, "read") else IterStream(source)  # type: ignore[arg-type]
+    stream = _ReadGuard(source if hasattr(source, "read") else IterStream(source))  # type: ignore[arg-type]
     statement = sql.SQL("COPY {} ({}) FROM STDIN WITH ({})").format(
         _table_sql(table), _column_list(columns), copy_format.options()
     )
-    cur.copy_expert(statement, stream, size=chunk_size)
+    try:
+        cur.copy_expert(statement, stream, size=chunk_size)
+    except Exception:
+        if stream.error is not None:
+            # psycopg2 reports a failing read() as QueryCanceled; callers need the real cause
+            # (a deadline, a broken download, a corrupt gzip) to decide what happens next.
+            raise stream.error from None
+        raise
     return int(cur.rowcount)
+
+
+class _ReadGuard:
+    """Remembers the exception a source raised inside psycopg2's COPY loop."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+        self.error: BaseException | None = None
+
+    def read(self, size: int = -1) -> Any:
+        try:
+            return self._source.read(size)
+        except Exception as exc:
+            self.error = exc
+            raise
 
 
 def create_staging(

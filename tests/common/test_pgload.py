@@ -94,12 +94,12 @@ def test_copy_error_reports_the_input_line_and_is_a_row_error(items):
     assert is_row_error(caught.value)
 
 
-def test_exception_from_the_source_aborts_the_copy_and_leaves_nothing(items):
+def test_exception_from_the_source_aborts_the_copy_propagates_as_is_and_leaves_nothing(items):
     def failing():
         yield b"1,eu,a\n2,eu,b\n"
         raise ConnectionResetError("S3 stream broke")
 
-    with items.cursor() as cur, pytest.raises(Exception, match="S3 stream broke"):
+    with items.cursor() as cur, pytest.raises(ConnectionResetError, match="S3 stream broke"):
         copy_in(cur, ITEMS, ["id", "region", "name"], failing())
     items.rollback()
     assert _rows(items) == []
