@@ -96,6 +96,17 @@ def open_stream(connection: Any, statement: str, params: Sequence[Any]) -> Any:
     return cursor
 
 
+def abandon_stream(cursor: Any) -> None:
+    """Forget an unfinished stream whose connection is about to be closed.
+
+    Closing would read the rest of the result off the wire (PyMySQL's SSCursor drains it, even
+    from its destructor); the connection is dropped instead, so the result is marked done.
+    """
+    result = getattr(cursor, "_result", None)
+    if result is not None and getattr(result, "unbuffered_active", False):
+        result.unbuffered_active = False
+
+
 def fetch_rows(connection: Any, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     """A small, fully read result (key lookups)."""
     cursor = connection.cursor()

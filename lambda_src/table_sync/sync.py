@@ -228,6 +228,7 @@ def sync_table(
     source_conn = source.get()
     dialect = src.dialect_for(source_conn, engine)
     finished = False
+    stream = None
     try:
         src.prepare_session(source_conn, dialect)
         upper = src.upper_bound(source_conn, dialect, spec.cursor.type)
@@ -242,6 +243,8 @@ def sync_table(
         else:
             # An unfinished stream would be drained by closing its cursor (PyMySQL, MariaDB ODBC):
             # dropping the connection is cheaper, and the next get() opens a fresh one.
+            if stream is not None:
+                src.abandon_stream(stream)
             source.close()
     result.status = "finished" if finished else "continues"
     if not finished or not spec.deletes.enabled:

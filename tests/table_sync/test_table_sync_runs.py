@@ -4,7 +4,6 @@ real PostgreSQL target."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from decimal import Decimal
 from typing import Any
 
@@ -36,25 +35,14 @@ def _insert(source: Any, rows: list[tuple[Any, ...]]) -> None:
         source.execute("INSERT INTO items (id, name, amount, updated_at) VALUES (%s, %s, %s, %s)", row)
 
 
-def _timestamp_table(**extra: Any) -> dict[str, Any]:
-    return {
-        "source": "public.items" if extra.pop("pg", True) else "items",
-        "target": "public.items",
-        "primary_key": ["id"],
-        "cursor": {"column": "updated_at", "type": "timestamp"},
-        "columns": ["id", "name", "amount", "updated_at"],
-        **extra,
-    }
-
-
 def _source_name(source: Any) -> str:
     # MariaDB has no schemas: the database is the qualifier.
     return "public.items" if source.engine == "postgresql" else f"{source.provider.settings.database}.items"
 
 
-def _ts_table(source: Any, **extra: Any) -> dict[str, Any]:
+def _ts_table(origin: Any, **extra: Any) -> dict[str, Any]:
     return {
-        "source": _source_name(source),
+        "source": _source_name(origin),
         "target": "public.items",
         "primary_key": ["id"],
         "cursor": {"column": "updated_at", "type": "timestamp"},
@@ -63,9 +51,9 @@ def _ts_table(source: Any, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _rv_table(source: Any, **extra: Any) -> dict[str, Any]:
+def _rv_table(origin: Any, **extra: Any) -> dict[str, Any]:
     return {
-        "source": _source_name(source),
+        "source": _source_name(origin),
         "target": "public.items",
         "primary_key": ["id"],
         "cursor": {"column": "version", "type": "rowversion"},
@@ -117,3 +105,305 @@ def test_initial_full_copy_then_incremental_inserts_and_updates_only(source, tar
     assert result.watermark_after == later
     assert _target_rows(target) == _source_rows(source)
     assert result.to_json()["watermark_after"] == later.isoformat()
+
+
+def _run_hook(calls: dict[str, int], on_call: Any = None, expire_after: int | None = None) -> Deadline:
+    """A deadline whose clock calls `on_call(n)` each time the sync asks it (before every chunk),
+    and which runs out after `expire_after` questions."""
+
+    def remaining() -> float:
+        calls["n"] += 1
+        if on_call is not None:
+            on_call(calls["n"])
+        return 0.0 if expire_after is not None and calls["n"] > expire_after else 1e9
+
+    return Deadline(remaining, reserve_ms=0)
+
+
+def test_ties_on_the_cursor_across_chunk_boundaries_with_a_composite_key(source, target, sync):
+    source.execute(
+        "CREATE TABLE events (region varchar(10) NOT NULL, id int NOT NULL, payload varchar(50), "
+        f"updated_at {'timestamp' if source.engine == 'postgresql' else 'datetime'}(6) NOT NULL, "
+        "PRIMARY KEY (region, id))"
+    )
+    target.execute(
+        "CREATE TABLE public.events (region text, id int, payload text, updated_at timestamp, PRIMARY KEY (region, id))"
+    )
+    rows = [(region, i, f"{region}{i}", T0 + dt.timedelta(seconds=i // 7)) for region in ("a", "b") for i in range(14)]
+    for row in rows:
+        source.execute("INSERT INTO events VALUES (%s, %s, %s, %s)", row)
+    table = {
+        "source": _source_name(source).replace("items", "events"),
+        "target": "public.events",
+        "primary_key": ["region", "id"],
+        "cursor": {"column": "updated_at", "type": "timestamp"},
+        "chunk_size": 3,
+    }
+    # One chunk per run: every resume starts from a (cursor, key) position inside a group of ties.
+    runs = []
+    while not runs or runs[-1].status == "continues":
+        runs.append(sync([table], deadline=_run_hook({"n": 0}, expire_after=2)).tables[0])
+        assert len(runs) < 30
+    assert sum(r.rows_read for r in runs) == len(rows)
+    assert sum(r.rows_upserted for r in runs) == len(rows)
+    got = target.execute("SELECT region, id, payload, updated_at FROM public.events ORDER BY region, id")
+    assert got == sorted(rows)
+
+
+def test_rowversion_upper_bound_keeps_in_flight_transactions_for_the_next_run(source, target, sync):
+    _setup_items(source, target, versioned=True)
+    _insert(source, _rows(5))
+    assert sync([_rv_table(source)]).tables[0].rows_read == 5
+
+    writer = source.connect()  # an open transaction, as a long-running writer on SQL Server
+    with writer.cursor() as cur:
+        cur.execute("UPDATE items SET name = 'in flight' WHERE id = 2")
+    if source.engine == "postgresql":
+        # Committed after the in-flight transaction began: a higher version than the in-flight one.
+        _insert(source, [(6, "later", Decimal(1), T0)])
+    result = sync([_rv_table(source)]).tables[0]
+    assert result.status == "finished"
+    assert result.rows_read == 0  # row 6 lies above the bound while row 2's writer is running
+    assert target.execute("SELECT name FROM public.items WHERE id = 2") == [("item 2",)]
+    writer.commit()
+    writer.close()
+    result = sync([_rv_table(source)]).tables[0]
+    assert result.rows_read == (2 if source.engine == "postgresql" else 1)
+    assert _target_rows(target) == _source_rows(source)
+
+
+def test_timestamp_lookback_catches_a_late_commit_and_no_lookback_misses_it(source, target, sync):
+    _setup_items(source, target)
+    target.execute("CREATE TABLE public.items_nolookback (LIKE public.items INCLUDING ALL)")
+    _insert(source, _rows(3))
+    with_lookback = _ts_table(source, cursor={"column": "updated_at", "type": "timestamp", "lookback_seconds": 60})
+    without = _ts_table(source, name="nolookback", target="public.items_nolookback")
+    sync([with_lookback, without])
+
+    writer = source.connect()
+    with writer.cursor() as cur:  # stamped before a row that commits first
+        cur.execute(
+            "INSERT INTO items (id, name, amount, updated_at) VALUES (%s, %s, %s, %s)",
+            (10, "late", Decimal(2), T0 + dt.timedelta(seconds=10)),
+        )
+    _insert(source, [(11, "early", Decimal(3), T0 + dt.timedelta(seconds=20))])
+    sync([with_lookback, without])
+    writer.commit()
+    writer.close()
+    sync([with_lookback, without])
+    assert _target_rows(target) == _source_rows(source)
+    ids = [r[0] for r in target.execute("SELECT id FROM public.items_nolookback ORDER BY id")]
+    assert ids == [1, 2, 3, 11]  # the control: without a lookback the late row is lost
+
+
+def test_rows_updated_while_the_sync_runs_are_caught_by_the_next_run(source, target, sync):
+    _setup_items(source, target, versioned=True)
+    _insert(source, _rows(9))
+    later = T0 + dt.timedelta(hours=1)
+
+    def update_during_second_chunk(n: int) -> None:
+        if n == 3:  # after the first chunk committed: one row already copied, one not yet
+            source.execute("UPDATE items SET name = 'moved', updated_at = %s WHERE id IN (1, 8)", (later,))
+
+    for table in (_rv_table(source, chunk_size=3), _ts_table(source, name="ts", chunk_size=3)):
+        target.execute("TRUNCATE public.items")
+        sync([table], deadline=_run_hook({"n": 0}, update_during_second_chunk))
+        sync([table])
+        assert _target_rows(target) == _source_rows(source), table
+        source.execute("UPDATE items SET name = CONCAT('item ', id)")
+
+
+@pytest.mark.parametrize("failure", ["error", "connection_lost"])
+def test_crash_between_chunks_resumes_from_the_last_committed_chunk(source, target, sync, failure):
+    _setup_items(source, target)
+    _insert(source, _rows(20))
+    action = (
+        "RAISE EXCEPTION 'injected failure'" if failure == "error" else "PERFORM pg_terminate_backend(pg_backend_pid())"
+    )
+    target.execute(
+        f"CREATE FUNCTION fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {action}; RETURN NEW; END $$;"
+        "CREATE TRIGGER fail AFTER INSERT ON public.items FOR EACH ROW WHEN (NEW.id = 13) EXECUTE FUNCTION fail()"
+    )
+    first = sync([_ts_table(source, chunk_size=5)]).tables[0]
+    assert first.status == "failed"
+    assert ("injected failure" in first.error) if failure == "error" else first.error
+    assert [r[0] for r in target.execute("SELECT id FROM public.items ORDER BY id")] == list(range(1, 11))
+    position = _state(target)["position"]
+    assert position["key"] == [{"int": 10}]
+
+    target.execute("DROP TRIGGER fail ON public.items")
+    second = sync([_ts_table(source, chunk_size=5)]).tables[0]
+    assert second.status == "finished"
+    assert second.rows_read == 10  # exactly the rows after the committed position
+    assert _target_rows(target) == _source_rows(source)
+    assert _state(target)["rows_synced"] == 20
+
+
+class CountdownContext:
+    """A Lambda context whose remaining time runs out after `questions` questions (one before the
+    run, one before each chunk)."""
+
+    def __init__(self, questions: int) -> None:
+        self.left = questions
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.left -= 1
+        return 900_000 if self.left >= 0 else 5_000
+
+
+def test_deadline_stops_after_the_current_chunk_and_the_next_run_continues(source, target, sync):
+    _setup_items(source, target)
+    _insert(source, _rows(23))
+    results = []
+    for _ in range(10):
+        deadline = Deadline.from_context(CountdownContext(3), reserve_ms=10_000)
+        results.append(sync([_ts_table(source, chunk_size=5)], deadline=deadline).tables[0])
+        if results[-1].status == "finished":
+            break
+    assert [r.status for r in results] == ["continues", "continues", "finished"]
+    assert [r.rows_read for r in results] == [10, 10, 3]
+    assert results[0].watermark_after is None  # moves only when the pass ends
+    assert results[-1].watermark_after == T0 + dt.timedelta(seconds=22)
+    assert _target_rows(target) == _source_rows(source)
+
+
+def test_delete_reconciliation_removes_rows_gone_from_the_source(source, target, sync):
+    _setup_items(source, target)
+    _insert(source, _rows(12))
+    plain = _ts_table(source, chunk_size=5)
+    sync([plain])
+    source.execute("DELETE FROM items WHERE id IN (3, 4, 9, 12)")
+    assert sync([plain]).tables[0].rows_deleted == 0
+    assert len(_target_rows(target)) == 12  # off by default
+
+    reconciling = _ts_table(source, chunk_size=5, deletes={"chunk_size": 5})
+    result = sync([reconciling]).tables[0]
+    assert (result.status, result.deletes, result.rows_deleted) == ("finished", "finished", 4)
+    assert _target_rows(target) == _source_rows(source)
+
+    # Stopped by the deadline halfway through the walk, it continues where it stopped.
+    source.execute("DELETE FROM items WHERE id IN (1, 11)")
+    stopped = sync([reconciling], deadline=_run_hook({"n": 0}, expire_after=3)).tables[0]
+    assert (stopped.status, stopped.deletes, stopped.rows_deleted) == ("continues", "continues", 1)
+    resumed = sync([reconciling]).tables[0]
+    assert (resumed.deletes, resumed.rows_deleted) == ("finished", 1)
+    assert _target_rows(target) == _source_rows(source)
+
+    spaced = _ts_table(source, chunk_size=5, deletes={"chunk_size": 5, "interval_minutes": 60})
+    assert sync([spaced]).tables[0].deletes == "not_due"
+
+
+def test_type_round_trips(source, target, sync):
+    if source.engine == "postgresql":
+        source.execute(
+            "CREATE TABLE typed (id int PRIMARY KEY, n numeric(30, 10), ts timestamp(6), tz timestamptz, s text, "
+            "b bytea, updated_at timestamp NOT NULL)"
+        )
+        aware = "2024-01-02 03:04:05.123456+02"
+    else:
+        source.execute(
+            "CREATE TABLE typed (id int PRIMARY KEY, n decimal(30, 10), ts datetime(6), tz timestamp(6) NULL, "
+            "s text, b blob, updated_at datetime NOT NULL)"
+        )
+        source.execute("SET time_zone = '+02:00'")
+        aware = "2024-01-02 03:04:05.123456"
+    unicode_text = "Grüße ☃ 𝄞 日本語 \t tab \\ backslash \n newline"
+    source.execute(
+        "INSERT INTO typed VALUES (1, %s, %s, %s, %s, %s, %s), (2, NULL, NULL, NULL, NULL, NULL, %s)",
+        (
+            Decimal("12345678901234567890.0123456789"),
+            dt.datetime(1999, 12, 31, 23, 59, 59, 999999),
+            aware,
+            unicode_text,
+            b"\x00\xff\x10\\\n",
+            T0,
+            T0,
+        ),
+    )
+    target.execute(
+        "CREATE TABLE public.typed (id int PRIMARY KEY, n numeric(30, 10), ts timestamp, tz timestamptz, s text, "
+        "b bytea, updated_at timestamp)"
+    )
+    table = {
+        "source": _source_name(source).replace("items", "typed"),
+        "target": "public.typed",
+        "primary_key": "id",
+        "cursor": {"column": "updated_at", "type": "timestamp"},
+    }
+    assert sync([table]).tables[0].rows_upserted == 2
+    target.execute("SET TIME ZONE 'UTC'")
+    got = target.execute("SELECT id, n, ts, tz, s, b, updated_at FROM public.typed ORDER BY id")
+    first = list(got[0])
+    first[5] = bytes(first[5])
+    assert first == [
+        1,
+        Decimal("12345678901234567890.0123456789"),
+        dt.datetime(1999, 12, 31, 23, 59, 59, 999999),
+        dt.datetime(2024, 1, 2, 1, 4, 5, 123456, tzinfo=dt.UTC),
+        unicode_text,
+        b"\x00\xff\x10\\\n",
+        T0,
+    ]
+    assert got[1] == (2, None, None, None, None, None, T0)
+
+
+def test_unknown_tables_and_columns_are_named_before_any_row_moves(source, target, sync):
+    _setup_items(source, target)
+    _insert(source, _rows(3))
+    for suffix in "abc":
+        target.execute(f"CREATE TABLE public.items_{suffix} (LIKE public.items INCLUDING ALL)")
+    good = _ts_table(source)
+    broken = [
+        _ts_table(source, target="public.items_a", source=_source_name(source).replace("items", "nosuch")),
+        _ts_table(source, target="public.items_b", columns=["id", "name", "colour"]),
+        _ts_table(source, target="public.items_c", cursor={"column": "changed", "type": "timestamp"}),
+        _ts_table(source, target="public.missing"),
+    ]
+    with pytest.raises(PlanError) as caught:
+        sync([good, *broken])
+    message = str(caught.value)
+    assert "nosuch" in message and "cannot be read" in message
+    assert "'colour' is not a column of source" in message
+    assert "cursor column 'changed'" in message
+    assert "public.missing does not exist" in message
+    assert target.execute("SELECT count(*) FROM public.items") == [(0,)]
+    assert target.execute("SELECT to_regclass('pipeline_state.table_sync_state')") == [(None,)]
+
+    target.execute("CREATE TABLE public.nokey (id int, name text, amount numeric, updated_at timestamp)")
+    with pytest.raises(PlanError, match="no primary key or unique index on \\(id\\)"):
+        sync([_ts_table(source, target="public.nokey")])
+
+
+def test_a_table_locked_by_another_run_is_skipped(source, target, sync):
+    _setup_items(source, target)
+    _insert(source, _rows(3))
+    other = psycopg2.connect(target.dsn)
+    with other.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (0x7A5C, "public.items"))
+    try:
+        result = sync([_ts_table(source)]).tables[0]
+        assert result.status == "skipped"
+        assert target.execute("SELECT count(*) FROM public.items") == [(0,)]
+    finally:
+        other.close()
+    assert sync([_ts_table(source)]).tables[0].rows_read == 3
+
+
+def test_initial_value_starts_later_and_a_query_source_filters(source, target, sync):
+    _setup_items(source, target)
+    _insert(source, _rows(10))
+    start = (T0 + dt.timedelta(seconds=6)).isoformat()
+    result = sync([_ts_table(source, initial_value=start)]).tables[0]
+    assert result.rows_read == 4
+    assert [r[0] for r in target.execute("SELECT id FROM public.items ORDER BY id")] == [7, 8, 9, 10]
+
+    target.execute("CREATE TABLE public.cheap (LIKE public.items INCLUDING ALL)")
+    query = {
+        "name": "cheap",
+        "query": "SELECT id, name, amount, updated_at FROM items WHERE amount < 1 AND name LIKE 'item%'",
+        "target": "public.cheap",
+        "primary_key": ["id"],
+        "cursor": {"column": "updated_at", "type": "timestamp"},
+    }
+    assert sync([query]).tables[0].rows_read == 3
+    assert [r[0] for r in target.execute("SELECT id FROM public.cheap ORDER BY id")] == [1, 2, 3]
