@@ -87,11 +87,11 @@ def _parse_table(item: Any, index: int, engine: str) -> TableSpec:
     where = f"SYNC_TABLES[{index}]"
     if not isinstance(item, Mapping):
         raise ConfigError(f"{where} must be a JSON object, got {type(item).__name__}")
+    label = item.get("name") or item.get("target") or item.get("source") or str(index)
+    where = f"SYNC_TABLES[{index}] ({label})"
     unknown = sorted(set(item) - _TABLE_KEYS)
     if unknown:
         raise ConfigError(f"{where} has unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_TABLE_KEYS))}")
-    label = item.get("name") or item.get("target") or item.get("source") or str(index)
-    where = f"SYNC_TABLES[{index}] ({label})"
     try:
         return _build_table(item, where, engine)
     except IdentifierError as exc:

@@ -1,0 +1,154 @@
+"""Generated source SQL: T-SQL for every option parses with sqlglot's T-SQL dialect (no SQL Server
+runs here), and the statements say what the sync relies on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import struct
+
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from pipeline_common.identifiers import QualifiedName
+from table_sync import values
+from table_sync.dialect import Dialect, Lower, SourceShape, key_lookup_sql, probe_sql, read_sql
+from table_sync.source import datetimeoffset_to_datetime
+
+TSQL = Dialect("sqlserver", "qmark")
+LOWERS = [
+    Lower("all"),
+    Lower("from", dt.datetime(2024, 1, 1)),
+    Lower("after", 42),
+    Lower("after_key", 42, (7,)),
+]
+
+
+def _shape(cursor_type: str, key: tuple[str, ...], query: bool, cursor_copied: bool) -> SourceShape:
+    columns = (*key, "Name", *(["RowVer" if cursor_type == "rowversion" else "ModifiedAt"] if cursor_copied else []))
+    return SourceShape(
+        relation=None if query else QualifiedName("dbo", "Orders"),
+        query="SELECT o.*, c.Name AS CustomerName FROM dbo.Orders o JOIN dbo.Customers c ON c.Id = o.CustomerId"
+        if query
+        else None,
+        columns=columns,
+        primary_key=key,
+        cursor_column="RowVer" if cursor_type == "rowversion" else "ModifiedAt",
+        cursor_type=cursor_type,
+    )
+
+
+def _parse(statement: str) -> exp.Expression:
+    parsed = sqlglot.parse(statement, read="tsql", error_level=sqlglot.ErrorLevel.RAISE)
+    assert len(parsed) == 1
+    return parsed[0]
+
+
+@pytest.mark.parametrize(
+    ("cursor_type", "key", "query", "cursor_copied", "lower", "bounded"),
+    [
+        (c, k, q, cc, lo, b)
+        for c, k, q, cc, lo, b in itertools.product(
+            ["rowversion", "timestamp"],
+            [("OrderId",), ("Region", "OrderId")],
+            [False, True],
+            [False, True],
+            LOWERS,
+            [False, True],
+        )
+        if not (b and c == "timestamp")
+    ],
+)
+def test_tsql_read_for_every_option_parses(cursor_type, key, query, cursor_copied, lower, bounded):
+    shape = _shape(cursor_type, key, query, cursor_copied)
+    if lower.kind == "after_key":
+        lower = Lower("after_key", 42, tuple(range(len(key))))
+    statement, params = read_sql(TSQL, shape, lower, 99 if bounded else None)
+    tree = _parse(statement)
+    assert isinstance(tree, exp.Select)
+    assert statement.count("?") == len(params)
+    assert "TOP" not in statement.upper() and "OFFSET" not in statement.upper()
+    order = [o.this.sql(dialect="tsql") for o in tree.args["order"].expressions]
+    assert order == [f"[{shape.cursor_column}]", *(f"[{k}]" for k in key)]
+    if cursor_type == "rowversion":
+        assert "CAST([RowVer] AS BIGINT)" in statement  # the watermark is read as a number
+        if lower.kind != "all":
+            assert "CAST(CAST(? AS BIGINT) AS BINARY(8))" in statement  # compared as rowversion: index seek
+
+
+def test_tsql_keyset_predicate_is_the_expanded_row_comparison():
+    shape = _shape("timestamp", ("Region", "OrderId"), False, True)
+    statement, params = read_sql(TSQL, shape, Lower("after_key", "c", ("r", 5)))
+    assert (
+        "[ModifiedAt] >= ? AND ([ModifiedAt] > ? OR ([ModifiedAt] = ? AND ([Region] > ? OR ([Region] = ? AND "
+        "[OrderId] > ?))))" in statement
+    )
+    assert params == ["c", "c", "c", "r", "r", 5]
+
+
+def test_tsql_upper_bound_probe_and_key_lookups_parse():
+    assert "MIN_ACTIVE_ROWVERSION()" in TSQL.upper_bound_sql("rowversion")
+    _parse(TSQL.upper_bound_sql("rowversion"))
+    assert TSQL.upper_bound_sql("timestamp") is None
+    for query in (False, True):
+        shape = _shape("rowversion", ("Region", "OrderId"), query, False)
+        _parse(probe_sql(TSQL, shape))
+        statement, params = key_lookup_sql(TSQL, shape, [("a", 1), ("b", 2)])
+        _parse(statement)
+        assert len(params) == 4 == statement.count("?")
+        single = _shape("rowversion", ("OrderId",), query, False)
+        statement, params = key_lookup_sql(TSQL, single, [(1,), (2,), (3,)])
+        assert "[OrderId] IN (?, ?, ?)" in statement
+        _parse(statement)
+    for sql_text in TSQL.session_sql():
+        _parse(sql_text)
+
+
+def test_postgres_uses_a_row_comparison_and_format_parameters_escape_percent():
+    dialect = Dialect("postgresql", "format")
+    shape = SourceShape(None, "SELECT * FROM t WHERE name LIKE 'a%'", ("id", "v"), ("id",), "v", "rowversion")
+    statement, params = read_sql(dialect, shape, Lower("after_key", 10, (3,)), 20)
+    assert '("v", "id") > (%s, %s)' in statement and '"v" < %s' in statement
+    assert "LIKE 'a%%'" in statement
+    assert params == [10, 3, 20]
+    assert "pg_snapshot_xmin" in dialect.upper_bound_sql("rowversion")
+    assert Dialect("mysql", "format").upper_bound_sql("rowversion") is None
+
+
+def test_identifiers_are_quoted_per_dialect():
+    shape = SourceShape(QualifiedName("s", "t"), None, ("a",), ("a",), "c", "timestamp")
+    assert read_sql(Dialect("mysql", "format"), shape, Lower("all"))[0].startswith("SELECT `a`, `c` FROM `s`.`t`")
+    assert read_sql(Dialect("postgresql", "qmark"), shape, Lower("all"))[0].startswith('SELECT "a", "c" FROM "s"."t"')
+
+
+def test_aware_datetimes_are_bound_as_naive_utc():
+    aware = dt.datetime(2024, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert values.as_parameter(aware) == dt.datetime(2024, 1, 1, 10)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        5,
+        True,
+        "x",
+        dt.datetime(2024, 1, 1, 1, 2, 3, 4),
+        dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+        dt.date(2024, 2, 29),
+        dt.time(1, 2),
+        b"\x00\x01",
+        1.5,
+        __import__("decimal").Decimal("1.10"),
+        __import__("uuid").UUID(int=7),
+    ],
+)
+def test_watermark_values_round_trip_with_their_type(value):
+    decoded = values.decode(values.encode(value))
+    assert decoded == value and type(decoded) is type(value)
+
+
+def test_datetimeoffset_struct_becomes_an_aware_datetime():
+    raw = struct.pack("<6hI2h", 2024, 5, 6, 7, 8, 9, 123456000, -5, -30)
+    got = datetimeoffset_to_datetime(raw)
+    assert got == dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.timezone(-dt.timedelta(hours=5, minutes=30)))
