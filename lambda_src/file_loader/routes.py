@@ -19,8 +19,11 @@ wins, so list specific prefixes before general ones. Fields:
   `none`.
 - CSV only: `delimiter` (default `,`), `quote` (default `"`), `escape` (default: the quote),
   `null` (the unquoted text that means NULL, default empty).
-- `encoding`: PostgreSQL name of the file's encoding (default `UTF8`; also `LATIN1`, `LATIN2`,
-  `LATIN9`, `WIN1250`, `WIN1251`, `WIN1252`, `SQL_ASCII`).
+- `encoding`: the file's encoding (default `UTF8`; also `LATIN1`, `LATIN2`, `LATIN9`, `WIN1250`,
+  `WIN1251`, `WIN1252`, `SQL_ASCII`; case, dashes and common aliases such as `utf-8`, `latin-1`,
+  `iso-8859-15`, `cp1252` are accepted).
+- The CSV fields and `encoding` may also be nested under `csv` (`"csv": {"delimiter": ";"}`), as
+  the Terraform module passes them.
 
 Errors name the route index and the field: `ROUTES[2].mode: must be one of append, upsert`.
 """
@@ -68,6 +71,18 @@ _FIELDS = {
     "escape",
     "null",
     "encoding",
+    "csv",
+}
+CSV_FIELDS = ("delimiter", "quote", "escape", "null", "encoding")
+ENCODING_ALIASES = {
+    "ISO88591": "LATIN1",
+    "ISO88592": "LATIN2",
+    "ISO885915": "LATIN9",
+    "CP1250": "WIN1250",
+    "CP1251": "WIN1251",
+    "CP1252": "WIN1252",
+    "WINDOWS1252": "WIN1252",
+    "ASCII": "SQL_ASCII",
 }
 
 
@@ -123,15 +138,17 @@ def parse_routes(raw: Any, variable: str = "ROUTES") -> list[Route]:
 
 def parse_route(item: Any, index: int, variable: str = "ROUTES") -> Route:
     where = f"{variable}[{index}]"
+    labels: dict[str, str] = {}
 
     def fail(field: str, message: str) -> ConfigError:
-        return ConfigError(f"{where}.{field}: {message}")
+        return ConfigError(f"{where}.{labels.get(field, field)}: {message}")
 
     if not isinstance(item, Mapping):
         raise ConfigError(f"{where}: must be a JSON object, got {type(item).__name__}")
     unknown = sorted(set(item) - _FIELDS)
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(_FIELDS))}")
+    item = _merge_csv_options(item, where, labels)
 
     def text(field: str, default: str | None = None, *, required: bool = False) -> str | None:
         value = item.get(field, default)
@@ -169,7 +186,7 @@ def parse_route(item: Any, index: int, variable: str = "ROUTES") -> Route:
         except IdentifierError as exc:
             raise fail("key_columns", str(exc)) from None
     encoding = (text("encoding", "UTF8") or "UTF8").upper().replace("-", "")
-    encoding = {"UTF8": "UTF8", "ISO88591": "LATIN1", "ISO885915": "LATIN9"}.get(encoding, encoding)
+    encoding = ENCODING_ALIASES.get(encoding, encoding)
     if encoding not in ENCODINGS:
         raise fail("encoding", f"unsupported encoding {item.get('encoding')!r}; use one of {', '.join(ENCODINGS)}")
     codecs.lookup(ENCODINGS[encoding])
@@ -194,6 +211,24 @@ def parse_route(item: Any, index: int, variable: str = "ROUTES") -> Route:
     if route.mode == "append" and route.key_columns:
         raise fail("key_columns", "applies to mode upsert only")
     return route
+
+
+def _merge_csv_options(item: Mapping[str, Any], where: str, labels: dict[str, str]) -> dict[str, Any]:
+    """Accept the CSV dialect flat or nested under `csv` (the Terraform module's shape)."""
+    fields = {k: v for k, v in item.items() if k != "csv"}
+    nested = item.get("csv")
+    if nested is None:
+        return fields
+    if not isinstance(nested, Mapping):
+        raise ConfigError(f"{where}.csv: must be a JSON object, got {type(nested).__name__}")
+    for name, value in nested.items():
+        if name not in CSV_FIELDS:
+            raise ConfigError(f"{where}.csv: unknown field {name!r}; known: {', '.join(CSV_FIELDS)}")
+        if name in fields and fields[name] != value:
+            raise ConfigError(f"{where}.csv.{name}: conflicts with {name} given at the top level")
+        fields[name] = value
+        labels[name] = f"csv.{name}"
+    return fields
 
 
 def _check_table(table: str, fail: Any) -> None:

@@ -49,6 +49,41 @@ def test_route_errors_name_the_index_and_field(routes, message):
         parse_routes(routes)
 
 
+def test_csv_options_nested_as_the_terraform_module_passes_them():
+    (csv_route, json_route) = parse_routes(
+        [
+            {
+                "prefix": "a/",
+                "suffix": "",
+                "table": "s.t",
+                "format": "csv",
+                "mode": "append",
+                "key_columns": [],
+                "on_error": "reject_object",
+                "csv": {"delimiter": ";", "quote": "'", "null": "NULL", "encoding": "cp1252"},
+            },
+            {
+                "prefix": "b/",
+                "suffix": "",
+                "table": "s.t",
+                "format": "jsonl",
+                "mode": "upsert",
+                "key_columns": ["id"],
+                "on_error": "quarantine",
+                "csv": {"delimiter": ",", "quote": '"', "null": "", "encoding": "utf-8"},
+            },
+        ]
+    )
+    assert (csv_route.delimiter, csv_route.quote, csv_route.null, csv_route.encoding) == (";", "'", "NULL", "WIN1252")
+    assert csv_route.matches("a/x.csv") and json_route.encoding == "UTF8" and json_route.key_columns == ("id",)
+    with pytest.raises(ConfigError, match=r"ROUTES\[0\]\.csv\.delimiter: must be a single"):
+        parse_routes([{"prefix": "a/", "table": "s.t", "csv": {"delimiter": "||"}}])
+    with pytest.raises(ConfigError, match=r"ROUTES\[0\]\.csv: unknown field 'sep'"):
+        parse_routes([{"prefix": "a/", "table": "s.t", "csv": {"sep": ";"}}])
+    with pytest.raises(ConfigError, match=r"ROUTES\[0\]\.csv\.quote: conflicts"):
+        parse_routes([{"prefix": "a/", "table": "s.t", "quote": "'", "csv": {"quote": "`"}}])
+
+
 def test_name_placeholder_refuses_hostile_key_components():
     (route,) = parse_routes([{"prefix": "raw/", "table": "staging.{name}"}])
     for key in ('raw/x";drop table y;--/a.csv', "raw/a.csv", "raw/1abc/a.csv", "raw/Robert'); DROP/a.csv"):
