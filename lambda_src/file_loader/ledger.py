@@ -15,7 +15,7 @@ from typing import IO, Any
 from psycopg2 import sql
 
 from pipeline_common.identifiers import validate_identifier
-from pipeline_common.pgload import CopyFormat, copy_in
+from pipeline_common.pgload import copy_in
 
 TERMINAL = ("loaded", "rejected")
 # Any constant works; it only has to differ from the other pipelines' DDL locks.
@@ -160,7 +160,3 @@ class Ledger:
             ["bucket", "key", "version", "target_table", "line", "raw", "reason"],
             spool,
         )
-
-
-def rejects_format() -> CopyFormat:
-    return CopyFormat(format="csv")
