@@ -13,8 +13,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+from psycopg2 import errors, sql
 
 from pipeline_common.deadline import Deadline
 from pipeline_common.pgload import TableNotFound, copy_rows, create_staging, table_columns, unique_keys, upsert
@@ -264,39 +267,62 @@ def _copy_pass(
     current: state.TableState,
     result: TableResult,
 ) -> bool:
-    """Copy chunks until the stream ends (True) or the deadline leaves no room for another (False)."""
+    """Copy chunks until the stream ends (True) or the deadline leaves no room for another (False).
+
+    The next chunk is fetched on a second thread while the current one is written: the drivers
+    release the GIL while they wait on the network, so the source and the target work at once.
+    A prefetched chunk that is not written when the deadline stops the pass is simply dropped;
+    only committed chunks move the position.
+    """
     spec = plan.spec
     position = current.position
     slowest_ms = 0.0
-    while True:
-        if deadline.expired(need_ms=slowest_ms * 1.5):
-            return False
-        chunk_started = time.monotonic()
-        rows = stream.fetchmany(spec.chunk_size)
-        last = len(rows) < spec.chunk_size
-        if rows:
-            tail = rows[-1]
-            position = state.Position(tail[plan.cursor_index], tuple(tail[i] for i in plan.key_indexes))
-        watermark = _watermark_after(current.watermark, position) if last else current.watermark
-        with target_conn.cursor() as cur:
+    bulk = {"on": current.watermark is None and _is_empty(target_conn, plan, current)}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="table-sync-fetch") as fetcher:
+        pending = fetcher.submit(stream.fetchmany, spec.chunk_size)
+        while True:
+            if deadline.expired(need_ms=slowest_ms * 1.5):
+                return False
+            chunk_started = time.monotonic()
+            rows = pending.result()
+            last = len(rows) < spec.chunk_size
+            if not last:
+                pending = fetcher.submit(stream.fetchmany, spec.chunk_size)
             if rows:
-                result.rows_upserted += _write_chunk(cur, plan, rows)
-            state.save_progress(
-                cur,
-                state_schema,
-                spec.name,
-                position=None if last else position,
-                watermark=watermark,
-                rows=len(rows),
-                finished=last,
-            )
-        target_conn.commit()
-        result.rows_read += len(rows)
-        result.chunks += 1 if rows else 0
-        result.watermark_after = watermark if last else result.watermark_after
-        slowest_ms = max(slowest_ms, (time.monotonic() - chunk_started) * 1000)
-        if last:
-            return True
+                tail = rows[-1]
+                position = state.Position(tail[plan.cursor_index], tuple(tail[i] for i in plan.key_indexes))
+            watermark = _watermark_after(current.watermark, position) if last else current.watermark
+            with target_conn.cursor() as cur:
+                if rows:
+                    result.rows_upserted += _write_chunk(cur, plan, rows, bulk)
+                state.save_progress(
+                    cur,
+                    state_schema,
+                    spec.name,
+                    position=None if last else position,
+                    watermark=watermark,
+                    rows=len(rows),
+                    finished=last,
+                )
+            target_conn.commit()
+            result.rows_read += len(rows)
+            result.chunks += 1 if rows else 0
+            result.watermark_after = watermark if last else result.watermark_after
+            slowest_ms = max(slowest_ms, (time.monotonic() - chunk_started) * 1000)
+            if last:
+                return True
+
+
+def _is_empty(target_conn: Any, plan: TablePlan, current: state.TableState) -> bool:
+    """A first pass into an empty target (or resuming one that started so) can COPY directly."""
+    if current.position is not None:
+        # Resuming the first pass: the target holds only what earlier chunks of it wrote.
+        return True
+    with target_conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(plan.spec.target.pg()))
+        empty = bool(cur.fetchone()[0])
+    target_conn.commit()
+    return empty
 
 
 def _watermark_after(previous: Any, position: state.Position | None) -> Any:
@@ -310,12 +336,26 @@ def _watermark_after(previous: Any, position: state.Position | None) -> Any:
         return position.cursor
 
 
-def _write_chunk(cur: Any, plan: TablePlan, rows: Sequence[Any]) -> int:
+def _write_chunk(cur: Any, plan: TablePlan, rows: Sequence[Any], bulk: dict[str, bool]) -> int:
+    """Upsert one chunk; `bulk["on"]` tries a plain COPY into the target first.
+
+    The first pass of a table into an empty target conflicts with nothing, and COPY straight into
+    the table does half the work of staging plus upsert. A row seen twice (updated during the
+    pass) makes that COPY fail on the primary key: the savepoint undoes it, the chunk takes the
+    upsert path, and so does the rest of the run.
+    """
+    if bulk["on"]:
+        cur.execute("SAVEPOINT table_sync_bulk")
+        try:
+            written = copy_rows(cur, plan.spec.target, plan.target_columns, rows)
+            cur.execute("RELEASE SAVEPOINT table_sync_bulk")
+            return written
+        except errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT table_sync_bulk")
+            bulk["on"] = False
     staging = create_staging(cur, plan.spec.target, plan.target_columns, STAGING_TABLE, plan.not_null)
-    width = plan.width
-    # The cursor may ride along as an extra trailing column; it is not copied.
-    values = rows if plan.cursor_index < width else (row[:width] for row in rows)
-    copy_rows(cur, staging, plan.target_columns, values)
+    # The cursor may ride along as an extra trailing column; copy_rows copies only the named ones.
+    copy_rows(cur, staging, plan.target_columns, rows)
     return upsert(
         cur,
         staging,

@@ -12,6 +12,8 @@ from pipeline_common.pgload import (
     copy_error_line,
     copy_in,
     copy_rows,
+    copy_text_batch,
+    copy_text_line,
     create_staging,
     is_row_error,
     primary_key,
@@ -294,3 +296,16 @@ def test_copy_rows_error_in_a_value_names_the_line(pg_conn):
         with pytest.raises(psycopg2.DataError) as caught:
             copy_rows(cur, QualifiedName("public", "w"), ["id", "n"], [(1, 2), (2, "x")])
     assert copy_error_line(caught.value) == 2
+
+
+def test_copy_text_batch_encodes_columns_of_one_mixed_or_null_type_alike():
+    import datetime as dt
+
+    rows = [
+        (1, "plain", "a\tb", None, 1, "x"),
+        (2, "text", None, dt.date(2024, 1, 2), "two", "dropped"),
+    ]
+    expected = "".join(copy_text_line(r[:5]) for r in rows)
+    assert copy_text_batch(rows, width=5) == expected
+    assert expected == "1\tplain\ta\\tb\t\\N\t1\n2\ttext\t\\N\t2024-01-02\ttwo\n"
+    assert copy_text_batch([]) == ""

@@ -1,0 +1,190 @@
+"""Benchmark: table sync of 1,000,000 changed rows, PostgreSQL source via pyodbc (psqlODBC,
+streaming) into a PostgreSQL target, against `psql \\copy ... TO STDOUT | psql \\copy ... FROM STDIN`
+measured in the same run on the same server.
+
+    python -m scripts.bench table_sync
+    TABLE_SYNC_BENCH_ROWS=100000 python -m scripts.bench table_sync    # quick run
+
+The sync runs in a subprocess so its peak RSS (ru_maxrss) is its own. Targets: at least 0.5x the
+baseline's rows/s, peak RSS under 200 MB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from scripts.localdb import PostgresServer, postgres_server
+
+ROOT = Path(__file__).resolve().parents[2]
+ROWS = int(os.environ.get("TABLE_SYNC_BENCH_ROWS", "1000000"))
+CHUNK_SIZE = int(os.environ.get("TABLE_SYNC_BENCH_CHUNK", "10000"))
+TARGET_RATIO = 0.5
+TARGET_RSS_MB = 200
+
+COLUMNS = "id, customer_id, amount, status, note, created_at, updated_at"
+TABLE_DDL = (
+    "CREATE TABLE {name} (id bigint PRIMARY KEY, customer_id int NOT NULL, amount numeric(12, 2) NOT NULL, "
+    "status text NOT NULL, note text, created_at timestamptz NOT NULL, updated_at timestamp NOT NULL)"
+)
+# One in ten rows changed before the window opens; the sync and the baseline move the rest.
+SINCE = "2024-01-01 00:00:00"
+SELECT_CHANGED = f"SELECT {COLUMNS} FROM orders WHERE updated_at >= '{SINCE}' ORDER BY updated_at, id"
+
+
+def _prepare(server: PostgresServer) -> None:
+    total = ROWS + ROWS // 9
+    server.psql("postgres", "-c", "CREATE DATABASE bench_src", "-c", "CREATE DATABASE bench_tgt")
+    server.psql(
+        "bench_src",
+        "-c",
+        TABLE_DDL.format(name="orders"),
+        "-c",
+        f"""INSERT INTO orders
+            SELECT g, g % 50000, (g % 100000) / 100.0, (ARRAY['new', 'paid', 'shipped', 'returned'])[g % 4 + 1],
+                   CASE WHEN g % 7 = 0 THEN NULL ELSE 'note ' || md5(g::text) END,
+                   timestamptz '2023-06-01 00:00:00+00' + g * interval '1 second',
+                   CASE WHEN g <= {total - ROWS} THEN timestamp '2023-12-01' + g * interval '1 millisecond'
+                        ELSE timestamp '{SINCE}' + (g / 3) * interval '1 millisecond' END
+            FROM generate_series(1, {total}) AS g""",
+        "-c",
+        "CREATE INDEX orders_cursor ON orders (updated_at, id)",
+        "-c",
+        "VACUUM ANALYZE orders",
+    )
+    server.psql(
+        "bench_tgt",
+        "-c",
+        TABLE_DDL.format(name="orders"),
+        "-c",
+        TABLE_DDL.format(name="orders_baseline"),
+    )
+
+
+def _baseline(server: PostgresServer) -> float:
+    env = {**os.environ, "PGPASSWORD": server.password, "PGSSLMODE": "require"}
+    psql = str(server._bin / "psql")
+    connect = f"-X -h {server.host} -p {server.port} -U {server.superuser}"
+    pipeline = (
+        f'{psql} {connect} -d bench_src -c "\\copy ({SELECT_CHANGED}) TO STDOUT" | '
+        f'{psql} {connect} -d bench_tgt -c "\\copy orders_baseline ({COLUMNS}) FROM STDIN"'
+    )
+    started = time.perf_counter()
+    subprocess.run(["bash", "-o", "pipefail", "-c", pipeline], env=env, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def _sync(server: PostgresServer) -> dict[str, Any]:
+    args = json.dumps({"host": server.host, "port": server.port, "user": server.superuser, "password": server.password})
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.bench.table_sync", "worker", args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"sync worker failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+class _Provider:
+    """A connection provider without Secrets Manager: the benchmark passes the secret itself."""
+
+    def __init__(self, settings: Any, secret: dict[str, Any]) -> None:
+        self.settings, self.secret, self.connection = settings, secret, None
+
+    def get(self) -> Any:
+        from pipeline_common.db import connect
+
+        if self.connection is None:
+            self.connection = connect(self.settings, self.secret)
+        return self.connection
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
+def _worker(raw: str) -> None:
+    sys.path.insert(0, str(ROOT / "lambda_src"))
+    from pipeline_common.config import DatabaseSettings
+    from pipeline_common.deadline import Deadline
+    from table_sync.config import parse_tables
+    from table_sync.sync import run_sync
+
+    server = json.loads(raw)
+    secret = {"username": server["user"], "password": server["password"]}
+
+    def settings(database: str, driver: str | None) -> DatabaseSettings:
+        return DatabaseSettings(
+            "postgresql", server["host"], server["port"], database, "bench", "require", odbc_driver=driver
+        )
+
+    tables = parse_tables(
+        [
+            {
+                "source": "public.orders",
+                "target": "public.orders",
+                "primary_key": ["id"],
+                "cursor": {"column": "updated_at", "type": "timestamp"},
+                "initial_value": SINCE.replace(" ", "T"),
+                "chunk_size": CHUNK_SIZE,
+            }
+        ],
+        "postgresql",
+    )
+    source = _Provider(settings("bench_src", "PostgreSQL Unicode"), secret)
+    target = _Provider(settings("bench_tgt", None), secret)
+    started = time.perf_counter()
+    report = run_sync(
+        tables, source, target, engine="postgresql", state_schema="pipeline_state", deadline=Deadline.in_seconds(3600)
+    )
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "result": report.to_json()}))
+
+
+def main() -> None:
+    with postgres_server() as server:
+        print(f"preparing {ROWS:,} changed rows (+{ROWS // 9:,} unchanged) ...", flush=True)
+        _prepare(server)
+        baseline_seconds = _baseline(server)
+        measured = _sync(server)
+        table = measured["result"]["tables"][0]
+        copied = int(server.psql("bench_tgt", "-tAc", "SELECT count(*) FROM orders").strip())
+        baseline_rows = int(server.psql("bench_tgt", "-tAc", "SELECT count(*) FROM orders_baseline").strip())
+        same = server.psql(
+            "bench_tgt",
+            "-tAc",
+            f"SELECT count(*) FROM (SELECT {COLUMNS} FROM orders EXCEPT SELECT {COLUMNS} FROM orders_baseline) d",
+        ).strip()
+    if table["status"] != "finished" or copied != ROWS or baseline_rows != ROWS or same != "0":
+        raise SystemExit(f"benchmark result is wrong: {table}, copied {copied}, baseline {baseline_rows}, diff {same}")
+    sync_rate = ROWS / measured["seconds"]
+    baseline_rate = ROWS / baseline_seconds
+    ratio = sync_rate / baseline_rate
+    print(f"baseline psql \\copy | \\copy: {baseline_seconds:8.2f} s  {baseline_rate:12,.0f} rows/s")
+    print(
+        f"table sync (pyodbc psqlODBC): {measured['seconds']:8.2f} s  {sync_rate:12,.0f} rows/s  "
+        f"chunks {table['chunks']}  chunk_size {CHUNK_SIZE}"
+    )
+    print(f"ratio {ratio:.2f}x (target >= {TARGET_RATIO}x)  {'OK' if ratio >= TARGET_RATIO else 'BELOW TARGET'}")
+    print(
+        f"peak RSS {measured['peak_rss_mb']:.0f} MB (target < {TARGET_RSS_MB} MB)  "
+        f"{'OK' if measured['peak_rss_mb'] < TARGET_RSS_MB else 'ABOVE TARGET'}"
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "worker":
+        _worker(sys.argv[2])
+    else:
+        main()
