@@ -132,7 +132,7 @@ resource "aws_kms_alias" "this" {
 locals {
   # Read through the key policy, so everything encrypted with the key waits until the policy lets
   # S3, CloudWatch and CloudWatch Logs use it.
-  kms_key_arn = var.create_kms_key ? try(aws_kms_key_policy.this[0].key_id, null) : var.kms_key_arn
+  kms_key_arn = var.create_kms_key ? (length(aws_kms_key_policy.this) > 0 ? aws_kms_key.this[0].arn : null) : var.kms_key_arn
   # arn:<partition>:kms:<region>:<account>:key/<id>: read from the key, so planning needs no API call.
   account_id = try(split(":", aws_kms_key.this[0].arn)[4], "")
 }
@@ -207,7 +207,7 @@ data "aws_iam_policy_document" "kms" {
 resource "aws_kms_key_policy" "this" {
   count = local.any_pipeline && var.create_kms_key ? 1 : 0
 
-  key_id = aws_kms_key.this[0].arn
+  key_id = aws_kms_key.this[0].key_id
   policy = data.aws_iam_policy_document.kms[0].json
 }
 

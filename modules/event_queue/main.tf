@@ -93,16 +93,6 @@ resource "aws_sqs_queue" "this" {
   tags = var.tags
 }
 
-resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
-  count = local.create_queue ? 1 : 0
-
-  queue_url = aws_sqs_queue.dlq[0].id
-  redrive_allow_policy = jsonencode({
-    redrivePermission = "byQueue"
-    sourceQueueArns   = [aws_sqs_queue.this[0].arn]
-  })
-}
-
 resource "aws_sqs_queue_policy" "this" {
   count = local.create_queue ? 1 : 0
 

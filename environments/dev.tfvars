@@ -1,0 +1,74 @@
+# Development: every pipeline on, small and cheap, easy to tear down.
+name        = "pipelines"
+environment = "dev"
+tags = {
+  Owner = "data-platform"
+}
+
+enable_file_loader       = true
+enable_table_sync        = true
+enable_schema_migrations = true
+
+log_level          = "DEBUG"
+log_retention_days = 14
+
+# Networking: private subnets in two AZs, endpoints instead of NAT.
+vpc_cidr                   = "10.40.0.0/16"
+enable_interface_endpoints = true
+enable_flow_logs           = true
+
+# Database: one small instance, no standby, short backups, deletable.
+db_instance_class          = "db.t4g.micro"
+db_allocated_storage       = 20
+db_max_allocated_storage   = 50
+db_multi_az                = false
+db_backup_retention_period = 1
+db_deletion_protection     = false
+db_skip_final_snapshot     = true
+db_apply_immediately       = true
+create_db_proxy            = false
+
+bucket_force_destroy            = true
+secret_recovery_window_in_days  = 7
+kms_key_deletion_window_in_days = 7
+
+file_loader = {
+  routes = [
+    { prefix = "sales/", suffix = ".csv", table = "staging.sales", format = "csv", mode = "append" },
+    { prefix = "sales/", suffix = ".csv.gz", table = "staging.sales", format = "csv", mode = "append" },
+    { prefix = "customers/", table = "staging.customers", format = "jsonl", mode = "upsert", key_columns = ["customer_id"], on_error = "quarantine" },
+  ]
+  memory_size         = 1024
+  timeout             = 900
+  maximum_concurrency = 2
+}
+
+table_sync = {
+  source = {
+    engine      = "sqlserver"
+    host        = "sqlserver.dev.example.internal"
+    port        = 1433
+    name        = "sales"
+    cidr_blocks = ["10.50.0.0/24"]
+  }
+  tables = [
+    {
+      source      = "dbo.orders"
+      target      = "staging.orders"
+      primary_key = ["order_id"]
+      cursor      = { type = "rowversion", column = "row_version" }
+    },
+    {
+      source      = "dbo.customers"
+      target      = "staging.customers_sync"
+      primary_key = ["customer_id"]
+      cursor      = { type = "timestamp", column = "updated_at", lookback_seconds = 300 }
+    },
+  ]
+  schedule_expression = "rate(1 hour)"
+}
+
+schema_migrations = {
+  allowed_databases = ["postgres", "pipelines", "analytics"]
+  timeout           = 300
+}
