@@ -1,13 +1,18 @@
+data "aws_partition" "current" {}
+
 locals {
   create    = var.create
   bucket_id = try(aws_s3_bucket.this[0].id, null)
+  # Bucket ARNs carry no account or region: known at plan time, so the policy below is reviewable
+  # in the plan.
+  bucket_arn = "arn:${data.aws_partition.current.partition}:s3:::${var.bucket}"
 
   tls_only_statement = {
     Sid       = "DenyInsecureTransport"
     Effect    = "Deny"
     Principal = "*"
     Action    = "s3:*"
-    Resource  = try([aws_s3_bucket.this[0].arn, "${aws_s3_bucket.this[0].arn}/*"], [])
+    Resource  = [local.bucket_arn, "${local.bucket_arn}/*"]
     Condition = { Bool = { "aws:SecureTransport" = "false" } }
   }
 }

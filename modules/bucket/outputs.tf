@@ -5,7 +5,7 @@ output "bucket_id" {
 
 output "bucket_arn" {
   description = "ARN of the bucket."
-  value       = try(aws_s3_bucket.this[0].arn, null)
+  value       = local.create ? local.bucket_arn : null
 }
 
 output "bucket_regional_domain_name" {

@@ -1,0 +1,103 @@
+"""Fixtures of the Terraform checks: the CLI config, a scratch copy of the Terraform tree, the
+packages built by `make package`, and parallel validate / plan runs shared by the tests."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.terraform import tfkit
+
+FUNCTIONS = ("file_loader", "table_sync", "schema_migrations")
+
+
+@pytest.fixture(scope="session")
+def tf_env() -> dict[str, str]:
+    """terraform's environment: TF_CLI_CONFIG_FILE written by scripts/terraform_cli_config.sh
+    (even when pytest runs without make), a plugin cache, fake AWS credentials."""
+    return tfkit.terraform_env()
+
+
+@pytest.fixture(scope="session")
+def tf_tree(tmp_path_factory: pytest.TempPathFactory, tf_env: dict[str, str]) -> Path:
+    """A scratch copy of the Terraform sources, initialised once at the root (which also fills
+    the plugin cache, so the parallel inits that follow only link the provider)."""
+    tree = tfkit.copy_tree(tmp_path_factory.mktemp("tf-tree"))
+    tfkit.init(tree, tf_env)
+    return tree
+
+
+@pytest.fixture(scope="session")
+def build_dir() -> Path:
+    """The real packages: build/manifest.json and the zips it names (`make test` builds them)."""
+    build = tfkit.REPO / "build"
+    manifest_path = build / "manifest.json"
+    if not manifest_path.is_file():
+        pytest.fail(f"{manifest_path} is missing: run `make package` (make test and make tf-check do)")
+    manifest = json.loads(manifest_path.read_text())
+    missing = [f for f in FUNCTIONS if f not in manifest.get("functions", {})]
+    missing += [
+        f"{name} ({entry['zip']})"
+        for name, entry in {**manifest.get("functions", {}), **manifest.get("layers", {})}.items()
+        if not (build / entry["zip"]).is_file()
+    ]
+    if missing:
+        pytest.fail(f"{manifest_path} lacks packages: {', '.join(missing)}; run `make package`")
+    return build
+
+
+@pytest.fixture(scope="session")
+def validated(tf_tree: Path, tf_env: dict[str, str]) -> dict[str, tfkit.Result]:
+    """`init -backend=false` + `validate` of the root, every module and every example, three at a
+    time (each run is mostly one CPU-bound provider process)."""
+
+    def run(relative: str) -> tfkit.Result:
+        directory = tf_tree / relative
+        init = tfkit.terraform(directory, "init", "-backend=false", "-input=false", "-no-color", env=tf_env)
+        if init.returncode != 0:
+            return init
+        return tfkit.terraform(directory, "validate", "-no-color", env=tf_env)
+
+    dirs = tfkit.terraform_dirs()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(zip(dirs, pool.map(run, dirs), strict=True))
+
+
+ENVIRONMENTS = sorted(p.stem for p in (tfkit.REPO / "environments").glob("*.tfvars"))
+
+
+@pytest.fixture(scope="session")
+def plans(tf_tree: Path, tf_env: dict[str, str], build_dir: Path) -> dict[str, dict[str, Any]]:
+    """`plan -refresh=false` of the root module for every environments/*.tfvars, offline with fake
+    credentials; each plan's JSON is saved as build/plans/<environment>.json."""
+    plan_root = tf_tree.parent / "plan-root"
+    tfkit.copy_tree(plan_root)
+    tfkit.write_offline_provider(plan_root)
+    tfkit.init(plan_root, tf_env)
+    out_dir = build_dir / "plans"
+    out_dir.mkdir(exist_ok=True)
+
+    def plan(environment: str) -> dict[str, Any]:
+        plan_file = f"{environment}.tfplan"
+        tfkit.terraform(
+            plan_root,
+            "plan",
+            "-refresh=false",
+            "-lock=false",
+            "-input=false",
+            "-no-color",
+            f"-var-file=environments/{environment}.tfvars",
+            f"-var=build_dir={build_dir}",
+            f"-out={plan_file}",
+            env=tf_env,
+        ).check()
+        shown = tfkit.terraform(plan_root, "show", "-json", plan_file, env=tf_env).check()
+        (out_dir / f"{environment}.json").write_text(shown.stdout)
+        return json.loads(shown.stdout)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(ENVIRONMENTS, pool.map(plan, ENVIRONMENTS), strict=True))
