@@ -419,11 +419,27 @@ _TEXT_ENCODERS: dict[type, Callable[[Any], str]] = {
     list: _json_text,
 }
 
+# Types whose str() is valid COPY text with nothing to escape and never "None": a column of them
+# is encoded by a C-level map(str), its NULLs then swapped for \\N by a dict lookup.
+_STR_KINDS = frozenset({int, Decimal, float, uuid.UUID})
+# Dates and times likewise need no escaping; isoformat is the fastest C formatter they have.
+_ISO_KINDS: dict[type, Callable[[Any], str]] = {
+    datetime: datetime.isoformat,
+    date: date.isoformat,
+    time: time.isoformat,
+}
+_NULL_TEXT = "\\N"
+_NULL_OF_NONE = {None: _NULL_TEXT}
+_NULL_OF_STR_NONE = {"None": _NULL_TEXT}
+_BOOL_TEXT = {True: "t", False: "f", None: _NULL_TEXT}
+_COPY_SPECIALS = ("\\", "\t", "\n", "\r")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
 
 def copy_text_value(value: Any) -> str:
     """One value as a field of COPY's text format."""
     if value is None:
-        return "\\N"
+        return _NULL_TEXT
     encoder = _TEXT_ENCODERS.get(type(value))
     if encoder is None:
         # Subclasses (pyodbc and driver-specific types) fall back to their base type's encoding.
@@ -437,20 +453,35 @@ def copy_text_line(row: Sequence[Any]) -> str:
     return "\t".join([copy_text_value(v) for v in row]) + "\n"
 
 
-def _text_column(values: Sequence[Any]) -> list[str]:
-    """One column of a batch, encoded; a column of one type is mapped without per-value dispatch."""
+def _text_column(values: Sequence[Any]) -> Sequence[str]:
+    """One column of a batch, encoded; a column of one type is mapped without per-value dispatch.
+
+    Every common case stays in C (map, str.join, dict.get): a Python-level call per value would
+    cost as much as fetching the value did.
+    """
     kinds = set(map(type, values))
     has_null = type(None) in kinds
     kinds.discard(type(None))
-    encoder = _TEXT_ENCODERS.get(next(iter(kinds))) if len(kinds) == 1 else None
+    if len(kinds) != 1:
+        return [copy_text_value(v) for v in values]
+    kind = next(iter(kinds))
+    if kind is str:
+        # join skips nothing, so NULLs are filtered out first (filter(None) also drops "", harmless).
+        joined = "".join(filter(None, values)) if has_null else "".join(values)
+        if any(special in joined for special in _COPY_SPECIALS):
+            return [_NULL_TEXT if v is None else v.translate(_COPY_ESCAPES) for v in values]
+        # dict.get(v, v): None becomes \N, a string stays itself.
+        return list(map(_NULL_OF_NONE.get, values, values)) if has_null else values
+    if kind in _STR_KINDS:
+        encoded = list(map(str, values))
+        return list(map(_NULL_OF_STR_NONE.get, encoded, encoded)) if has_null else encoded
+    if kind is bool:
+        return list(map(_BOOL_TEXT.__getitem__, values))
+    encoder = _ISO_KINDS.get(kind) or _TEXT_ENCODERS.get(kind)
     if encoder is None:
         return [copy_text_value(v) for v in values]
-    if encoder is _escape_text and not has_null:
-        joined = "".join(values)
-        if "\\" not in joined and "\t" not in joined and "\n" not in joined and "\r" not in joined:
-            return list(values)  # nothing to escape: the strings are their own encoding
     if has_null:
-        return ["\\N" if v is None else encoder(v) for v in values]
+        return [_NULL_TEXT if v is None else encoder(v) for v in values]
     return list(map(encoder, values))
 
 
@@ -466,6 +497,20 @@ def copy_text_batch(rows: Sequence[Sequence[Any]], width: int | None = None) -> 
     if width is not None:
         columns = columns[:width]
     return "\n".join(map("\t".join, zip(*map(_text_column, columns), strict=True))) + "\n"
+
+
+def copy_text_bytes(rows: Sequence[Sequence[Any]], width: int | None = None) -> bytes:
+    """`copy_text_batch` as UTF-8, for `copy_encoded`: encode once, copy more than once if need be."""
+    return copy_text_batch(rows, width).encode("utf-8")
+
+
+def copy_encoded(cur: Any, table: QualifiedName | sql.Composable, columns: Sequence[str], data: bytes) -> int:
+    """COPY lines already in COPY's text format (`copy_text_bytes`) into `table`; returns rows copied.
+
+    Splitting encoding from copying lets a caller encode on another thread than the one that
+    writes, and retry a failed COPY elsewhere without encoding again.
+    """
+    return copy_in(cur, table, columns, io.BytesIO(data), CopyFormat(format="text"))
 
 
 def _text_batches(rows: Iterable[Sequence[Any]], batch_rows: int, width: int | None) -> Iterator[str]:
