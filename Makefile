@@ -18,7 +18,7 @@ TERRAFORM  ?= terraform
 export TF_CLI_CONFIG_FILE := $(CURDIR)/.terraform-cli/terraformrc
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help setup system-packages package test tf-check lint fmt bench clean plan apply tflocal-apply docs
+.PHONY: help setup system-packages package test tf-check lint fmt bench clean plan apply tflocal-apply docs demo demo-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -61,6 +61,12 @@ docs: setup ## Regenerate module READMEs' input/output tables
 
 bench: setup package ## Run the pipeline benchmarks (BENCH=name for one); each prints a ratio against a baseline measured in the same run
 	PYTHONPATH=lambda_src $(PY) -m scripts.bench $(BENCH)
+
+demo: setup ## Every pipeline end to end on this machine: moto + local PostgreSQL + terraform apply + event router (KEEP=1 leaves it up)
+	$(PY) scripts/demo.py $(if $(KEEP),--keep)
+
+demo-down: ## Stop and remove what a killed `make demo` left in build/demo
+	$(PY) scripts/demo.py --down
 
 clean: ## Remove build output, Terraform working directories and caches (keeps .venv)
 	rm -rf $(BUILD_DIR) .terraform-cli .pytest_cache .ruff_cache

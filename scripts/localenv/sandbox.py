@@ -110,6 +110,16 @@ def unpack(zips: Iterable[Path], cache_dir: Path, label: str) -> Path:
     return target
 
 
+def relocate_layer_configuration(opt_dir: Path) -> None:
+    """Layers are built to be unpacked at /opt; their configuration files (odbcinst.ini naming
+    /opt/lib/libtdsodbc.so) are pointed at where they were unpacked here instead."""
+    for path in opt_dir.glob("*.ini"):
+        text = path.read_text()
+        relocated = text.replace("/opt/", f"{opt_dir}/")
+        if relocated != text:
+            path.write_text(relocated)
+
+
 def runtime_sdk(cache_dir: Path) -> Path:
     """A directory holding the SDK the Lambda runtime provides, copied from this environment."""
     distributions = [importlib.metadata.distribution(name) for name in RUNTIME_DISTRIBUTIONS]
@@ -164,6 +174,8 @@ class Package:
     def prepare(cls, spec: FunctionSpec, cache_dir: Path, aws: AwsTarget, rewrites: LocalRewrites) -> Package:
         task_dir = unpack([spec.zip_path], cache_dir, spec.name)
         opt_dir = unpack(spec.layer_zips, cache_dir, f"{spec.name}-opt") if spec.layer_zips else None
+        if opt_dir is not None:
+            relocate_layer_configuration(opt_dir)
         runtime_dir = runtime_sdk(cache_dir)
         environment = lambda_environment(spec, task_dir, opt_dir, aws, rewrites)
         return cls(spec, task_dir, opt_dir, runtime_dir, environment)
