@@ -174,5 +174,4 @@ module "function" {
 
   tags = var.tags
 
-  depends_on = [terraform_data.checks]
 }

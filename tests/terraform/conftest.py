@@ -4,6 +4,7 @@ packages built by `make package`, and parallel validate / plan runs shared by th
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,11 @@ def tf_tree(tmp_path_factory: pytest.TempPathFactory, tf_env: dict[str, str]) ->
 
 @pytest.fixture(scope="session")
 def build_dir() -> Path:
-    """The real packages: build/manifest.json and the zips it names (`make test` builds them)."""
-    build = tfkit.REPO / "build"
+    """The real packages: build/manifest.json and the zips it names (`make test` builds them).
+
+    BUILD_DIR (the Makefile's variable, relative to the repository) selects another build output.
+    """
+    build = (tfkit.REPO / os.environ.get("BUILD_DIR", "build")).resolve()
     manifest_path = build / "manifest.json"
     if not manifest_path.is_file():
         pytest.fail(f"{manifest_path} is missing: run `make package` (make test and make tf-check do)")

@@ -25,9 +25,16 @@ def test_fmt_check(tf_env: dict[str, str]) -> None:
 def test_every_module_and_example_is_validated() -> None:
     dirs = tfkit.terraform_dirs()
     assert "." in dirs
-    assert {"modules/network", "modules/database", "modules/bucket", "modules/event_queue",
-            "modules/lambda_function", "modules/file_loader", "modules/table_sync",
-            "modules/schema_migrations"} <= set(dirs)
+    assert {
+        "modules/network",
+        "modules/database",
+        "modules/bucket",
+        "modules/event_queue",
+        "modules/lambda_function",
+        "modules/file_loader",
+        "modules/table_sync",
+        "modules/schema_migrations",
+    } <= set(dirs)
     assert {"examples/minimal", "examples/complete"} <= set(dirs)
 
 
@@ -37,7 +44,9 @@ def test_validate(directory: str, validated: dict[str, tfkit.Result]) -> None:
     assert result.returncode == 0, f"{directory}: terraform {result.args[0]} failed\n{result.stdout}\n{result.stderr}"
     assert "Success! The configuration is valid." in result.stdout
     # Deprecated arguments are warnings today and errors in the next major provider version.
-    assert "Warning" not in result.stdout + result.stderr, f"{directory}: validate warned\n{result.stdout}{result.stderr}"
+    assert "Warning" not in result.stdout + result.stderr, (
+        f"{directory}: validate warned\n{result.stdout}{result.stderr}"
+    )
 
 
 @pytest.mark.parametrize("directory", [d for d in tfkit.terraform_dirs() if d.startswith("modules/")])

@@ -122,9 +122,7 @@ def terraform_dirs() -> list[str]:
     """Every configuration to validate, relative to the repository: root, modules, examples."""
     dirs = ["."]
     for parent in ("modules", "examples"):
-        dirs += sorted(
-            f"{parent}/{p.name}" for p in (REPO / parent).iterdir() if p.is_dir() and any(p.glob("*.tf"))
-        )
+        dirs += sorted(f"{parent}/{p.name}" for p in (REPO / parent).iterdir() if p.is_dir() and any(p.glob("*.tf")))
     return dirs
 
 
@@ -256,8 +254,10 @@ def referencing_types(plan: dict[str, Any], module_address: str, target: str) ->
     module = _config_module(plan, module_address)
     types = set()
     for resource in module.get("resources", []):
-        if any(ref == target or ref.startswith(target + ".") or ref.startswith(target + "[")
-               for ref in _references(resource.get("expressions", {}))):
+        if any(
+            ref == target or ref.startswith(target + ".") or ref.startswith(target + "[")
+            for ref in _references(resource.get("expressions", {}))
+        ):
             types.add(resource["type"])
     return types
 
@@ -323,7 +323,11 @@ def _statements_from_document_config(
     out = []
     unknown_statements = unknown.get("statement") if isinstance(unknown, dict) else None
     for index, st in enumerate(values.get("statement") or []):
-        u = unknown_statements[index] if isinstance(unknown_statements, list) and index < len(unknown_statements) else {}
+        u = (
+            unknown_statements[index]
+            if isinstance(unknown_statements, list) and index < len(unknown_statements)
+            else {}
+        )
         u = u if isinstance(u, dict) else {}
 
         def known(key: str, st: dict[str, Any] = st, u: dict[str, Any] = u) -> list[str]:
@@ -331,8 +335,10 @@ def _statements_from_document_config(
             marks = u.get(key)
             if marks is True:
                 return ["?"]
-            return ["?" if isinstance(marks, list) and i < len(marks) and marks[i] is True else str(v)
-                    for i, v in enumerate(vals)]
+            return [
+                "?" if isinstance(marks, list) and i < len(marks) and marks[i] is True else str(v)
+                for i, v in enumerate(vals)
+            ]
 
         principals = [str(i) for p in (st.get("principals") or []) for i in (p.get("identifiers") or [])]
         out.append(
@@ -392,8 +398,10 @@ def plan_statements(plan: dict[str, Any]) -> tuple[list[Statement], list[str]]:
                 continue
             kind = _document_kind(plan, change["address"])
             statements += _statements_from_document_config(
-                change["change"].get("after") or {}, change["change"].get("after_unknown") or {},
-                change["address"], kind,
+                change["change"].get("after") or {},
+                change["change"].get("after_unknown") or {},
+                change["address"],
+                kind,
             )
         elif change["mode"] == "managed" and change["type"] in POLICY_ATTRIBUTES:
             attribute, _ = POLICY_ATTRIBUTES[change["type"]]
@@ -438,19 +446,19 @@ def iam_findings(statements: list[Statement]) -> list[str]:
         if st.has_not_action or st.has_not_resource:
             findings.append(f"{label}: Allow with NotAction/NotResource")
         if any(a == "*" or a == "*:*" for a in st.actions):
-            findings.append(f"{label}: Action \"*\"")
+            findings.append(f'{label}: Action "*"')
         if st.kind == "identity":
             if any(a.endswith(":*") for a in st.actions):
-                findings.append(f"{label}: a whole service (\"<service>:*\")")
+                findings.append(f'{label}: a whole service ("<service>:*")')
             if "*" in st.resources:
                 broad = [a for a in st.actions if a not in ALLOWED_STAR_ACTIONS]
                 if broad:
-                    findings.append(f"{label}: Resource \"*\" for {broad} (not in the allow-list of star-only actions)")
+                    findings.append(f'{label}: Resource "*" for {broad} (not in the allow-list of star-only actions)')
         elif st.kind in ("resource", "key"):
             if "*" in st.principals:
-                findings.append(f"{label}: Allow to Principal \"*\"")
+                findings.append(f'{label}: Allow to Principal "*"')
             if st.kind == "resource" and "*" in st.resources:
-                findings.append(f"{label}: Resource \"*\" in a resource policy")
+                findings.append(f'{label}: Resource "*" in a resource policy')
         elif st.kind == "trust" and "*" in st.principals:
             findings.append(f"{label}: role assumable by anyone")
     return findings
