@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PYTHON     ?= python3
 VENV       ?= .venv
 PY         := $(CURDIR)/$(VENV)/bin/python
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_VERSION := 3.3.30
 BUILD_DIR  ?= build
 RUNTIME    ?= python3.12
 ARCH       ?= x86_64
@@ -23,7 +25,7 @@ export TF_IN_AUTOMATION := 1
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-setup: system-packages $(VENV)/.installed $(TF_CLI_CONFIG_FILE) ## Install system packages (as root), the pinned .venv and the Terraform CLI config
+setup: system-packages $(VENV)/.installed $(CHECKOV_VENV)/.installed $(TF_CLI_CONFIG_FILE) ## Install system packages (as root), the pinned .venv and the Terraform CLI config
 
 system-packages:
 	@scripts/setup_system.sh
@@ -32,6 +34,13 @@ $(VENV)/.installed: requirements-dev.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+# checkov in its own venv (CHECKOV_VENV): its pinned dependencies conflict with ours.
+$(CHECKOV_VENV)/.installed:
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
 	@touch $@
 
 $(TF_CLI_CONFIG_FILE): scripts/terraform_cli_config.sh
@@ -55,6 +64,26 @@ fmt: setup ## Format Python (ruff) and Terraform
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 	$(TERRAFORM) fmt -recursive
+
+plan: setup package ## terraform plan of environments/$(ENV).tfvars (workspace $(ENV)) saved to $(BUILD_DIR)/plans/$(ENV).tfplan
+	@test -f environments/$(ENV).tfvars || { echo "no environments/$(ENV).tfvars"; exit 1; }
+	mkdir -p $(BUILD_DIR)/plans
+	$(TERRAFORM) init -input=false
+	$(TERRAFORM) workspace select -or-create $(ENV)
+	$(TERRAFORM) plan -input=false -var-file=environments/$(ENV).tfvars -var build_dir=$(BUILD_DIR) -out=$(BUILD_DIR)/plans/$(ENV).tfplan
+
+apply: ## Apply the plan saved by `make plan ENV=...`: exactly what was reviewed, with the zips it was planned with
+	@test -f $(BUILD_DIR)/plans/$(ENV).tfplan || { echo "no $(BUILD_DIR)/plans/$(ENV).tfplan: run make plan ENV=$(ENV) first"; exit 1; }
+	$(TERRAFORM) workspace select $(ENV)
+	$(TERRAFORM) apply -input=false $(BUILD_DIR)/plans/$(ENV).tfplan
+
+tflocal-apply: setup package ## Deploy environments/local.tfvars to a running LocalStack with tflocal (pip install terraform-local; TFLOCAL_ARGS=-destroy tears down)
+	@command -v tflocal >/dev/null || { echo "tflocal not found: pip install terraform-local, and start LocalStack"; exit 1; }
+	mkdir -p $(BUILD_DIR)/tflocal && rm -rf $(BUILD_DIR)/tflocal/modules
+	cp *.tf $(BUILD_DIR)/tflocal/ && cp -r modules $(BUILD_DIR)/tflocal/modules
+	printf 'provider "aws" {}\n' > $(BUILD_DIR)/tflocal/providers.tf
+	cd $(BUILD_DIR)/tflocal && tflocal init -input=false && \
+	  tflocal apply -input=false -auto-approve $(TFLOCAL_ARGS) -var-file=$(CURDIR)/environments/local.tfvars -var build_dir=$(abspath $(BUILD_DIR))
 
 docs: setup ## Regenerate module READMEs' input/output tables
 	$(PY) scripts/tf_docs.py

@@ -29,7 +29,7 @@ resource "aws_s3_bucket" "this" {
 resource "aws_s3_bucket_ownership_controls" "this" {
   count = local.create ? 1 : 0
 
-  bucket = local.bucket_id
+  bucket = aws_s3_bucket.this[0].id
 
   rule {
     object_ownership = "BucketOwnerEnforced"
@@ -39,7 +39,7 @@ resource "aws_s3_bucket_ownership_controls" "this" {
 resource "aws_s3_bucket_public_access_block" "this" {
   count = local.create ? 1 : 0
 
-  bucket = local.bucket_id
+  bucket = aws_s3_bucket.this[0].id
 
   block_public_acls       = true
   block_public_policy     = true
@@ -50,17 +50,18 @@ resource "aws_s3_bucket_public_access_block" "this" {
 resource "aws_s3_bucket_versioning" "this" {
   count = local.create ? 1 : 0
 
-  bucket = local.bucket_id
+  bucket = aws_s3_bucket.this[0].id
 
   versioning_configuration {
-    status = var.versioning_enabled ? "Enabled" : "Suspended"
+    # Always on: the pipelines key their exactly-once ledgers on object versions.
+    status = "Enabled"
   }
 }
 
 resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
   count = local.create ? 1 : 0
 
-  bucket = local.bucket_id
+  bucket = aws_s3_bucket.this[0].id
 
   rule {
     apply_server_side_encryption_by_default {
@@ -74,7 +75,7 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
 resource "aws_s3_bucket_policy" "this" {
   count = local.create ? 1 : 0
 
-  bucket = local.bucket_id
+  bucket = aws_s3_bucket.this[0].id
   policy = jsonencode({
     Version   = "2012-10-17"
     Statement = concat([local.tls_only_statement], var.policy_statements)
@@ -87,7 +88,7 @@ resource "aws_s3_bucket_policy" "this" {
 resource "aws_s3_bucket_lifecycle_configuration" "this" {
   count = local.create ? 1 : 0
 
-  bucket = local.bucket_id
+  bucket = aws_s3_bucket.this[0].id
 
   rule {
     id     = "abort-incomplete-multipart-uploads"
@@ -142,7 +143,7 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
 resource "aws_s3_bucket_logging" "this" {
   count = local.create && var.logging_target_bucket != null ? 1 : 0
 
-  bucket        = local.bucket_id
+  bucket        = aws_s3_bucket.this[0].id
   target_bucket = var.logging_target_bucket
   target_prefix = coalesce(var.logging_target_prefix, "${var.bucket}/")
 }

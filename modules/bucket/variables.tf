@@ -20,12 +20,6 @@ variable "force_destroy" {
   default     = false
 }
 
-variable "versioning_enabled" {
-  description = "Enable object versioning (recommended: pipelines key their exactly-once ledgers on the object version)."
-  type        = bool
-  default     = true
-}
-
 variable "kms_key_arn" {
   description = "ARN of a KMS key for SSE-KMS. Null uses SSE-S3 (AES-256)."
   type        = string

@@ -6,11 +6,10 @@ locals {
 module "bucket" {
   source = "../bucket"
 
-  create             = local.create
-  bucket             = local.bucket_name
-  force_destroy      = var.bucket_force_destroy
-  kms_key_arn        = var.bucket_kms_key_arn
-  versioning_enabled = true
+  create        = local.create
+  bucket        = local.bucket_name
+  force_destroy = var.bucket_force_destroy
+  kms_key_arn   = var.bucket_kms_key_arn
 
   tags = var.tags
 }
