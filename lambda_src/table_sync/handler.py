@@ -39,6 +39,15 @@ def _sandbox() -> tuple[Settings, ManagedConnection, ManagedConnection]:
     return _settings, _source, _target
 
 
+def reset_sandbox() -> None:
+    """Forget the sandbox state (tests, or a configuration change in a long-lived process)."""
+    global _settings, _source, _target
+    for connection in (_source, _target):
+        if connection is not None:
+            connection.close()
+    _settings = _source = _target = None
+
+
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings, source, target = _sandbox()
