@@ -407,3 +407,87 @@ def test_initial_value_starts_later_and_a_query_source_filters(source, target, s
     }
     assert sync([query]).tables[0].rows_read == 3
     assert [r[0] for r in target.execute("SELECT id FROM public.cheap ORDER BY id")] == [1, 2, 3]
+
+
+def _copy_spy(monkeypatch: Any) -> list[str]:
+    """Record where each chunk's COPY went: straight into the target, or into the staging table."""
+    import table_sync.sync as sync_module
+    from pipeline_common.identifiers import QualifiedName
+
+    calls: list[str] = []
+    real = sync_module.copy_encoded
+
+    def spy(cur: Any, table: Any, columns: Any, data: bytes) -> int:
+        calls.append("target" if isinstance(table, QualifiedName) else "staging")
+        return real(cur, table, columns, data)
+
+    monkeypatch.setattr(sync_module, "copy_encoded", spy)
+    return calls
+
+
+def test_first_pass_direct_copy_falls_back_to_the_upsert_when_a_resumed_pass_meets_a_key_again(
+    source, target, sync, monkeypatch
+):
+    _setup_items(source, target)
+    _insert(source, _rows(10))
+    calls = _copy_spy(monkeypatch)
+    first = sync([_ts_table(source, chunk_size=4)], deadline=_run_hook({"n": 0}, expire_after=2)).tables[0]
+    assert (first.status, first.rows_upserted) == ("continues", 4)
+    assert calls == ["target"]  # an empty target: the first chunk went straight in
+    # Row 2, already copied, changes: its new cursor value puts it after the pass's position.
+    source.execute("UPDATE items SET name = 'moved', updated_at = %s WHERE id = 2", (T0 + dt.timedelta(hours=1),))
+
+    calls.clear()
+    second = sync([_ts_table(source, chunk_size=4)]).tables[0]
+
+    # Chunk [5-8] still goes straight in; chunk [9, 10, 2] repeats key 2, so its COPY fails on the
+    # primary key, is rolled back to the savepoint and redone through staging and the upsert.
+    assert calls == ["target", "target", "staging"]
+    assert (second.status, second.rows_read, second.rows_upserted) == ("finished", 7, 7)
+    assert _target_rows(target) == _source_rows(source)
+    assert target.execute("SELECT name FROM public.items WHERE id = 2") == [("moved",)]
+    assert _state(target)["rows_synced"] == 11
+
+
+def test_first_pass_direct_copy_falls_back_when_a_chunk_repeats_a_key_and_the_newest_version_wins(
+    source, target, sync, monkeypatch
+):
+    _setup_items(source, target)
+    _insert(source, _rows(6))
+    # A query source may yield a key twice in one chunk (here: row 2 and a newer version of it).
+    query = {
+        "name": "dups",
+        "query": "SELECT id, name, amount, updated_at FROM items UNION ALL "
+        "SELECT id, 'newer', amount, updated_at + INTERVAL '1' HOUR FROM items WHERE id = 2",
+        "target": "public.items",
+        "primary_key": ["id"],
+        "cursor": {"column": "updated_at", "type": "timestamp"},
+        "chunk_size": 3,
+    }
+    calls = _copy_spy(monkeypatch)
+
+    result = sync([query]).tables[0]
+
+    # Chunks [1-3] and [4-6] go straight in; chunk [2'] conflicts with the stored row 2 and falls
+    # back, and so does everything after it (nothing here): the target is no longer known empty.
+    assert calls == ["target", "target", "target", "staging"]
+    assert (result.status, result.rows_read, result.rows_upserted) == ("finished", 7, 7)
+    assert target.execute("SELECT id, name FROM public.items ORDER BY id") == [
+        (1, "item 1"),
+        (2, "newer"),
+        (3, "item 3"),
+        (4, "item 4"),
+        (5, "item 5"),
+        (6, "item 6"),
+    ]
+
+    # Within a single chunk: the direct COPY fails on the chunk's own repeated key, and the upsert
+    # keeps one row per key, the one with the highest cursor value.
+    target.execute("TRUNCATE public.items")
+    target.execute("DELETE FROM pipeline_state.table_sync_state")
+    calls.clear()
+    result = sync([{**query, "chunk_size": 100}]).tables[0]
+    assert calls == ["target", "staging"]
+    assert (result.status, result.rows_read, result.rows_upserted) == ("finished", 7, 6)
+    assert target.execute("SELECT name FROM public.items WHERE id = 2") == [("newer",)]
+    assert target.execute("SELECT count(*) FROM public.items") == [(6,)]
