@@ -309,3 +309,42 @@ def test_copy_text_batch_encodes_columns_of_one_mixed_or_null_type_alike():
     assert copy_text_batch(rows, width=5) == expected
     assert expected == "1\tplain\ta\\tb\t\\N\t1\n2\ttext\t\\N\t2024-01-02\ttwo\n"
     assert copy_text_batch([]) == ""
+
+
+def test_copy_text_batch_fast_column_paths_match_the_value_encoder_with_and_without_nulls():
+    import datetime as dt
+    import uuid
+    from decimal import Decimal
+
+    # One column per C-level path (str clean / needing escapes, str()-kinds, isoformat kinds,
+    # bool), each once without and once with NULLs; the batch must equal line-by-line encoding.
+    full = [
+        ("plain", "tab\there", 7, Decimal("1.50"), 2.5, uuid.UUID(int=5), dt.datetime(2024, 1, 2, 3, 4, 5, 6)),
+        ("text", "back\\slash\r\n", -1, Decimal("-1E+3"), float("nan"), uuid.UUID(int=6), dt.datetime(2024, 1, 2)),
+    ]
+    extra = [
+        (dt.date(2024, 2, 29), dt.time(1, 2, 3), True, dt.datetime(2024, 1, 2, tzinfo=dt.UTC)),
+        (dt.date(2024, 3, 1), dt.time(0, 0), False, dt.datetime(2024, 1, 3, tzinfo=dt.UTC)),
+    ]
+    rows = [a + b for a, b in zip(full, extra, strict=True)]
+    nulls = [tuple(None if i % 2 else v for i, v in enumerate(row)) for row in rows[:1]] + [
+        tuple(v if i % 2 else None for i, v in enumerate(row)) for row in rows[1:]
+    ]
+    for batch in (rows, nulls, rows + nulls):
+        assert copy_text_batch(batch) == "".join(copy_text_line(r) for r in batch)
+    assert copy_text_batch(rows).splitlines()[1].split("\t")[:3] == ["text", "back\\\\slash\\r\\n", "-1"]
+    # A str column holding the text "None" stays text; only a real None becomes \N.
+    assert copy_text_batch([("None",), (None,)]) == "None\n\\N\n"
+    assert copy_text_batch([(None,), (None,)]) == "\\N\n\\N\n"
+
+
+def test_copy_encoded_copies_bytes_encoded_once_into_two_tables(pg_conn):
+    from pipeline_common.pgload import copy_encoded, copy_text_bytes
+
+    data = copy_text_bytes([(1, "ünï\t☃", None), (2, "b", 2.5)], width=2)
+    with pg_conn.cursor() as cur:
+        cur.execute("CREATE TABLE e1 (id int, s text); CREATE TABLE e2 (id int, s text)")
+        assert copy_encoded(cur, QualifiedName("public", "e1"), ["id", "s"], data) == 2
+        assert copy_encoded(cur, QualifiedName("public", "e2"), ["id", "s"], data) == 2
+        cur.execute("SELECT * FROM e1 UNION ALL SELECT * FROM e2 ORDER BY 1")
+        assert cur.fetchall() == [(1, "ünï\t☃"), (1, "ünï\t☃"), (2, "b"), (2, "b")]
