@@ -4,6 +4,16 @@ measured in the same run on the same server.
 
     python -m scripts.bench table_sync
     TABLE_SYNC_BENCH_ROWS=100000 python -m scripts.bench table_sync    # quick run
+    TABLE_SYNC_BENCH_ROUNDS=3 python -m scripts.bench table_sync       # best of three rounds
+
+Two target states, each timed in every round right after a fresh baseline:
+
+- `changed` (the issue's case, the headline): the target already holds the table as the previous
+  hourly run left it; of the 1,000,000 rows changed since, four in five are updates of rows the
+  target holds in an older version and one in five are new. The sync takes its steady-state path:
+  COPY into staging, then the version-guarded upsert.
+- `first copy`: the same rows into an empty target, a table's first pass, where the sync COPYs
+  straight into the target.
 
 The sync runs in a subprocess so its peak RSS (ru_maxrss) is its own. Targets: at least 0.5x the
 baseline's rows/s, peak RSS under 200 MB.
@@ -25,6 +35,7 @@ from scripts.localdb import PostgresServer, postgres_server
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = int(os.environ.get("TABLE_SYNC_BENCH_ROWS", "1000000"))
 CHUNK_SIZE = int(os.environ.get("TABLE_SYNC_BENCH_CHUNK", "10000"))
+ROUNDS = int(os.environ.get("TABLE_SYNC_BENCH_ROUNDS", "1"))
 TARGET_RATIO = 0.5
 TARGET_RSS_MB = 200
 
@@ -38,6 +49,28 @@ SINCE = "2024-01-01 00:00:00"
 SELECT_CHANGED = f"SELECT {COLUMNS} FROM orders WHERE updated_at >= '{SINCE}' ORDER BY updated_at, id"
 
 
+def _rows_sql(total: int, before: bool) -> str:
+    """The source's rows; `before`: the target as the previous run left it (older versions of four
+    in five changed rows, none of the new fifth)."""
+    changed_from = total - ROWS
+    if not before:
+        status, amount = "(ARRAY['new', 'paid', 'shipped', 'returned'])[g % 4 + 1]", "(g % 100000) / 100.0"
+        updated = f"timestamp '{SINCE}' + (g / 3) * interval '1 millisecond'"
+        where = ""
+    else:
+        status, amount = "'new'", "(g % 100000) / 100.0 + 1"
+        updated = "timestamp '2023-12-01' + g * interval '1 millisecond'"
+        where = f"WHERE g <= {changed_from} OR g % 5 <> 0"
+    return f"""SELECT g, g % 50000, CASE WHEN g <= {changed_from} THEN (g % 100000) / 100.0 ELSE {amount} END,
+                   CASE WHEN g <= {changed_from} THEN (ARRAY['new', 'paid', 'shipped', 'returned'])[g % 4 + 1]
+                        ELSE {status} END,
+                   CASE WHEN g % 7 = 0 THEN NULL ELSE 'note ' || md5(g::text) END,
+                   timestamptz '2023-06-01 00:00:00+00' + g * interval '1 second',
+                   CASE WHEN g <= {changed_from} THEN timestamp '2023-12-01' + g * interval '1 millisecond'
+                        ELSE {updated} END
+            FROM generate_series(1, {total}) AS g {where}"""
+
+
 def _prepare(server: PostgresServer) -> None:
     total = ROWS + ROWS // 9
     server.psql("postgres", "-c", "CREATE DATABASE bench_src", "-c", "CREATE DATABASE bench_tgt")
@@ -46,13 +79,7 @@ def _prepare(server: PostgresServer) -> None:
         "-c",
         TABLE_DDL.format(name="orders"),
         "-c",
-        f"""INSERT INTO orders
-            SELECT g, g % 50000, (g % 100000) / 100.0, (ARRAY['new', 'paid', 'shipped', 'returned'])[g % 4 + 1],
-                   CASE WHEN g % 7 = 0 THEN NULL ELSE 'note ' || md5(g::text) END,
-                   timestamptz '2023-06-01 00:00:00+00' + g * interval '1 second',
-                   CASE WHEN g <= {total - ROWS} THEN timestamp '2023-12-01' + g * interval '1 millisecond'
-                        ELSE timestamp '{SINCE}' + (g / 3) * interval '1 millisecond' END
-            FROM generate_series(1, {total}) AS g""",
+        f"INSERT INTO orders {_rows_sql(total, before=False)}",
         "-c",
         "CREATE INDEX orders_cursor ON orders (updated_at, id)",
         "-c",
@@ -65,6 +92,16 @@ def _prepare(server: PostgresServer) -> None:
         "-c",
         TABLE_DDL.format(name="orders_baseline"),
     )
+
+
+def _set_target(server: PostgresServer, state: str) -> None:
+    """Reset the target to `state` (`changed`: as the previous run left it; `first`: empty)."""
+    statements = ["DROP SCHEMA IF EXISTS pipeline_state CASCADE", "TRUNCATE orders, orders_baseline"]
+    if state == "changed":
+        statements += [f"INSERT INTO orders {_rows_sql(ROWS + ROWS // 9, before=True)}"]
+    statements += ["VACUUM ANALYZE orders", "CHECKPOINT"]
+    for statement in statements:
+        server.psql("bench_tgt", "-c", statement)
 
 
 def _baseline(server: PostgresServer) -> float:
@@ -143,44 +180,74 @@ def _worker(raw: str) -> None:
     )
     source = _Provider(settings("bench_src", "PostgreSQL Unicode"), secret)
     target = _Provider(settings("bench_tgt", None), secret)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     report = run_sync(
         tables, source, target, engine="postgresql", state_schema="pipeline_state", deadline=Deadline.in_seconds(3600)
     )
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "result": report.to_json()}))
+    print(
+        json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": peak_mb, "result": report.to_json()})
+    )
+
+
+def _check(server: PostgresServer, state: str, table: dict[str, Any]) -> None:
+    """The sync's target must hold exactly what the baseline copied for the changed rows, and
+    (changed) the unchanged rows as they were."""
+    total = ROWS + ROWS // 9
+    expected = total if state == "changed" else ROWS
+    copied = int(server.psql("bench_tgt", "-tAc", "SELECT count(*) FROM orders").strip())
+    baseline_rows = int(server.psql("bench_tgt", "-tAc", "SELECT count(*) FROM orders_baseline").strip())
+    window = f"SELECT {COLUMNS} FROM orders WHERE updated_at >= '{SINCE}'"
+    diff = server.psql(
+        "bench_tgt",
+        "-tAc",
+        f"SELECT (SELECT count(*) FROM ({window} EXCEPT SELECT {COLUMNS} FROM orders_baseline) a)"
+        f" + (SELECT count(*) FROM (SELECT {COLUMNS} FROM orders_baseline EXCEPT {window}) b)",
+    ).strip()
+    if table["status"] != "finished" or copied != expected or baseline_rows != ROWS or diff != "0":
+        raise SystemExit(
+            f"benchmark result is wrong ({state}): {table}, target rows {copied} (expected {expected}), "
+            f"baseline {baseline_rows}, differing rows {diff}"
+        )
+
+
+STATES = {"changed": "changed rows, target as the last run left it", "first": "first copy, empty target"}
 
 
 def main() -> None:
+    best: dict[str, tuple[float, float, dict[str, Any]]] = {}
     with postgres_server() as server:
         print(f"preparing {ROWS:,} changed rows (+{ROWS // 9:,} unchanged) ...", flush=True)
         _prepare(server)
-        baseline_seconds = _baseline(server)
-        measured = _sync(server)
-        table = measured["result"]["tables"][0]
-        copied = int(server.psql("bench_tgt", "-tAc", "SELECT count(*) FROM orders").strip())
-        baseline_rows = int(server.psql("bench_tgt", "-tAc", "SELECT count(*) FROM orders_baseline").strip())
-        same = server.psql(
-            "bench_tgt",
-            "-tAc",
-            f"SELECT count(*) FROM (SELECT {COLUMNS} FROM orders EXCEPT SELECT {COLUMNS} FROM orders_baseline) d",
-        ).strip()
-    if table["status"] != "finished" or copied != ROWS or baseline_rows != ROWS or same != "0":
-        raise SystemExit(f"benchmark result is wrong: {table}, copied {copied}, baseline {baseline_rows}, diff {same}")
-    sync_rate = ROWS / measured["seconds"]
-    baseline_rate = ROWS / baseline_seconds
-    ratio = sync_rate / baseline_rate
-    print(f"baseline psql \\copy | \\copy: {baseline_seconds:8.2f} s  {baseline_rate:12,.0f} rows/s")
-    print(
-        f"table sync (pyodbc psqlODBC): {measured['seconds']:8.2f} s  {sync_rate:12,.0f} rows/s  "
-        f"chunks {table['chunks']}  chunk_size {CHUNK_SIZE}"
-    )
-    print(f"ratio {ratio:.2f}x (target >= {TARGET_RATIO}x)  {'OK' if ratio >= TARGET_RATIO else 'BELOW TARGET'}")
-    print(
-        f"peak RSS {measured['peak_rss_mb']:.0f} MB (target < {TARGET_RSS_MB} MB)  "
-        f"{'OK' if measured['peak_rss_mb'] < TARGET_RSS_MB else 'ABOVE TARGET'}"
-    )
+        for round_number in range(1, ROUNDS + 1):
+            for state in STATES:
+                _set_target(server, state)
+                baseline_seconds = _baseline(server)
+                measured = _sync(server)
+                table = measured["result"]["tables"][0]
+                _check(server, state, table)
+                ratio = baseline_seconds / measured["seconds"]
+                print(
+                    f"round {round_number} {state:8s} baseline {baseline_seconds:6.2f} s"
+                    f"  sync {measured['seconds']:6.2f} s (cpu {measured['cpu_seconds']:.2f} s)  ratio {ratio:.2f}x"
+                    f"  upserted {table['rows_upserted']:,}  peak RSS {measured['peak_rss_mb']:.0f} MB",
+                    flush=True,
+                )
+                if state not in best or ratio > best[state][0]:
+                    best[state] = (ratio, baseline_seconds, measured)
+    print(f"best of {ROUNDS} round(s), chunk_size {CHUNK_SIZE}, both sides of each ratio from the same round:")
+    for state, label in STATES.items():
+        ratio, baseline_seconds, measured = best[state]
+        print(f"  {label}:")
+        seconds, peak = measured["seconds"], measured["peak_rss_mb"]
+        print(f"    baseline psql \\copy | \\copy: {baseline_seconds:8.2f} s  {ROWS / baseline_seconds:12,.0f} rows/s")
+        print(f"    table sync (pyodbc psqlODBC): {seconds:8.2f} s  {ROWS / seconds:12,.0f} rows/s")
+        verdict = "OK" if ratio >= TARGET_RATIO else "BELOW TARGET"
+        print(f"    ratio {ratio:.2f}x (target >= {TARGET_RATIO}x)  {verdict}")
+        verdict = "OK" if peak < TARGET_RSS_MB else "ABOVE TARGET"
+        print(f"    peak RSS {peak:.0f} MB (target < {TARGET_RSS_MB} MB)  {verdict}")
 
 
 if __name__ == "__main__":
