@@ -103,7 +103,8 @@ def stop_stale_run(run_dir: Path) -> None:
     if pids.exists():
         with contextlib.suppress(ValueError):
             for name, pid in json.loads(pids.read_text()).items():
-                if process_matches(int(pid), name):
+                # A previous demo still running (or still cleaning up) would remove this run's files.
+                if int(pid) != os.getpid() and process_matches(int(pid), name):
                     os.kill(int(pid), signal.SIGKILL)
     for pidfile in run_dir.glob("pg-*/data/postmaster.pid"):
         data = pidfile.parent
@@ -430,6 +431,7 @@ def demo_environment(run_dir: Path, small: bool) -> Iterator[Demo]:
     timings: dict[str, float] = {}
     stop_stale_run(run_dir)
     run_dir.mkdir(parents=True)
+    record_pid(run_dir, "demo.py", os.getpid())
     with contextlib.ExitStack() as stack:
         started = time.monotonic()
         manifest = package_functions(host_runtime())
@@ -733,7 +735,7 @@ def drive_table_sync(demo: Demo) -> PipelineReport:
         )
         cur.execute(
             f"INSERT INTO {source_table} (order_id, customer_id, status, amount, updated_at) "
-            "SELECT g, 1 + g % 500, 'new', round((g % 997) * 1.37, 2), now() - interval '2 hours' "
+            "SELECT g, 1 + mod(g, 500), 'new', round(mod(g, 997) * 1.37, 2), now() - interval '2 hours' "
             "FROM generate_series(1, %s) g",
             (rows,),
         )
@@ -748,7 +750,7 @@ def drive_table_sync(demo: Demo) -> PipelineReport:
         )
         cur.execute(
             f"INSERT INTO {source_table} (order_id, customer_id, status, amount) "
-            "SELECT g, 1 + g % 500, 'new', 10 FROM generate_series(%s, %s) g",
+            "SELECT g, 1 + mod(g, 500), 'new', 10 FROM generate_series(%s, %s) g",
             (rows + 1, rows + added),
         )
         conn.commit()

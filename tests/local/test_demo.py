@@ -1,0 +1,126 @@
+"""`make demo` in its reduced form: the real packaging, moto server, PostgreSQL, `terraform apply` of
+environments/local.tfvars and event router, with small sample data. The report's numbers are
+checked against what the databases and buckets hold, counted here independently."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scripts import demo as demo_script
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_run() -> Iterator[tuple[demo_script.Demo, dict[str, Any]]]:
+    # Under build/ like the demo's own run directory: the database servers run as their own users
+    # and cannot enter pytest's private temporary directories.
+    run_dir = demo_script.REPO_ROOT / "build" / "demo-test"
+    with demo_script.demo_environment(run_dir, small=True) as demo:
+        reports = {report.pipeline: report for report in demo_script.drive_all(demo)}
+        print(demo_script.format_report(list(reports.values()), demo, 0.0))
+        yield demo, reports
+    assert not any(run_dir.glob("pg-*")), "the demo left a database server behind"
+
+
+def query(demo: demo_script.Demo, database: str, sql: str) -> list[tuple[Any, ...]]:
+    with contextlib.closing(demo.databases.connect(database)) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def scalar(demo: demo_script.Demo, database: str, sql: str) -> Any:
+    return query(demo, database, sql)[0][0]
+
+
+def test_every_landed_pipeline_is_deployed_and_reported(demo_run) -> None:
+    demo, reports = demo_run
+    landed = [
+        name for name in demo_script.PIPELINES if (demo_script.REPO_ROOT / "lambda_src" / name / "handler.py").exists()
+    ]
+    assert sorted(demo.function_spec(name).handler.split(".")[0] for name in landed) == sorted(landed)
+    assert len(reports) == len(landed)
+    assert all(report.ok for report in reports.values()), [r for r in reports.values() if not r.ok]
+    for name, stats in demo.router.stats.items():
+        assert stats.errors == 0, f"{name} had {stats.errors} failed invocations (see the demo logs)"
+
+
+def test_schema_migrations_report_matches_the_databases(demo_run) -> None:
+    demo, reports = demo_run
+    if "schema migrations" not in reports:
+        pytest.fail("schema_migrations has landed but the demo did not drive it")
+    numbers = reports["schema migrations"].numbers
+    environment = demo.function_env("schema_migrations")
+    database = environment["DB_NAME"]
+    objects = demo.client("s3").list_objects_v2(Bucket=environment["MIGRATIONS_BUCKET"])["Contents"]
+    assert len(objects) == numbers["files"] == len(demo_script.MIGRATIONS)
+    for name, count in numbers["applied"].items():
+        assert scalar(demo, name, "SELECT count(*) FROM _yoyo_migration") == count
+    assert sum(numbers["applied"].values()) == numbers["files"]
+    assert scalar(demo, "analytics", "SELECT count(*) FROM daily_sales") == 0
+    staging = query(demo, database, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging'")
+    assert sorted(row[0] for row in staging) == ["customers", "orders", "sales"]
+    assert numbers["staging_tables"] == 3
+
+
+def test_file_loader_report_matches_the_bucket_and_the_tables(demo_run) -> None:
+    demo, reports = demo_run
+    numbers = reports["file loader"].numbers
+    environment = demo.function_env("file_loader")
+    database = environment["DB_NAME"]
+    s3 = demo.client("s3")
+    bucket = environment["SOURCE_BUCKET"]
+    sales_rows = 0
+    for item in s3.list_objects_v2(Bucket=bucket, Prefix="sales/")["Contents"]:
+        body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
+        sales_rows += len(list(csv.reader(io.StringIO(body)))) - 1
+    assert sales_rows == numbers["sales_sent"] == numbers["sales_loaded"]
+    assert scalar(demo, database, "SELECT count(*) FROM staging.sales") == sales_rows
+    assert scalar(demo, database, "SELECT count(DISTINCT sale_id) FROM staging.sales") == sales_rows
+    assert scalar(demo, database, "SELECT count(*) FROM staging.customers") == numbers["customers_loaded"]
+    assert numbers["customers_loaded"] == numbers["customers_expected"]
+    assert (
+        scalar(demo, database, "SELECT count(*) FROM staging.customers WHERE name LIKE '%v2'")
+        == numbers["customers_updated"]
+    )
+    # Every uploaded object has exactly one ledger entry, and the malformed line was quarantined.
+    objects = len(s3.list_objects_v2(Bucket=bucket)["Contents"])
+    ledger = query(demo, database, "SELECT status, count(*) FROM pipeline_state.file_loads GROUP BY status")
+    assert dict(ledger) == {"loaded": objects}
+    assert scalar(demo, database, "SELECT count(*) FROM pipeline_state.file_rejects") == 1
+    assert numbers["dead_letters"] == 0
+
+
+def test_table_sync_report_matches_source_and_target(demo_run) -> None:
+    demo, reports = demo_run
+    numbers = reports["table sync"].numbers
+    environment = demo.function_env("table_sync")
+    source_db, target_db = environment["SOURCE_DB_NAME"], environment["DB_NAME"]
+    source_rows = scalar(demo, source_db, "SELECT count(*) FROM public.orders")
+    assert source_rows == numbers["source_rows"] + numbers["added"] == numbers["total_rows"]
+    assert scalar(demo, target_db, "SELECT count(*) FROM staging.orders") == source_rows
+    assert numbers["first_run_rows"] == numbers["source_rows"]
+    checksum = "SELECT sum(amount), count(*) FILTER (WHERE status = 'shipped') FROM {}"
+    assert query(demo, target_db, checksum.format("staging.orders")) == query(
+        demo, source_db, checksum.format("public.orders")
+    )
+    assert numbers["shipped"] == numbers["changed"]
+
+
+def test_stale_run_directory_is_cleaned_up(tmp_path: Path) -> None:
+    """What a killed run leaves behind (a recorded process that is gone, files) does not stop the next."""
+    run_dir = tmp_path / "stale"
+    (run_dir / "terraform").mkdir(parents=True)
+    (run_dir / "pids.json").write_text('{"moto": 999999999}')
+    (run_dir / "terraform" / "terraform.tfstate").write_text("{}")
+
+    demo_script.stop_stale_run(run_dir)
+
+    assert not run_dir.exists()
