@@ -132,7 +132,7 @@ output "schema_migrations_results_topic_arn" {
 
 output "file_loader_routes" {
   description = "The file loader's routes as passed in ROUTES."
-  value       = var.enable_file_loader ? module.file_loader.routes : []
+  value       = var.enable_file_loader ? module.file_loader.routes : null
 }
 
 output "lambda_runtime" {

@@ -9,16 +9,18 @@ locals {
     for p in local.prefixes : p if length([for q in local.prefixes : q if q != p && startswith(p, q)]) == 0
   ]
 
-  routes = [for r in var.routes : {
+  # ROUTES as lambda_src/file_loader/routes.py parses it: null attributes are left out.
+  routes = [for r in var.routes : { for k, v in {
     prefix      = r.prefix
-    suffix      = r.suffix
+    suffix      = r.suffix == "" ? null : r.suffix
     table       = r.table
     format      = r.format
     mode        = r.mode
     key_columns = r.key_columns
     on_error    = r.on_error
-    csv         = r.csv
-  }]
+    compression = r.compression
+    csv         = { for ck, cv in r.csv : ck => cv if cv != null }
+  } : k => v if v != null }]
 
   visibility_timeout = min(43200, 6 * var.timeout)
 }

@@ -51,11 +51,14 @@ variable "bucket_lifecycle_rules" {
 variable "routes" {
   description = <<-EOT
     Where objects go. An object is loaded by the first route whose `prefix` (and `suffix`, if set)
-    matches its key; an object matching no route is reported and left alone. `table` is
-    "schema.table"; `format` csv or jsonl (either may be gzip-compressed); `mode` append or upsert
-    (upsert needs `key_columns`); `on_error` reject_object (nothing loaded, the ledger says why) or
-    quarantine (good rows load, bad rows go to the rejects table); `csv` options for CSV routes.
-    Passed to the function as the JSON environment variable ROUTES (docs/contracts.md).
+    matches its key (list specific prefixes first); an object matching no route is reported and
+    left alone. `table` is "schema.table", where `{name}` may stand for the first key component
+    after the prefix; `format` csv or jsonl; `compression` auto (gzip detected), gzip or none;
+    `mode` append or upsert (`key_columns` is the conflict target, default the table's primary
+    key); `on_error` reject_object (nothing loaded, the ledger says why) or quarantine (good rows
+    load, bad rows go to the rejects table); `csv` holds the dialect (delimiter, quote, escape,
+    null string) and the file `encoding`. Passed to the function as the JSON environment variable
+    ROUTES (parsed by lambda_src/file_loader/routes.py; null attributes are left out).
   EOT
   type = list(object({
     prefix      = string
@@ -65,11 +68,13 @@ variable "routes" {
     mode        = optional(string, "append")
     key_columns = optional(list(string), [])
     on_error    = optional(string, "reject_object")
+    compression = optional(string, "auto")
     csv = optional(object({
       delimiter = optional(string, ",")
       quote     = optional(string, "\"")
+      escape    = optional(string)
       null      = optional(string, "")
-      encoding  = optional(string, "utf-8")
+      encoding  = optional(string, "UTF8")
     }), {})
   }))
 
@@ -79,8 +84,10 @@ variable "routes" {
   }
 
   validation {
-    condition     = alltrue([for r in var.routes : can(regex("^[A-Za-z_][A-Za-z0-9_]{0,62}\\.[A-Za-z_][A-Za-z0-9_]{0,62}$", r.table))])
-    error_message = "Every route table must be \"schema.table\", each part an identifier of letters, digits and underscores (at most 63 characters, not starting with a digit)."
+    condition = alltrue([for r in var.routes : length(split("{name}", r.table)) <= 2 && can(regex(
+      "^[A-Za-z_][A-Za-z0-9_]{0,62}\\.[A-Za-z_][A-Za-z0-9_]{0,62}$", replace(r.table, "{name}", "x")
+    ))])
+    error_message = "Every route table must be \"schema.table\", each part an identifier of letters, digits and underscores (at most 63 characters, not starting with a digit); one {name} placeholder may stand for the first key component after the prefix."
   }
 
   validation {
@@ -94,8 +101,13 @@ variable "routes" {
   }
 
   validation {
-    condition     = alltrue([for r in var.routes : r.mode != "upsert" || length(r.key_columns) > 0])
-    error_message = "A route with mode = \"upsert\" needs key_columns (the conflict target)."
+    condition     = alltrue([for r in var.routes : r.mode == "upsert" || length(r.key_columns) == 0])
+    error_message = "key_columns applies to mode = \"upsert\" only (it is the ON CONFLICT target)."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.routes : contains(["auto", "gzip", "none"], r.compression)])
+    error_message = "Every route compression must be auto, gzip or none."
   }
 
   validation {
@@ -109,13 +121,20 @@ variable "routes" {
   }
 
   validation {
-    condition     = alltrue([for r in var.routes : length(r.csv.delimiter) == 1 && length(r.csv.quote) == 1 && r.csv.delimiter != r.csv.quote && !contains(["\n", "\r"], r.csv.delimiter)])
-    error_message = "csv.delimiter and csv.quote must each be a single character, differ from each other, and not be a line break."
+    condition = alltrue([for r in var.routes : (
+      length(r.csv.delimiter) == 1 && length(r.csv.quote) == 1 && r.csv.delimiter != r.csv.quote &&
+      !contains(["\n", "\r"], r.csv.delimiter) && !contains(["\n", "\r"], r.csv.quote) &&
+      (r.csv.escape == null ? true : length(r.csv.escape) == 1 && !contains(["\n", "\r"], r.csv.escape))
+    )])
+    error_message = "csv.delimiter, csv.quote and csv.escape must each be a single character other than a line break, and the delimiter must differ from the quote."
   }
 
   validation {
-    condition     = alltrue([for r in var.routes : can(regex("^[A-Za-z0-9_-]+$", r.csv.encoding))])
-    error_message = "csv.encoding must be an encoding name such as utf-8 or latin-1."
+    condition = alltrue([for r in var.routes : contains(
+      ["UTF8", "LATIN1", "LATIN2", "LATIN9", "WIN1250", "WIN1251", "WIN1252", "SQLASCII", "ISO88591", "ISO88592", "ISO885915", "CP1250", "CP1251", "CP1252", "WINDOWS1252", "ASCII"],
+      replace(replace(upper(r.csv.encoding), "-", ""), "_", "")
+    )])
+    error_message = "csv.encoding must be one the loader supports: UTF8, LATIN1, LATIN2, LATIN9, WIN1250, WIN1251, WIN1252, SQL_ASCII (aliases such as utf-8, latin-1, iso-8859-15, cp1252 work)."
   }
 
   validation {

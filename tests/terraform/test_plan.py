@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from file_loader.routes import parse_routes
+from table_sync.config import parse_tables
 from tests.terraform import tfkit
 from tests.terraform.conftest import ENVIRONMENTS
 
@@ -278,9 +280,10 @@ def test_function_environment_follows_the_contract(environment: str, plans: dict
     file_loader = env("file_loader")
     routes = json.loads(file_loader["ROUTES"])
     configured = _var(plan, "file_loader")["routes"]
-    assert [(r["prefix"], r["suffix"], r["table"], r["format"], r["mode"]) for r in routes] == [
-        (r["prefix"], r.get("suffix", ""), r["table"], r["format"], r.get("mode", "append")) for r in configured
+    assert [(r["prefix"], r.get("suffix"), r["table"], r["format"], r["mode"]) for r in routes] == [
+        (r["prefix"], r.get("suffix") or None, r["table"], r["format"], r.get("mode", "append")) for r in configured
     ]
+    assert all(None not in r.values() for r in routes), "null keys must be left out of ROUTES"
     assert file_loader["SOURCE_BUCKET"].endswith("-landing")
     assert {
         "DB_PORT": "5432",
@@ -290,8 +293,13 @@ def test_function_environment_follows_the_contract(environment: str, plans: dict
         "LOG_LEVEL": _var(plan, "log_level"),
     }.items() <= file_loader.items()
 
+    # The functions' own parsers accept what Terraform passes (they refuse unknown keys).
+    assert [r.prefix for r in parse_routes(routes)] == [r["prefix"] for r in configured]
+
     table_sync = env("table_sync")
     tables = json.loads(table_sync["SYNC_TABLES"])
+    parsed = parse_tables(tables, engine=_var(plan, "table_sync")["source"]["engine"])
+    assert [str(t.target) for t in parsed] == [t["target"] for t in _var(plan, "table_sync")["tables"]]
     assert [t["target"] for t in tables] == [t["target"] for t in _var(plan, "table_sync")["tables"]]
     assert all(None not in t.values() for t in tables), "null keys must be left out of SYNC_TABLES"
     source = _var(plan, "table_sync")["source"]
