@@ -32,6 +32,9 @@ API (stable; table sync builds on it):
   plain unique index (what `ON CONFLICT (columns)` can name).
 - `copy_rows(cur, table, columns, rows) -> int`: COPY Python rows (DB-API tuples from another
   database) in text format; `copy_text_line(row)` / `copy_text_batch(rows)` are the encoding.
+- `copy_text_bytes(rows, width) -> bytes` and `copy_encoded(cur, table, columns, data) -> int`: the
+  same in two steps, so rows can be encoded on one thread and copied on another, and copied again
+  (a retry into a staging table) without encoding twice.
 """
 
 from __future__ import annotations
