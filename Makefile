@@ -65,10 +65,10 @@ fmt: setup ## Format Python (ruff) and Terraform
 	$(VENV)/bin/ruff format .
 	$(TERRAFORM) fmt -recursive
 
-plan: setup package ## terraform plan of environments/$(ENV).tfvars (workspace $(ENV)) saved to $(BUILD_DIR)/plans/$(ENV).tfplan
+plan: setup package ## terraform plan of environments/$(ENV).tfvars (workspace $(ENV); TF_BACKEND_CONFIG= for an S3 backend) saved to $(BUILD_DIR)/plans/$(ENV).tfplan
 	@test -f environments/$(ENV).tfvars || { echo "no environments/$(ENV).tfvars"; exit 1; }
 	mkdir -p $(BUILD_DIR)/plans
-	$(TERRAFORM) init -input=false
+	$(TERRAFORM) init -input=false $(if $(TF_BACKEND_CONFIG),-reconfigure -backend-config=$(TF_BACKEND_CONFIG))
 	$(TERRAFORM) workspace select -or-create $(ENV)
 	$(TERRAFORM) plan -input=false -var-file=environments/$(ENV).tfvars -var build_dir=$(BUILD_DIR) -out=$(BUILD_DIR)/plans/$(ENV).tfplan
 

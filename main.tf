@@ -410,6 +410,7 @@ module "schema_migrations" {
   bucket_kms_key_arn   = var.s3_kms_key_arn
   kms_key_arn          = coalesce(local.kms_key_arn, "arn:${local.partition}:kms:unused")
   allowed_databases    = var.schema_migrations.allowed_databases
+  reserved_concurrency = var.schema_migrations.reserved_concurrency
 
   package      = local.packages.schema_migrations
   runtime      = var.lambda_runtime

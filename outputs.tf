@@ -48,7 +48,7 @@ locals {
           dlq_arn             = module.schema_migrations.dlq_arn
           prefixes            = [""]
           batch_size          = null
-          maximum_concurrency = null
+          maximum_concurrency = var.schema_migrations.reserved_concurrency
           sns_topic_arn       = module.schema_migrations.topic_arn
           schedule_expression = null
         }

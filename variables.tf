@@ -195,11 +195,12 @@ variable "table_sync" {
 }
 
 variable "schema_migrations" {
-  description = "Schema migrations settings: `allowed_databases` (empty = any valid name) and function size. The timeout is also the age after which yoyo's lock is stale."
+  description = "Schema migrations settings: `allowed_databases` (empty = any valid name), `reserved_concurrency` (most concurrent runs = connections) and function size. The timeout is also the age after which yoyo's lock is stale."
   type = object({
-    allowed_databases = optional(list(string), [])
-    memory_size       = optional(number, 512)
-    timeout           = optional(number, 300)
+    allowed_databases    = optional(list(string), [])
+    reserved_concurrency = optional(number, 2)
+    memory_size          = optional(number, 512)
+    timeout              = optional(number, 300)
   })
   default = {}
 }

@@ -79,6 +79,8 @@ module "function" {
   timeout       = var.timeout
   log_level     = var.log_level
 
+  reserved_concurrent_executions = var.reserved_concurrency
+
   log_retention_days = var.log_retention_days
   log_kms_key_arn    = var.log_kms_key_arn
 

@@ -86,6 +86,17 @@ variable "timeout" {
   }
 }
 
+variable "reserved_concurrency" {
+  description = "Most concurrent runs (and so database connections). Uploads of many files at once queue up as throttled asynchronous invocations, which Lambda retries; runs on one database serialise on an advisory lock anyway."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.reserved_concurrency >= 1
+    error_message = "reserved_concurrency must be at least 1."
+  }
+}
+
 variable "log_level" {
   description = "LOG_LEVEL of the function."
   type        = string

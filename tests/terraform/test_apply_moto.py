@@ -1,0 +1,418 @@
+"""`terraform apply` of environments/local.tfvars to a moto server, the deployed wiring read back
+through boto3, then `terraform destroy`.
+
+The real provider talks to moto over HTTP exactly as it would to AWS (endpoints injected by a
+provider block, as tflocal does for LocalStack). The resource names get their own prefix
+(`-var name=tfcheck`) so nothing collides with other users of the session's moto server.
+Tests run in file order; the last one destroys everything and checks it is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+import boto3
+import pytest
+
+from tests.terraform import tfkit
+
+pytestmark = pytest.mark.slow
+
+REGION = "us-east-1"
+NAME = "tfcheck"
+PREFIX = f"{NAME}-local"
+
+
+@dataclass
+class Deployment:
+    directory: Path
+    env: dict[str, str]
+    endpoint: str
+    outputs: dict[str, Any]
+    state: dict[str, Any]
+    args: list[str]
+    destroyed: bool = False
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    @property
+    def functions(self) -> dict[str, Any]:
+        return self.outputs["functions"]
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    moto_server: str, tmp_path_factory: pytest.TempPathFactory, tf_env: dict[str, str], build_dir: Path
+) -> Iterator[Deployment]:
+    directory = tfkit.copy_tree(tmp_path_factory.mktemp("apply"))
+    tfkit.write_moto_provider(directory, moto_server, REGION)
+    tfkit.init(directory, tf_env)
+    args = [
+        "-input=false",
+        "-no-color",
+        "-lock=false",
+        "-parallelism=20",
+        "-var-file=environments/local.tfvars",
+        f"-var=build_dir={build_dir}",
+        f"-var=name={NAME}",
+    ]
+    tfkit.terraform(directory, "apply", "-auto-approve", *args, env=tf_env, timeout=900).check()
+    outputs = {
+        k: v["value"]
+        for k, v in json.loads(tfkit.terraform(directory, "output", "-json", env=tf_env).check().stdout).items()
+    }
+    state = json.loads(tfkit.terraform(directory, "show", "-json", env=tf_env).check().stdout)
+    deployed = Deployment(directory, tf_env, moto_server, outputs, state, args)
+    yield deployed
+    if not deployed.destroyed:  # a test failed before test_destroy: still clean up the shared server
+        tfkit.terraform(directory, "destroy", "-auto-approve", *args, env=tf_env, timeout=900)
+
+
+def _state_resource(deployment: Deployment, address: str) -> dict[str, Any]:
+    def walk(module: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        yield from module.get("resources", [])
+        for child in module.get("child_modules", []):
+            yield from walk(child)
+
+    (resource,) = [r for r in walk(deployment.state["values"]["root_module"]) if r["address"] == address]
+    return resource["values"]
+
+
+def _function(deployment: Deployment, name: str) -> dict[str, Any]:
+    return deployment.client("lambda").get_function(FunctionName=deployment.functions[name]["function_name"])
+
+
+def test_outputs_describe_every_function(deployment: Deployment) -> None:
+    functions = deployment.functions
+    assert set(functions) == {"file_loader", "table_sync", "schema_migrations"}
+    for name, function in functions.items():
+        assert (
+            function["function_name"]
+            == f"{PREFIX}-"
+            + {"file_loader": "file-loader", "table_sync": "table-sync", "schema_migrations": "migrations"}[name]
+        )
+        for key in ("arn", "role_arn", "handler", "timeout", "memory_size", "environment_variables", "event_source"):
+            assert function[key] not in (None, ""), (name, key)
+        assert function["handler"] == f"{name}.handler.handler"
+    assert functions["file_loader"]["trigger"] == "sqs"
+    assert functions["schema_migrations"]["trigger"] == "sns"
+    assert functions["table_sync"]["trigger"] == "schedule"
+    database = deployment.outputs["database"]
+    assert database["port"] == 5432 and database["name"] == "pipelines"
+    assert database["endpoint"] and database["master_user_secret_arn"].startswith("arn:aws:secretsmanager:")
+    assert deployment.outputs["buckets"] == {"landing": f"{PREFIX}-landing", "migrations": f"{PREFIX}-migrations"}
+
+
+def test_functions_run_with_their_own_role_environment_and_private_subnets(deployment: Deployment) -> None:
+    network = deployment.outputs["network"]
+    database = deployment.outputs["database"]
+    iam = deployment.client("iam")
+    roles = set()
+    for name, expected in deployment.functions.items():
+        config = _function(deployment, name)["Configuration"]
+        assert config["Role"] == expected["role_arn"]
+        roles.add(config["Role"])
+        trust = iam.get_role(RoleName=expected["role_name"])["Role"]["AssumeRolePolicyDocument"]
+        trust = json.loads(trust) if isinstance(trust, str) else trust
+        assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "lambda.amazonaws.com"}]
+        assert config["Runtime"] == "python3.12" and config["Handler"] == f"{name}.handler.handler"
+        assert config["Timeout"] == expected["timeout"] and config["MemorySize"] == expected["memory_size"]
+        assert config["Environment"]["Variables"] == expected["environment_variables"]
+        assert config["VpcConfig"]["SubnetIds"] and sorted(config["VpcConfig"]["SubnetIds"]) == sorted(
+            network["private_subnet_ids"]
+        )
+        assert network["lambda_security_group_id"] in config["VpcConfig"]["SecurityGroupIds"]
+        variables = config["Environment"]["Variables"]
+        assert variables["DB_SECRET_ARN"] == database["master_user_secret_arn"]
+        expected_host = database["endpoint"] if name == "schema_migrations" else database["connect_endpoint"]
+        assert variables["DB_HOST"] == expected_host
+        assert variables["DB_PORT"] == "5432" and variables["DB_SSLMODE"] == "require"
+    assert len(roles) == 3, "functions share a role"
+
+    # The subnets are private: no public IPs, and the VPC has no internet or NAT gateway.
+    ec2 = deployment.client("ec2")
+    for subnet in ec2.describe_subnets(SubnetIds=network["private_subnet_ids"])["Subnets"]:
+        assert subnet["MapPublicIpOnLaunch"] is False
+        assert subnet["VpcId"] == network["vpc_id"]
+    vpc_filter = [{"Name": "attachment.vpc-id", "Values": [network["vpc_id"]]}]
+    assert ec2.describe_internet_gateways(Filters=vpc_filter)["InternetGateways"] == []
+    nat = ec2.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [network["vpc_id"]]}])["NatGateways"]
+    assert [n for n in nat if n["State"] != "deleted"] == []
+
+    # S3 is reached through the gateway endpoint on the private route tables; APIs through
+    # interface endpoints with private DNS.
+    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [network["vpc_id"]]}])["VpcEndpoints"]
+    by_service = {e["ServiceName"].rsplit(".", 1)[-1]: e for e in endpoints}
+    assert by_service["s3"]["VpcEndpointType"] == "Gateway"
+    assert sorted(by_service["s3"]["RouteTableIds"]) == sorted(network["private_route_table_ids"])
+    for service in ("secretsmanager", "sqs", "sns", "logs", "sts"):
+        assert by_service[service]["VpcEndpointType"] == "Interface"
+        assert by_service[service]["PrivateDnsEnabled"] is True
+
+
+def test_file_loader_wiring_bucket_topic_queue_mapping_function(deployment: Deployment) -> None:
+    function = deployment.functions["file_loader"]
+    source = function["event_source"]
+    s3, sns, sqs = deployment.client("s3"), deployment.client("sns"), deployment.client("sqs")
+
+    # bucket notification -> topic, one filter per route prefix
+    notification = s3.get_bucket_notification_configuration(Bucket=source["bucket"])
+    topics = notification["TopicConfigurations"]
+    assert {t["TopicArn"] for t in topics} == {source["topic_arn"]}
+    prefixes = sorted(
+        rule["Value"] for t in topics for rule in t["Filter"]["Key"]["FilterRules"] if rule["Name"].lower() == "prefix"
+    )
+    assert prefixes == ["customers/", "sales/"]
+    assert all(t["Events"] == ["s3:ObjectCreated:*"] for t in topics)
+
+    # topic -> queue (raw delivery), topic policy scoped to the bucket and the account
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=source["topic_arn"])["Subscriptions"]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("sqs", source["queue_arn"])]
+    attributes = sns.get_subscription_attributes(SubscriptionArn=subscriptions[0]["SubscriptionArn"])["Attributes"]
+    assert attributes["RawMessageDelivery"] == "true"
+    topic = sns.get_topic_attributes(TopicArn=source["topic_arn"])["Attributes"]
+    assert topic["KmsMasterKeyId"] == deployment.outputs["kms_key_arn"]
+    publish = next(s for s in json.loads(topic["Policy"])["Statement"] if s["Effect"] == "Allow")
+    assert publish["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert publish["Condition"]["ArnLike"]["aws:SourceArn"] == f"arn:aws:s3:::{source['bucket']}"
+    assert publish["Condition"]["StringEquals"]["aws:SourceAccount"] == source["topic_arn"].split(":")[4]
+
+    # queue -> DLQ redrive, encryption, policy letting only the topic send
+    queue = sqs.get_queue_attributes(QueueUrl=source["queue_url"], AttributeNames=["All"])["Attributes"]
+    redrive = json.loads(queue["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == source["dlq_arn"]
+    assert int(redrive["maxReceiveCount"]) == 5
+    assert int(queue["VisibilityTimeout"]) == 6 * function["timeout"]
+    assert queue["SqsManagedSseEnabled"] == "true"
+    allow = next(s for s in json.loads(queue["Policy"])["Statement"] if s["Effect"] == "Allow")
+    assert allow["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert allow["Condition"]["ArnEquals"]["aws:SourceArn"] == source["topic_arn"]
+
+    # queue -> event source mapping -> function, with partial batch failures and bounded concurrency
+    mappings = deployment.client("lambda").list_event_source_mappings()["EventSourceMappings"]
+    (mapping,) = [m for m in mappings if m["FunctionArn"] == function["arn"]]
+    assert mapping["EventSourceArn"] == source["queue_arn"]
+    assert mapping["FunctionArn"] == function["arn"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] == source["maximum_concurrency"] == 2
+    assert mapping["BatchSize"] == source["batch_size"]
+
+    routes = json.loads(function["environment_variables"]["ROUTES"])
+    assert [(r["prefix"], r["table"], r["mode"]) for r in routes] == [
+        ("sales/", "staging.sales", "append"),
+        ("customers/", "staging.customers", "upsert"),
+    ]
+    assert function["environment_variables"]["SOURCE_BUCKET"] == source["bucket"]
+
+
+def test_an_object_under_a_route_prefix_reaches_the_queue(deployment: Deployment) -> None:
+    """The deployed wiring carries a real event: S3 -> SNS -> SQS (moto cannot run the function, so
+    the message stays in the queue, where it is read back)."""
+    source = deployment.functions["file_loader"]["event_source"]
+    s3, sqs = deployment.client("s3"), deployment.client("sqs")
+    # moto 5.2 evaluates the TLS-only Deny without its condition (it refuses every object request,
+    # HTTPS or not; AWS evaluates aws:SecureTransport). Lift moto's copy for the uploads only.
+    policy = s3.get_bucket_policy(Bucket=source["bucket"])["Policy"]
+    s3.delete_bucket_policy(Bucket=source["bucket"])
+    try:
+        s3.put_object(Bucket=source["bucket"], Key="elsewhere/ignored.csv", Body=b"id\n1\n")
+        s3.put_object(Bucket=source["bucket"], Key="sales/2026 day 1.csv", Body=b"id\n1\n")
+    finally:
+        s3.put_bucket_policy(Bucket=source["bucket"], Policy=policy)
+    keys: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "sales/2026 day 1.csv" not in keys:
+        response = sqs.receive_message(QueueUrl=source["queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=2)
+        for message in response.get("Messages", []):
+            body = json.loads(message["Body"])  # raw delivery: the S3 event itself, no SNS envelope
+            keys += [unquote_plus(r["s3"]["object"]["key"]) for r in body.get("Records", [])]
+            sqs.delete_message(QueueUrl=source["queue_url"], ReceiptHandle=message["ReceiptHandle"])
+    assert "sales/2026 day 1.csv" in keys
+    assert "elsewhere/ignored.csv" not in keys
+
+
+def test_schema_migrations_wiring_bucket_topic_function(deployment: Deployment) -> None:
+    function = deployment.functions["schema_migrations"]
+    source = function["event_source"]
+    s3, sns = deployment.client("s3"), deployment.client("sns")
+
+    notification = s3.get_bucket_notification_configuration(Bucket=source["bucket"])
+    (topic,) = notification["TopicConfigurations"]
+    assert topic["TopicArn"] == source["sns_topic_arn"]
+    rules = {r["Name"].lower(): r["Value"] for r in topic["Filter"]["Key"]["FilterRules"]}
+    assert rules == {"suffix": ".sql"}
+
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=source["sns_topic_arn"])["Subscriptions"]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("lambda", function["arn"])]
+    policy = json.loads(deployment.client("lambda").get_policy(FunctionName=function["function_name"])["Policy"])
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] in ({"Service": "sns.amazonaws.com"}, "sns.amazonaws.com")
+    assert statement["Action"] == "lambda:InvokeFunction"
+    conditions = {k.lower(): v for c in statement["Condition"].values() for k, v in c.items()}
+    assert conditions["aws:sourcearn"] == source["sns_topic_arn"]
+
+    config = _function(deployment, "schema_migrations")["Configuration"]
+    # moto keeps no DeadLetterConfig; the applied state has what the provider sent.
+    (dead_letter,) = _state_resource(
+        deployment, "module.schema_migrations.module.function.aws_lambda_function.this[0]"
+    )["dead_letter_config"]
+    assert dead_letter["target_arn"] == source["dlq_arn"]
+    lam = deployment.client("lambda")
+    concurrency = lam.get_function_concurrency(FunctionName=function["function_name"])
+    assert concurrency["ReservedConcurrentExecutions"] == source["maximum_concurrency"] == 2
+    variables = config["Environment"]["Variables"]
+    assert variables["MIGRATIONS_BUCKET"] == source["bucket"]
+    assert variables["RESULTS_TOPIC_ARN"] == deployment.outputs["schema_migrations_results_topic_arn"]
+    assert variables["LOCK_STALE_SECONDS"] == str(config["Timeout"]) == "60"
+    assert variables["USER"] == variables["LOGNAME"] == "lambda"
+    assert variables["ALLOWED_DATABASES"] == ""
+    assert s3.get_bucket_versioning(Bucket=source["bucket"])["Status"] == "Enabled"
+
+
+def test_table_sync_schedule_concurrency_layer_and_source_access(deployment: Deployment) -> None:
+    function = deployment.functions["table_sync"]
+    schedule = deployment.client("scheduler").get_schedule(Name=function["function_name"])
+    assert schedule["ScheduleExpression"] == function["event_source"]["schedule_expression"] == "rate(5 minutes)"
+    assert schedule["State"] == "ENABLED"
+    assert schedule["Target"]["Arn"] == function["arn"]
+    iam = deployment.client("iam")
+    scheduler_role = iam.get_role(RoleName=schedule["Target"]["RoleArn"].split("/")[-1])["Role"]
+    trust = scheduler_role["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert trust["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    (policy_name,) = iam.list_role_policies(RoleName=scheduler_role["RoleName"])["PolicyNames"]
+    document = iam.get_role_policy(RoleName=scheduler_role["RoleName"], PolicyName=policy_name)["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    assert document["Statement"][0]["Action"] == "lambda:InvokeFunction"
+    assert set(document["Statement"][0]["Resource"]) == {function["arn"], f"{function['arn']}:*"}
+
+    lam = deployment.client("lambda")
+    assert lam.get_function_concurrency(FunctionName=function["function_name"])["ReservedConcurrentExecutions"] == 1
+    config = lam.get_function(FunctionName=function["function_name"])["Configuration"]
+    assert [layer["Arn"].split(":")[6] for layer in config["Layers"]] == [f"{function['function_name']}-odbc"]
+
+    variables = config["Environment"]["Variables"]
+    tables = json.loads(variables["SYNC_TABLES"])
+    assert tables == [
+        {
+            "source": "public.orders",
+            "target": "staging.orders",
+            "primary_key": ["order_id"],
+            "cursor": {"type": "timestamp", "column": "updated_at", "lookback_seconds": 60},
+            "chunk_size": 10000,
+        }
+    ]
+    assert variables["SOURCE_DB_SECRET_ARN"] == deployment.outputs["table_sync_source_secret_arn"]
+    assert (variables["SOURCE_DB_ENGINE"], variables["SOURCE_DB_HOST"], variables["SOURCE_DB_PORT"]) == (
+        "postgresql",
+        "127.0.0.1",
+        "5432",
+    )
+    secret = deployment.client("secretsmanager").describe_secret(SecretId=variables["SOURCE_DB_SECRET_ARN"])
+    assert secret["KmsKeyId"] in (deployment.outputs["kms_key_arn"], deployment.outputs["kms_key_arn"].split("/")[-1])
+
+    # Its own security group reaches the source host and port, nothing else.
+    group = deployment.outputs["network"]["table_sync_security_group_id"]
+    assert group in config["VpcConfig"]["SecurityGroupIds"]
+    rules = deployment.client("ec2").describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])[
+        "SecurityGroupRules"
+    ]
+    egress = [(r["IpProtocol"], r["FromPort"], r["ToPort"], r.get("CidrIpv4")) for r in rules if r["IsEgress"]]
+    assert egress == [("tcp", 5432, 5432, "127.0.0.1/32")]
+
+
+def test_buckets_are_hardened(deployment: Deployment) -> None:
+    s3 = deployment.client("s3")
+    for bucket in deployment.outputs["buckets"].values():
+        encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+        assert encryption["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+        assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        assert all(block.values()) and len(block) == 4
+        ownership = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"]
+        assert ownership == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+        deny = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+        assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_database_is_private_and_encrypted(deployment: Deployment) -> None:
+    rds = deployment.client("rds")
+    (instance,) = rds.describe_db_instances(DBInstanceIdentifier=deployment.outputs["database"]["identifier"])[
+        "DBInstances"
+    ]
+    assert instance["PubliclyAccessible"] is False
+    assert instance["StorageEncrypted"] is True
+    assert instance["MasterUserSecret"]["SecretArn"] == deployment.outputs["database"]["master_user_secret_arn"]
+    assert [g["VpcSecurityGroupId"] for g in instance["VpcSecurityGroups"]] == [
+        deployment.outputs["network"]["database_security_group_id"]
+    ]
+    # The database group admits PostgreSQL from the Lambda and DMS groups only.
+    ec2 = deployment.client("ec2")
+    rules = ec2.describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [deployment.outputs["network"]["database_security_group_id"]]}]
+    )["SecurityGroupRules"]
+    ingress = [r for r in rules if not r["IsEgress"]]
+    sources = {r.get("ReferencedGroupInfo", {}).get("GroupId") for r in ingress}
+    assert sources == {
+        deployment.outputs["network"]["lambda_security_group_id"],
+        deployment.outputs["network"]["dms_security_group_id"],
+    }
+    assert all((r["FromPort"], r["ToPort"]) == (5432, 5432) and not r.get("CidrIpv4") for r in ingress)
+
+
+def test_deployed_iam_is_least_privilege(deployment: Deployment) -> None:
+    """Every policy of the applied state, now with every ARN known, passes the same check as the
+    plans; and the inline policies IAM holds are the ones Terraform wrote."""
+    statements = tfkit.state_statements(deployment.state)
+    findings = tfkit.iam_findings(statements)
+    assert not findings, "over-broad IAM statements:\n" + "\n".join(findings)
+    assert {s.kind for s in statements} == {"identity", "trust", "key", "resource"}
+
+    iam = deployment.client("iam")
+    for name, function in deployment.functions.items():
+        names = iam.list_role_policies(RoleName=function["role_name"])["PolicyNames"]
+        assert names == [f"{function['function_name']}-least-privilege"], name
+        document = iam.get_role_policy(RoleName=function["role_name"], PolicyName=names[0])["PolicyDocument"]
+        document = document if isinstance(document, str) else json.dumps(document)
+        live = tfkit.statements_from_json(document, function["role_name"], "identity")
+        assert not tfkit.iam_findings(live)
+        assert iam.list_attached_role_policies(RoleName=function["role_name"])["AttachedPolicies"] == []
+        resources = {r for s in live for r in s.resources}
+        log_group = f"arn:aws:logs:{REGION}:{function['arn'].split(':')[4]}:log-group:{function['log_group_name']}:*"
+        assert log_group in resources, name
+        if name == "file_loader":
+            bucket = function["event_source"]["bucket"]
+            assert {f"arn:aws:s3:::{bucket}/sales/*", f"arn:aws:s3:::{bucket}/customers/*"} <= resources
+            assert function["event_source"]["queue_arn"] in resources
+        if name == "schema_migrations":
+            assert deployment.outputs["schema_migrations_results_topic_arn"] in resources
+        assert deployment.outputs["database"]["master_user_secret_arn"] in resources
+
+
+def test_destroy_removes_everything(deployment: Deployment) -> None:
+    tfkit.terraform(
+        deployment.directory, "destroy", "-auto-approve", *deployment.args, env=deployment.env, timeout=900
+    ).check()
+    deployment.destroyed = True
+    state = json.loads(tfkit.terraform(deployment.directory, "show", "-json", env=deployment.env).check().stdout)
+    assert not state.get("values", {}).get("root_module", {}).get("resources")
+    names = [f["FunctionName"] for f in deployment.client("lambda").list_functions()["Functions"]]
+    assert not [n for n in names if n.startswith(PREFIX)]
+    buckets = [b["Name"] for b in deployment.client("s3").list_buckets()["Buckets"]]
+    assert not [b for b in buckets if b.startswith(PREFIX)]
+    queues = deployment.client("sqs").list_queues(QueueNamePrefix=PREFIX).get("QueueUrls", [])
+    assert queues == []
