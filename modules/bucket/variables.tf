@@ -20,6 +20,17 @@ variable "force_destroy" {
   default     = false
 }
 
+variable "versioning_enabled" {
+  description = "Object versioning. Always on for these buckets: the pipelines key their exactly-once ledgers on object versions, so false is refused."
+  type        = bool
+  default     = true
+
+  validation {
+    condition     = var.versioning_enabled
+    error_message = "versioning_enabled cannot be false: the pipelines' exactly-once ledgers key on object versions."
+  }
+}
+
 variable "kms_key_arn" {
   description = "ARN of a KMS key for SSE-KMS. Null uses SSE-S3 (AES-256)."
   type        = string

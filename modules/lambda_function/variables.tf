@@ -278,6 +278,11 @@ variable "dynamodb_event_source" {
     )
     error_message = "dynamodb_event_source: maximum_retry_attempts -1..10000, maximum_record_age_in_seconds -1 or 60..604800, parallelization_factor 1..10."
   }
+
+  validation {
+    condition     = try(var.dynamodb_event_source.on_failure, null) == null ? true : contains(["sqs", "sns"], var.dynamodb_event_source.on_failure.type)
+    error_message = "dynamodb_event_source.on_failure.type must be sqs or sns."
+  }
 }
 
 variable "sns_subscription" {

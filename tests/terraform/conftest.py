@@ -75,13 +75,19 @@ ENVIRONMENTS = sorted(p.stem for p in (tfkit.REPO / "environments").glob("*.tfva
 
 
 @pytest.fixture(scope="session")
-def plans(tf_tree: Path, tf_env: dict[str, str], build_dir: Path) -> dict[str, dict[str, Any]]:
+def plan_root(tf_tree: Path, tf_env: dict[str, str]) -> Path:
+    """A copy of the root module with an offline provider (fake credentials, no API call)."""
+    root = tf_tree.parent / "plan-root"
+    tfkit.copy_tree(root)
+    tfkit.write_offline_provider(root)
+    tfkit.init(root, tf_env)
+    return root
+
+
+@pytest.fixture(scope="session")
+def plans(plan_root: Path, tf_env: dict[str, str], build_dir: Path) -> dict[str, dict[str, Any]]:
     """`plan -refresh=false` of the root module for every environments/*.tfvars, offline with fake
     credentials; each plan's JSON is saved as build/plans/<environment>.json."""
-    plan_root = tf_tree.parent / "plan-root"
-    tfkit.copy_tree(plan_root)
-    tfkit.write_offline_provider(plan_root)
-    tfkit.init(plan_root, tf_env)
     out_dir = build_dir / "plans"
     out_dir.mkdir(exist_ok=True)
 

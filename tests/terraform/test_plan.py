@@ -343,6 +343,13 @@ def test_triggers(environment: str, plans: dict[str, dict[str, Any]]) -> None:
     assert tfkit.after(sync)["reserved_concurrent_executions"] == 1
     assert tfkit.after_unknown(sync).get("layers") in (True, [True])
 
+    (migrations,) = _in_module(plan, FUNCTION_MODULES["schema_migrations"], "aws_lambda_function")
+    (dead_letter,) = tfkit.after_unknown(migrations)["dead_letter_config"]
+    assert dead_letter["target_arn"] is True, "asynchronous invocations that fail every retry need a DLQ"
+    assert tfkit.after(migrations)["reserved_concurrent_executions"] == _var(plan, "schema_migrations").get(
+        "reserved_concurrency", 2
+    )
+
     (permission,) = tfkit.of_type(plan, "aws_lambda_permission")
     assert tfkit.after(permission)["principal"] == "sns.amazonaws.com"
     assert _set_at_apply(permission, "source_arn")

@@ -1,0 +1,94 @@
+"""Wrong settings fail the plan early with a message that says what to fix: variable validations
+of the pipeline modules and the root's preconditions on the packages."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.terraform import tfkit
+
+ROUTE = 'prefix = "sales/", table = "staging.sales", format = "csv"'
+
+# name: (extra -var arguments on top of environments/dev.tfvars, expected message)
+CASES = {
+    "route_table_not_qualified": (
+        ['file_loader={routes=[{prefix="a/", table="sales", format="csv"}]}'],
+        'Every route table must be "schema.table"',
+    ),
+    "route_format_unknown": (
+        ['file_loader={routes=[{prefix="a/", table="s.t", format="parquet"}]}'],
+        "Every route format must be csv or jsonl.",
+    ),
+    "key_columns_on_append": (
+        ['file_loader={routes=[{prefix="a/", table="s.t", format="csv", key_columns=["id"]}]}'],
+        'key_columns applies to mode = "upsert" only',
+    ),
+    "csv_delimiter_two_characters": (
+        ['file_loader={routes=[{prefix="a/", table="s.t", format="csv", csv={delimiter=";;"}}]}'],
+        "csv.delimiter, csv.quote and csv.escape must each be a single character",
+    ),
+    "routes_shadowing_each_other": (
+        [f"file_loader={{routes=[{{{ROUTE}}}, {{{ROUTE}}}]}}"],
+        "Two routes have the same prefix and suffix",
+    ),
+    "sync_cursor_type_unknown": (
+        [
+            'table_sync={source={host="h", name="d", cidr_blocks=["10.0.0.0/24"]}, tables=[{source="dbo.a", '
+            'target="s.a", primary_key=["id"], cursor={type="identity", column="id"}}]}'
+        ],
+        "cursor.type must be rowversion or timestamp",
+    ),
+    "sync_source_open_to_the_world": (
+        [
+            'table_sync={source={host="h", name="d", cidr_blocks=["0.0.0.0/0"]}, tables=[{source="dbo.a", '
+            'target="s.a", primary_key=["id"], cursor={type="rowversion", column="rv"}}]}'
+        ],
+        "source_database.cidr_blocks must list the source host's IPv4 CIDR blocks (not 0.0.0.0/0)",
+    ),
+    "migrations_database_not_an_identifier": (
+        ['schema_migrations={allowed_databases=["Bad-Name"]}'],
+        "allowed_databases must be lower-case database identifiers",
+    ),
+    "runtime_differs_from_the_packages": (
+        ["lambda_runtime=python3.13"],
+        "run `make package RUNTIME=python3.13`",
+    ),
+    "architecture_differs_from_the_packages": (
+        ["lambda_architecture=arm64"],
+        "run `make package ARCH=arm64`",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def refused(plan_root: Path, tf_env: dict[str, str], build_dir: Path) -> dict[str, tfkit.Result]:
+    def plan(case: str) -> tfkit.Result:
+        extra, _ = CASES[case]
+        return tfkit.terraform(
+            plan_root,
+            "plan",
+            "-refresh=false",
+            "-lock=false",
+            "-input=false",
+            "-no-color",
+            "-var-file=environments/dev.tfvars",
+            f"-var=build_dir={build_dir}",
+            *(f"-var={v}" for v in extra),
+            env=tf_env,
+        )
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(zip(CASES, pool.map(plan, CASES), strict=True))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_plan_is_refused_with_a_clear_message(case: str, refused: dict[str, tfkit.Result]) -> None:
+    result = refused[case]
+    output = re.sub(r"\s+", " ", result.stderr + result.stdout).replace("│", "")
+    output = re.sub(r"\s+", " ", output)
+    assert result.returncode == 1, f"{case}: the plan was not refused\n{result.stdout[-3000:]}"
+    assert CASES[case][1] in output, f"{case}: expected {CASES[case][1]!r} in\n{result.stderr[-3000:]}"
