@@ -469,7 +469,8 @@ def _text_column(values: Sequence[Any]) -> Sequence[str]:
         return [copy_text_value(v) for v in values]
     kind = next(iter(kinds))
     if kind is str:
-        # join skips nothing, so NULLs are filtered out first (filter(None) also drops "", harmless).
+        # str.join refuses None, so NULLs are dropped before looking for characters to escape
+        # (filter(None) drops "" too, which has none).
         joined = "".join(filter(None, values)) if has_null else "".join(values)
         if any(special in joined for special in _COPY_SPECIALS):
             return [_NULL_TEXT if v is None else v.translate(_COPY_ESCAPES) for v in values]
