@@ -366,7 +366,7 @@ module "table_sync" {
 
   tables = var.table_sync.tables
   source_database = var.table_sync.source != null ? var.table_sync.source : {
-    engine = "postgresql", host = "unused", port = 5432, name = "unused", sslmode = "require", odbc_driver = "FreeTDS", cidr_blocks = ["192.0.2.0/32"]
+    engine = "postgresql", host = "unused", port = 5432, name = "unused", sslmode = "require", odbc_driver = null, cidr_blocks = ["192.0.2.0/32"]
   }
 
   source_secret_arn              = var.table_sync.source_secret_arn

@@ -181,7 +181,7 @@ variable "table_sync" {
       port        = optional(number, 1433)
       name        = string
       sslmode     = optional(string, "require")
-      odbc_driver = optional(string, "FreeTDS")
+      odbc_driver = optional(string)
       cidr_blocks = list(string)
     }))
     source_secret_arn         = optional(string)

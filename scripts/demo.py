@@ -326,28 +326,7 @@ def wire_databases(wiring: Wiring, databases: Databases, endpoint: str) -> Local
             if arn not in done:
                 put_secret(secrets, arn, server.secret(name))
                 done.add(arn)
-    return LocalRewrites(databases=rewrites, overrides=odbc_workarounds(wiring))
-
-
-def odbc_workarounds(wiring: Wiring) -> dict[str, dict[str, str]]:
-    """Native drivers for non-SQL Server sources that the configuration sends through FreeTDS.
-
-    FreeTDS speaks only SQL Server's protocol, yet a `postgresql`/`mysql` source gets
-    SOURCE_DB_ODBC_DRIVER=FreeTDS from the table_sync module's default; clearing the variable makes
-    pipeline_common use psycopg2/PyMySQL, as the contract intends for those engines.
-    """
-    overrides: dict[str, dict[str, str]] = {}
-    for spec in wiring.functions.values():
-        for prefix in database_prefixes(spec.environment):
-            engine = spec.environment.get(f"{prefix}_ENGINE", "postgresql")
-            driver = spec.environment.get(f"{prefix}_ODBC_DRIVER", "")
-            if engine != "sqlserver" and "freetds" in driver.lower():
-                log(
-                    f"{spec.name}: {prefix}_ODBC_DRIVER={driver} cannot reach a {engine} server; "
-                    "using its native driver"
-                )
-                overrides.setdefault(spec.name, {})[f"{prefix}_ODBC_DRIVER"] = ""
-    return overrides
+    return LocalRewrites(databases=rewrites)
 
 
 def drop_tls_only_statements(endpoint: str) -> list[str]:

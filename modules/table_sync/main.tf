@@ -4,6 +4,12 @@ locals {
   in_vpc        = length(var.vpc_subnet_ids) > 0
   secret_arn    = local.create_secret ? try(aws_secretsmanager_secret.source[0].arn, null) : var.source_secret_arn
 
+  # SQL Server is read through ODBC (FreeTDS from the layer by default); PostgreSQL and MySQL
+  # sources use their native drivers unless an ODBC driver is named explicitly.
+  odbc_driver = var.source_database.odbc_driver != null ? var.source_database.odbc_driver : (
+    var.source_database.engine == "sqlserver" ? "FreeTDS" : null
+  )
+
   # SYNC_TABLES as lambda_src/table_sync/config.py parses it: null attributes are left out
   # (the parser refuses unknown keys and treats an explicit null name as an error).
   tables = [for t in var.tables : { for k, v in {
@@ -118,23 +124,22 @@ module "function" {
   vpc_subnet_ids         = local.in_vpc ? var.vpc_subnet_ids : []
   vpc_security_group_ids = local.in_vpc ? concat(var.vpc_security_group_ids, aws_security_group.source[*].id) : []
 
-  environment_variables = {
-    SYNC_TABLES           = jsonencode(local.tables)
-    SOURCE_DB_ENGINE      = var.source_database.engine
-    SOURCE_DB_HOST        = var.source_database.host
-    SOURCE_DB_PORT        = tostring(var.source_database.port)
-    SOURCE_DB_NAME        = var.source_database.name
-    SOURCE_DB_SECRET_ARN  = local.secret_arn
-    SOURCE_DB_SSLMODE     = var.source_database.sslmode
-    SOURCE_DB_ODBC_DRIVER = var.source_database.odbc_driver
-    ODBCSYSINI            = "/opt"
-    DB_HOST               = var.database.host
-    DB_PORT               = tostring(var.database.port)
-    DB_NAME               = var.database.name
-    DB_SECRET_ARN         = var.database.secret_arn
-    DB_SSLMODE            = var.database.sslmode
-    STATE_SCHEMA          = var.database.state_schema
-  }
+  environment_variables = merge({
+    SYNC_TABLES          = jsonencode(local.tables)
+    SOURCE_DB_ENGINE     = var.source_database.engine
+    SOURCE_DB_HOST       = var.source_database.host
+    SOURCE_DB_PORT       = tostring(var.source_database.port)
+    SOURCE_DB_NAME       = var.source_database.name
+    SOURCE_DB_SECRET_ARN = local.secret_arn
+    SOURCE_DB_SSLMODE    = var.source_database.sslmode
+    ODBCSYSINI           = "/opt"
+    DB_HOST              = var.database.host
+    DB_PORT              = tostring(var.database.port)
+    DB_NAME              = var.database.name
+    DB_SECRET_ARN        = var.database.secret_arn
+    DB_SSLMODE           = var.database.sslmode
+    STATE_SCHEMA         = var.database.state_schema
+  }, local.odbc_driver == null ? {} : { SOURCE_DB_ODBC_DRIVER = local.odbc_driver })
 
   schedule = {
     expression = var.schedule_expression

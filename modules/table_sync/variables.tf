@@ -21,7 +21,7 @@ variable "tables" {
     "schema.table" or a `query`, `target` "schema.table", `primary_key` columns, `cursor`
     { type = rowversion | timestamp, column, lookback_seconds (timestamp only) }, optional `name`
     (watermark key, default the target), `columns` (source => target column map; default all),
-    `chunk_size`, `initial_value` (cursor value to start after on the first run: integer or 0x hex
+    `chunk_size`, `initial_value` (cursor value the first run starts from, inclusive: integer or 0x hex
     for rowversion, ISO 8601 for timestamps) and `deletes` { enabled, chunk_size, interval_minutes }
     (chunked primary-key reconciliation deleting target rows gone from the source; off by default,
     it reads every key of the source).
@@ -87,14 +87,14 @@ variable "tables" {
 }
 
 variable "source_database" {
-  description = "The source database: engine (sqlserver, postgresql or mysql), host, port, database name, sslmode, ODBC driver name, and the CIDR blocks of the source host(s) the function may reach on `port`."
+  description = "The source database: engine (sqlserver, postgresql or mysql), host, port, database name, sslmode, ODBC driver name (default: FreeTDS from the ODBC layer for sqlserver; native drivers for postgresql and mysql unless a driver is named), and the CIDR blocks of the source host(s) the function may reach on `port`."
   type = object({
     engine      = optional(string, "sqlserver")
     host        = string
     port        = optional(number, 1433)
     name        = string
     sslmode     = optional(string, "require")
-    odbc_driver = optional(string, "FreeTDS")
+    odbc_driver = optional(string)
     cidr_blocks = list(string)
   })
 
