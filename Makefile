@@ -19,6 +19,8 @@ PACKAGE_ARGS ?=
 TERRAFORM  ?= terraform
 export TF_CLI_CONFIG_FILE := $(CURDIR)/.terraform-cli/terraformrc
 export TF_IN_AUTOMATION := 1
+# Terraform source besides the root's own files; build/ holds generated copies and stays out.
+TF_FMT_DIRS := modules environments examples tests
 
 .PHONY: help setup system-packages package test tf-check lint fmt bench clean plan apply tflocal-apply docs demo demo-down
 
@@ -58,12 +60,12 @@ tf-check: setup package ## Terraform checks only: fmt, validate, plan per enviro
 lint: setup ## ruff and terraform fmt -check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(TERRAFORM) fmt -check -recursive
+	$(TERRAFORM) fmt -check . && $(TERRAFORM) fmt -check -recursive $(TF_FMT_DIRS)
 
 fmt: setup ## Format Python (ruff) and Terraform
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
-	$(TERRAFORM) fmt -recursive
+	$(TERRAFORM) fmt . && $(TERRAFORM) fmt -recursive $(TF_FMT_DIRS)
 
 plan: setup package ## terraform plan of environments/$(ENV).tfvars (workspace $(ENV); TF_BACKEND_CONFIG= for an S3 backend) saved to $(BUILD_DIR)/plans/$(ENV).tfplan
 	@test -f environments/$(ENV).tfvars || { echo "no environments/$(ENV).tfvars"; exit 1; }
@@ -77,13 +79,12 @@ apply: ## Apply the plan saved by `make plan ENV=...`: exactly what was reviewed
 	$(TERRAFORM) workspace select $(ENV)
 	$(TERRAFORM) apply -input=false $(BUILD_DIR)/plans/$(ENV).tfplan
 
-tflocal-apply: setup package ## Deploy environments/local.tfvars to a running LocalStack with tflocal (pip install terraform-local; TFLOCAL_ARGS=-destroy tears down)
-	@command -v tflocal >/dev/null || { echo "tflocal not found: pip install terraform-local, and start LocalStack"; exit 1; }
+tflocal-apply: setup package ## Deploy environments/local.tfvars to a running LocalStack (Docker) with tflocal (TFLOCAL_ARGS=-destroy tears down)
 	mkdir -p $(BUILD_DIR)/tflocal && rm -rf $(BUILD_DIR)/tflocal/modules
 	cp *.tf $(BUILD_DIR)/tflocal/ && cp -r modules $(BUILD_DIR)/tflocal/modules
 	printf 'provider "aws" {}\n' > $(BUILD_DIR)/tflocal/providers.tf
-	cd $(BUILD_DIR)/tflocal && tflocal init -input=false && \
-	  tflocal apply -input=false -auto-approve $(TFLOCAL_ARGS) -var-file=$(CURDIR)/environments/local.tfvars -var build_dir=$(abspath $(BUILD_DIR))
+	cd $(BUILD_DIR)/tflocal && $(CURDIR)/$(VENV)/bin/tflocal init -input=false && \
+	  $(CURDIR)/$(VENV)/bin/tflocal apply -input=false -auto-approve $(TFLOCAL_ARGS) -var-file=$(CURDIR)/environments/local.tfvars -var build_dir=$(abspath $(BUILD_DIR))
 
 docs: setup ## Regenerate module READMEs' input/output tables
 	$(PY) scripts/tf_docs.py
