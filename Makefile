@@ -70,6 +70,8 @@ fmt: setup ## Format Python (ruff) and Terraform
 plan: setup package ## terraform plan of environments/$(ENV).tfvars (workspace $(ENV); TF_BACKEND_CONFIG= for an S3 backend) saved to $(BUILD_DIR)/plans/$(ENV).tfplan
 	@test -f environments/$(ENV).tfvars || { echo "no environments/$(ENV).tfvars"; exit 1; }
 	mkdir -p $(BUILD_DIR)/plans
+	@# The module declares no backend (it is also a child module): a TF_BACKEND_CONFIG adds the S3 one.
+	$(if $(TF_BACKEND_CONFIG),printf 'terraform {\n  backend "s3" {}\n}\n' > backend_override.tf)
 	$(TERRAFORM) init -input=false $(if $(TF_BACKEND_CONFIG),-reconfigure -backend-config=$(TF_BACKEND_CONFIG))
 	$(TERRAFORM) workspace select -or-create $(ENV)
 	$(TERRAFORM) plan -input=false -var-file=environments/$(ENV).tfvars -var build_dir=$(BUILD_DIR) -out=$(BUILD_DIR)/plans/$(ENV).tfplan

@@ -50,20 +50,6 @@ def s3_objects(payload: Mapping[str, Any] | str) -> list[S3Object]:
         return objects
     if document.get("Type") == "Notification" and "Message" in document:  # SNS envelope in an SQS body
         return s3_objects(document["Message"])
-    if document.get("detail-type") == "Object Created" and "detail" in document:  # EventBridge
-        detail = document["detail"]
-        obj = detail.get("object", {})
-        return [
-            S3Object(
-                bucket=detail["bucket"]["name"],
-                key=obj["key"],
-                version_id=obj.get("version-id"),
-                etag=obj.get("etag"),
-                size=obj.get("size"),
-                event_name="ObjectCreated",
-                sequencer=obj.get("sequencer"),
-            )
-        ]
     raise EventError(f"not an S3 notification: keys {sorted(document)}")
 
 

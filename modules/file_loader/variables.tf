@@ -261,6 +261,11 @@ variable "maximum_concurrency" {
   description = "Most concurrent invocations from the queue = most database connections this pipeline opens (2-1000). Size it against max_connections (docs/terraform.md)."
   type        = number
   default     = 5
+
+  validation {
+    condition     = var.maximum_concurrency >= 2 && var.maximum_concurrency <= 1000
+    error_message = "maximum_concurrency must be between 2 and 1000 (the SQS event source limits)."
+  }
 }
 
 variable "max_receive_count" {
