@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from pipeline_common.config import ConfigError, DatabaseSettings, env_json, env_str
+from pipeline_common.config import ConfigError, DatabaseSettings, env_int, env_json, env_str
 from pipeline_common.identifiers import IdentifierError, QualifiedName, validate_identifier
 
 CURSOR_TYPES = ("rowversion", "timestamp")
@@ -259,6 +259,7 @@ class Settings:
     source: DatabaseSettings
     target: DatabaseSettings
     state_schema: str
+    secret_ttl_seconds: int = 300
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -271,4 +272,10 @@ class Settings:
         except IdentifierError as exc:
             raise ConfigError(f"environment variable STATE_SCHEMA: {exc}") from None
         tables = parse_tables(env_json("SYNC_TABLES", environ=environ), source.engine)
-        return cls(tables=tables, source=source, target=target, state_schema=state_schema)
+        return cls(
+            tables=tables,
+            source=source,
+            target=target,
+            state_schema=state_schema,
+            secret_ttl_seconds=env_int("SECRET_TTL_SECONDS", 300, minimum=0, environ=environ),
+        )

@@ -13,6 +13,7 @@ from typing import Any
 from pipeline_common.db import ManagedConnection
 from pipeline_common.deadline import Deadline
 from pipeline_common.log import get_logger
+from pipeline_common.secrets import default_cache
 from table_sync.config import Settings
 from table_sync.sync import run_sync
 
@@ -34,8 +35,10 @@ def _sandbox() -> tuple[Settings, ManagedConnection, ManagedConnection]:
     global _settings, _source, _target
     if _settings is None or _source is None or _target is None:
         _settings = Settings.from_env()
-        _source = ManagedConnection(_settings.source)
-        _target = ManagedConnection(_settings.target)
+        # Without an explicit cache the TTL would stay at the default whatever SECRET_TTL_SECONDS says.
+        secrets = default_cache(_settings.secret_ttl_seconds)
+        _source = ManagedConnection(_settings.source, secrets)
+        _target = ManagedConnection(_settings.target, secrets)
     return _settings, _source, _target
 
 

@@ -126,6 +126,8 @@ def test_settings_from_the_environment_contract():
     assert settings.source.engine == "sqlserver" and settings.source.host == "mssql.internal"
     assert settings.target.engine == "postgresql" and settings.target.database == "unified"
     assert settings.state_schema == "pipeline_state"
+    assert settings.secret_ttl_seconds == 300
+    assert Settings.from_env(_environ(SECRET_TTL_SECONDS="30")).secret_ttl_seconds == 30
     assert settings.tables[0].source.name == "Orders"
 
 

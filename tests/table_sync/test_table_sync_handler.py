@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 import pipeline_common.secrets
@@ -191,3 +192,37 @@ def test_handler_fails_the_invocation_after_logging_when_a_table_failed(source, 
     assert by_table["broken"]["error"] == "RaiseException: target refuses rows"
     assert target.execute("SELECT count(*) FROM public.items") == [(25,)]
     assert target.execute("SELECT count(*) FROM public.broken") == [(0,)]
+
+
+def test_secret_ttl_seconds_reaches_the_sandbox_secret_cache(make_secret, lambda_env):
+    arn = make_secret({"username": "sync", "password": "before"})
+    env = {
+        "SYNC_TABLES": json.dumps(
+            [
+                {
+                    "source": "dbo.items",
+                    "target": "public.items",
+                    "primary_key": "id",
+                    "cursor": {"column": "v", "type": "rowversion"},
+                }
+            ]
+        ),
+        "SOURCE_DB_ENGINE": "sqlserver",
+        "SOURCE_DB_HOST": "mssql.internal",
+        "SOURCE_DB_NAME": "erp",
+        "SOURCE_DB_SECRET_ARN": arn,
+        "DB_HOST": "pg.internal",
+        "DB_NAME": "unified",
+        "DB_SECRET_ARN": arn,
+        "SECRET_TTL_SECONDS": "0",
+    }
+    lambda_env(env)
+    _, source, target = handler_module._sandbox()
+    cache = pipeline_common.secrets.default_cache()
+    assert source._secrets is cache and target._secrets is cache
+    assert cache.get_json(arn)["password"] == "before"
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=arn, SecretString=json.dumps({"username": "sync", "password": "after"})
+    )
+    # TTL 0: a rotated secret is read again on the next connect instead of the cached password.
+    assert cache.get_json(arn)["password"] == "after"
