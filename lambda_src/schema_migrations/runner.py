@@ -125,6 +125,11 @@ def run_database(request: RunRequest, ctx: RunContext) -> DatabaseResult:
         )
     except (LockTimeout, DeadlineExceeded, psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         result.fail("failed", {"type": type(exc).__name__, "message": str(exc).strip()}, retryable=True)
+    except Exception as exc:
+        # Anything unforeseen (an S3 error, a SQL error outside a migration) fails this database
+        # only, so the results of the others are still published; retryable because it may pass.
+        logger.exception("unexpected error", extra={"database": request.database, "action": request.action})
+        result.fail("failed", {"type": type(exc).__name__, "message": str(exc).strip()}, retryable=True)
     result.timings["total_seconds"] = round(time.perf_counter() - started, 3)
     return result
 

@@ -276,3 +276,29 @@ def test_lock_timeout_on_an_s3_event_is_raised_for_lambda_to_retry(migration_env
         env.invoke(env.event(f"{app}/0002_u.sql"), timeout=1.5)
     published = env.published()
     assert published[-1]["result"]["retryable"] is True and published[-1]["result"]["error"]["type"] == "LockTimeout"
+
+
+def test_unexpected_error_fails_its_database_and_every_result_is_still_published(migration_env, create_db_sql):
+    env = migration_env
+    app = env.db_name("app")
+    env.put("postgres/0001_create.sql", create_db_sql(app))
+    env.put(f"{app}/0001_t.sql", "CREATE TABLE t (id int);")
+    gone = f"{app}/0001_t.sql"
+
+    def delete_before_download(params, **_):
+        # The object is deleted after the prefix was listed: moto's GetObject answers NoSuchKey.
+        if params.get("Key") == gone:
+            env.s3.delete_object(Bucket=env.bucket, Key=gone)
+
+    env.s3.meta.events.register("before-parameter-build.s3.GetObject", delete_before_download)
+    with pytest.raises(RetryableFailure, match="NoSuchKey"):
+        env.invoke(env.event(gone))
+
+    published = [p["result"] for p in env.published()]
+    assert [(r["database"], r["status"], r["applied"]) for r in published] == [
+        ("postgres", "succeeded", ["0001_create"]),
+        (app, "failed", []),
+    ]
+    failed = published[1]
+    assert failed["retryable"] is True
+    assert failed["error"]["type"] == "NoSuchKey" and "GetObject" in failed["error"]["message"]
