@@ -77,6 +77,31 @@ class ColumnsError(FormatError):
     """The file's columns do not fit the table."""
 
 
+class EndOfDataLine(Exception):
+    """The raw CSV holds a line that is just `\\.`, which PostgreSQL up to 17 takes for the end of
+    the data even in CSV mode, silently dropping every row after it."""
+
+
+# A `\.` line, started by the previous line's ending (or the start of the data) and ended by a line
+# ending or the end of what has been seen so far; some matches are not markers (inside a quoted
+# field, `\.x` cut at a chunk end), which only costs the careful path.
+_END_OF_DATA = re.compile(rb"[\r\n]\\\.(?:[\r\n]|\Z)")
+
+
+def without_end_of_data(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Pass chunks through, raising `EndOfDataLine` before one that completes a `\\.` line."""
+    tail = b"\n"  # the data after the header starts a line
+    for chunk in chunks:
+        if not chunk:
+            continue
+        window = tail + chunk
+        if _END_OF_DATA.search(window):
+            raise EndOfDataLine("a line holding only \\. would end the COPY early")
+        yield chunk
+        # Two bytes are enough to see a marker cut at any point (`\n\\` + `.\n`).
+        tail = window[-2:]
+
+
 @dataclass
 class LoadResult:
     status: str  # loaded | rejected | duplicate | superseded
@@ -473,13 +498,13 @@ def _load_csv(
         reader.reserve_after_copy_ms = 5_000
     cur.execute("SAVEPOINT file_loader_fast")
     try:
-        copied = copy_in(cur, dest, mapped, rest, csv_copy_format(route, route.encoding))
+        copied = copy_in(cur, dest, mapped, without_end_of_data(rest), csv_copy_format(route, route.encoding))
         cur.execute("RELEASE SAVEPOINT file_loader_fast")
         stats = Stats(lines=copied, loaded=copied, columns=mapped)
     except Exception as exc:
-        if not is_row_error(exc):
+        if not (is_row_error(exc) or isinstance(exc, EndOfDataLine)):
             raise
-        logger.info("row error on the fast path; reading the object again record by record", extra={"error": str(exc)})
+        logger.info("fast path refused; reading the object again record by record", extra={"error": str(exc)})
         _abandon(cur, "file_loader_fast")
         stats = _load_csv_records(cur, reader, route, dest, mapped, spool)
     _finish_upsert(cur, route, dest, target, mapped, keys)
@@ -498,7 +523,7 @@ def _load_csv_records(
     records = csv_records(text_lines(reader.chunks(), route.python_codec), delimiter=route.delimiter, quote=route.quote)
     next(records, None)  # the header, already read by the fast path
     copy_format = csv_copy_format(route, "UTF8")
-    loader = _BatchLoader(cur, dest, mapped, copy_format, stats, spool)
+    loader = _BatchLoader(cur, dest, mapped, copy_format, stats, spool, route.quote)
     batch: list[Record] = []
     size = 0
     for record in records:
@@ -552,6 +577,7 @@ class _BatchLoader:
         copy_format: CopyFormat,
         stats: Stats,
         spool: RejectSpool,
+        quote: str,
     ) -> None:
         self.cur = cur
         self.dest = dest
@@ -559,13 +585,14 @@ class _BatchLoader:
         self.copy_format = copy_format
         self.stats = stats
         self.spool = spool
+        self.quote = quote
 
     def load(self, records: list[Record]) -> None:
         if not records:
             return
         self.cur.execute("SAVEPOINT file_loader_batch")
         try:
-            copied = copy_in(self.cur, self.dest, self.columns, _as_lines(records), self.copy_format)
+            copied = copy_in(self.cur, self.dest, self.columns, _as_lines(records, self.quote), self.copy_format)
         except Exception as exc:
             if not is_row_error(exc):
                 raise
@@ -582,9 +609,12 @@ class _BatchLoader:
         self.stats.loaded += copied
 
 
-def _as_lines(records: list[Record]) -> Iterator[bytes]:
+def _as_lines(records: list[Record], quote: str) -> Iterator[bytes]:
     for record in records:
         raw = record.raw
+        if raw.rstrip("\r\n") == "\\.":
+            # Quoted, the same one-field record is data rather than PostgreSQL's end-of-data marker.
+            raw = f"{quote}\\.{quote}{raw[2:]}"
         yield raw.encode("utf-8") if raw.endswith(("\n", "\r")) else (raw + "\n").encode("utf-8")
 
 
