@@ -103,17 +103,26 @@ class LambdaBackend(PostgresqlBackend):
             "operation": operation,
         }
 
-    def apply_migration(self, migration: Migration, sha256: str, version_id: str | None) -> int:
-        """Apply and mark one migration; returns how many statements were skipped as already done."""
+    def apply_migration(
+        self, migration: Migration, sha256: str, version_id: str | None, timeout_ms: int | None = None
+    ) -> int:
+        """Apply and mark one migration; returns how many statements were skipped as already done.
+
+        `timeout_ms` bounds each statement: PostgreSQL cancels one that would outlive the Lambda
+        (a clean rollback) instead of Lambda killing the run mid-statement.
+        """
         self.ensure_internal_schema_updated()
         migration.load()
         skipped = 0
         if migration.use_transactions:
             with self.transaction():
+                if timeout_ms is not None:
+                    self.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout_ms))}")
                 migration.process_steps(self, "apply")
                 self._mark_applied(migration, sha256, version_id)
         else:
-            skipped = self._apply_resumable(migration)
+            with self._session_statement_timeout(timeout_ms):
+                skipped = self._apply_resumable(migration)
             with self.transaction():
                 self._mark_applied(migration, sha256, version_id)
                 state.clear_steps(self.connection, migration.id)
@@ -141,6 +150,19 @@ class LambdaBackend(PostgresqlBackend):
         self.log_migration(migration, "rollback")
         state.delete_checksum(self.connection, migration.id)
         state.clear_steps(self.connection, migration.id)
+
+    @contextlib.contextmanager
+    def _session_statement_timeout(self, timeout_ms: int | None) -> Iterator[None]:
+        # No transaction to scope SET LOCAL to: set it for the session and reset it, so the
+        # marking and later migrations on this connection are not bound by it.
+        if timeout_ms is None:
+            yield
+            return
+        self.execute(f"SET statement_timeout = {max(1, int(timeout_ms))}")
+        try:
+            yield
+        finally:
+            self.execute("RESET statement_timeout")
 
     def _apply_resumable(self, migration: Migration) -> int:
         """Run a non-transactional migration statement by statement, skipping the leading

@@ -20,8 +20,8 @@ class ChecksumMismatch(RuntimeError):
 class MigrationFailed(RuntimeError):
     """A migration's statement failed; its transaction was rolled back and the run stopped."""
 
-    def __init__(self, key: str, statement: str | None, cause: BaseException) -> None:
-        super().__init__(f"{key} failed: {str(cause).strip()}")
+    def __init__(self, key: str, statement: str | None, cause: BaseException, reason: str | None = None) -> None:
+        super().__init__(f"{key} failed: {str(cause).strip()}" + (f" ({reason})" if reason else ""))
         self.key = key
         self.statement = statement
         self.cause = cause

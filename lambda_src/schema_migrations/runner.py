@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 from yoyo.exceptions import BadMigration, MigrationConflict
 from yoyo.migrations import MigrationList, read_migrations, topological_sort
 
@@ -197,7 +198,12 @@ def migrate(
             file = fetched.file_for(migration.id)
             assert file is not None
             try:
-                skipped = backend.apply_migration(migration, file.sha256, file.version_id)
+                skipped = backend.apply_migration(
+                    migration, file.sha256, file.version_id, timeout_ms=int(ctx.deadline.usable_ms())
+                )
+            except psycopg2.errors.QueryCanceled as exc:
+                reason = "its statement_timeout was the time left before the Lambda timeout"
+                raise MigrationFailed(file.key.key, failed_statement(exc), exc, reason) from exc
             except psycopg2.Error as exc:
                 raise MigrationFailed(file.key.key, failed_statement(exc), exc) from exc
             if skipped:

@@ -3,6 +3,8 @@ checksums and repair, rollback, dry runs. Real PostgreSQL, S3 and SNS in moto.""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from schema_migrations.service import RetryableFailure
@@ -302,3 +304,33 @@ def test_unexpected_error_fails_its_database_and_every_result_is_still_published
     failed = published[1]
     assert failed["retryable"] is True
     assert failed["error"]["type"] == "NoSuchKey" and "GetObject" in failed["error"]["message"]
+
+
+@pytest.mark.parametrize("header", ["", "-- transactional: false\n"], ids=["transactional", "non-transactional"])
+def test_migration_running_past_the_deadline_is_cancelled_by_the_server(migration_env, create_db_sql, header):
+    env = migration_env
+    app = env.db_name("app")
+    env.put("postgres/0001_create.sql", create_db_sql(app))
+    env.upload(f"{app}/0001_t.sql", "CREATE TABLE t (id int);")
+    env.published()
+    slow = f"{app}/0002_slow.sql"
+    env.put(slow, header + "CREATE TABLE slow (id int);\nSELECT pg_sleep(5);\n")
+
+    started = time.monotonic()
+    with pytest.raises(RetryableFailure, match="0002_slow"):
+        env.invoke(env.event(slow), timeout=2.0)
+    # Cancelled by PostgreSQL when the invocation's time ran out, not after the 5 s sleep.
+    assert time.monotonic() - started < 3.5
+    failed = env.published()[-1]["result"]
+    assert failed["database"] == app and failed["status"] == "failed" and failed["retryable"] is True
+    assert failed["error"]["file"] == slow and failed["error"]["sqlstate"] == "57014"
+    assert "Lambda timeout" in failed["error"]["message"]
+    assert failed["applied"] == [] and failed["pending"] == ["0002_slow"]
+    assert _applied(env, app) == ["0001_t"]
+    if not header:
+        assert "public.slow" not in env.tables(app)  # rolled back with its migration
+
+    result = env.invoke(env.event(slow), timeout=60)
+    assert result["status"] == "succeeded", result
+    assert result["results"][-1]["applied"] == ["0002_slow"]
+    assert _applied(env, app) == ["0001_t", "0002_slow"]
