@@ -18,7 +18,7 @@ API (stable; table sync builds on it):
   commit) with exactly `columns`, typed like the target's columns and NOT NULL where the target is,
   so type and NULL errors surface while copying, with a line number.
 - `upsert(cur, staging, target, columns, key_columns, *, update_columns, version_column,
-  skip_unchanged) -> int`: `INSERT INTO target SELECT FROM staging ON CONFLICT (keys) DO UPDATE`;
+  skip_unchanged, compare_as_text) -> int`: `INSERT INTO target SELECT FROM staging ON CONFLICT (keys) DO UPDATE`;
   returns the rows inserted or updated. With `version_column` an incoming row only replaces a
   stored row whose version is NULL or not newer (`stored.v <= incoming.v`), so an older version
   never overwrites a newer one. A key that repeats in the staging table would make PostgreSQL
@@ -30,6 +30,8 @@ API (stable; table sync builds on it):
 - `copy_error_line(exc) -> int | None`: the 1-based line of the COPY input an error refers to.
 - `unique_keys(cur, table) -> list[list[str]]`: column lists of the primary key and every
   plain unique index (what `ON CONFLICT (columns)` can name).
+- `columns_without_equality(cur, table) -> list[str]`: columns whose type has no `=` operator of
+  its own (json, xml, point, arrays, enums, ...); pass them to `upsert(compare_as_text=...)`.
 - `copy_rows(cur, table, columns, rows) -> int`: COPY Python rows (DB-API tuples from another
   database) in text format; `copy_text_line(row)` / `copy_text_batch(rows)` are the encoding.
 - `copy_text_bytes(rows, width) -> bytes` and `copy_encoded(cur, table, columns, data) -> int`: the
@@ -44,7 +46,7 @@ import itertools
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -273,11 +275,13 @@ def upsert(
     update_columns: Sequence[str] | None = None,
     version_column: str | None = None,
     skip_unchanged: bool = False,
+    compare_as_text: Collection[str] = (),
 ) -> int:
     """Insert the staging rows into `target`, updating rows whose key exists; returns rows written.
 
     `update_columns` defaults to every non-key column. `skip_unchanged` leaves rows whose values
-    are all equal untouched (no dead tuple, no WAL), which pays off when most rows repeat.
+    are all equal untouched (no dead tuple, no WAL), which pays off when most rows repeat; the
+    columns in `compare_as_text` (see `columns_without_equality`) are compared by their text form.
     """
     if not key_columns:
         raise ValueError(f"upsert into {target} needs key columns")
@@ -287,13 +291,18 @@ def upsert(
     if version_column is not None and version_column not in columns:
         raise ValueError(f"upsert into {target}: version column {version_column!r} is not among the loaded columns")
     updates = [c for c in (update_columns if update_columns is not None else columns) if c not in key_columns]
+    text = frozenset(compare_as_text)
     cur.execute("SAVEPOINT pgload_upsert")
     try:
-        cur.execute(_upsert_sql(staging, target, columns, key_columns, updates, version_column, skip_unchanged, False))
+        cur.execute(
+            _upsert_sql(staging, target, columns, key_columns, updates, version_column, skip_unchanged, False, text)
+        )
     except errors.CardinalityViolation:
         # The input repeats a key: keep the last row per key and try again.
         cur.execute("ROLLBACK TO SAVEPOINT pgload_upsert")
-        cur.execute(_upsert_sql(staging, target, columns, key_columns, updates, version_column, skip_unchanged, True))
+        cur.execute(
+            _upsert_sql(staging, target, columns, key_columns, updates, version_column, skip_unchanged, True, text)
+        )
     written = int(cur.rowcount)
     cur.execute("RELEASE SAVEPOINT pgload_upsert")
     return written
@@ -308,6 +317,7 @@ def _upsert_sql(
     version_column: str | None,
     skip_unchanged: bool,
     dedupe: bool,
+    compare_as_text: frozenset[str] = frozenset(),
 ) -> sql.Composable:
     cols = _column_list(columns)
     keys = _column_list(key_columns)
@@ -334,12 +344,17 @@ def _upsert_sql(
         version = sql.Identifier(version_column)
         conditions.append(sql.SQL("(t.{v} IS NULL OR t.{v} <= EXCLUDED.{v})").format(v=version))
     if skip_unchanged:
-        conditions.append(
-            sql.SQL("({}) IS DISTINCT FROM ({})").format(
-                sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in updates),
-                sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in updates),
+        # A row comparison needs `=` for every column type; json, xml, point... have none, and
+        # their text form is equal exactly when the stored value is (at worst a needless update).
+        def side(alias: str) -> sql.Composable:
+            return sql.SQL(", ").join(
+                sql.SQL("{}.{}{}").format(
+                    sql.SQL(alias), sql.Identifier(c), sql.SQL("::text" if c in compare_as_text else "")
+                )
+                for c in updates
             )
-        )
+
+        conditions.append(sql.SQL("({}) IS DISTINCT FROM ({})").format(side("t"), side("EXCLUDED")))
     if conditions:
         statement = statement + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
     return statement
@@ -381,6 +396,34 @@ def unique_keys(cur: Any, table: QualifiedName) -> list[list[str]]:
         (table.schema, table.name),
     )
     return [list(row[0]) for row in cur.fetchall()]
+
+
+def columns_without_equality(cur: Any, table: QualifiedName) -> list[str]:
+    """Columns whose type (a domain's base type) has no `=` operator taking exactly that type.
+
+    Conservative: types served by a polymorphic or binary-coercible `=` (arrays, enums, varchar)
+    are listed too; comparing those as text is merely slower, while a type wrongly left out
+    would make every `IS DISTINCT FROM` on the row fail.
+    """
+    cur.execute(
+        """
+        SELECT a.attname
+        FROM pg_attribute a
+        JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_type ty ON ty.oid = a.atttypid
+        WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
+          AND NOT EXISTS (
+              SELECT 1 FROM pg_operator o
+              WHERE o.oprname = '='
+                AND o.oprleft = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
+                AND o.oprright = o.oprleft
+          )
+        ORDER BY a.attnum
+        """,
+        (table.schema, table.name),
+    )
+    return [row[0] for row in cur.fetchall()]
 
 
 def _escape_text(value: str) -> str:

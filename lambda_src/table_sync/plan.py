@@ -6,7 +6,7 @@ Column names are matched exactly, else case-insensitively when that is unambiguo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from pipeline_common.pgload import Column
@@ -28,6 +28,7 @@ class TablePlan:
     version_column: str | None  # target column holding the cursor: guards against older rows
     cursor_index: int
     key_indexes: tuple[int, ...]
+    compare_as_text: tuple[str, ...] = ()  # synced target columns whose type has no `=` operator
 
     @property
     def width(self) -> int:
@@ -47,6 +48,7 @@ def resolve(
     source_columns: Sequence[str],
     target_columns: Sequence[Column],
     target_unique: Sequence[Sequence[str]],
+    target_without_equality: Collection[str] = (),
 ) -> TablePlan:
     problems: list[str] = []
     source_label = f"source {spec.source_label}"
@@ -107,4 +109,5 @@ def resolve(
         version_column=targets[sources.index(cursor)] if cursor in sources else None,
         cursor_index=shape.cursor_index(dialect),
         key_indexes=tuple(sources.index(k) for k in key),
+        compare_as_text=tuple(t for t in targets if t in target_without_equality),
     )

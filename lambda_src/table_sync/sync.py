@@ -22,6 +22,7 @@ from psycopg2 import errors, sql
 from pipeline_common.deadline import Deadline
 from pipeline_common.pgload import (
     TableNotFound,
+    columns_without_equality,
     copy_encoded,
     copy_text_bytes,
     create_staging,
@@ -113,9 +114,10 @@ def _plan_one(spec: TableSpec, dialect: Dialect, source_conn: Any, target_conn: 
         with target_conn.cursor() as cur:
             columns = table_columns(cur, spec.target)
             unique = unique_keys(cur, spec.target)
+            no_equality = columns_without_equality(cur, spec.target)
     finally:
         target_conn.rollback()
-    return resolve(spec, dialect, source_columns, columns, unique)
+    return resolve(spec, dialect, source_columns, columns, unique, no_equality)
 
 
 def run_sync(
@@ -392,4 +394,5 @@ def _write_chunk(cur: Any, plan: TablePlan, data: bytes, bulk: dict[str, bool]) 
         plan.target_key,
         version_column=plan.version_column,
         skip_unchanged=True,
+        compare_as_text=plan.compare_as_text,
     )

@@ -9,6 +9,7 @@ from pipeline_common.pgload import (
     CopyFormat,
     IterStream,
     TableNotFound,
+    columns_without_equality,
     copy_error_line,
     copy_in,
     copy_rows,
@@ -348,3 +349,34 @@ def test_copy_encoded_copies_bytes_encoded_once_into_two_tables(pg_conn):
         assert copy_encoded(cur, QualifiedName("public", "e2"), ["id", "s"], data) == 2
         cur.execute("SELECT * FROM e1 UNION ALL SELECT * FROM e2 ORDER BY 1")
         assert cur.fetchall() == [(1, "ünï\t☃"), (1, "ünï\t☃"), (2, "b"), (2, "b")]
+
+
+def test_upsert_skip_unchanged_compares_types_without_equality_as_text(pg_conn):
+    shapes = QualifiedName("public", "shapes")
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "CREATE DOMAIN doc AS json; CREATE TYPE mood AS ENUM ('ok', 'bad');"
+            "CREATE TABLE shapes (id int PRIMARY KEY, name text, body doc, spot point, note xml, "
+            "tags json[], m mood, n numeric)"
+        )
+        assert columns_without_equality(cur, shapes) == ["body", "spot", "note", "tags", "m"]
+        cols = ["id", "name", "body", "spot", "note", "tags", "m", "n"]
+        copy_in(cur, shapes, cols, [b'1,a,"{""k"": 1}","(1,2)",<a/>,"{""{}""}",ok,1\n'])
+        copy_in(cur, shapes, cols, [b'2,b,"{""k"": 2}","(3,4)",<b/>,"{""{}""}",ok,2\n'])
+        cur.execute("SELECT id, xmin::text FROM shapes")
+        before = dict(cur.fetchall())
+        pg_conn.commit()
+        staging = create_staging(cur, shapes, cols)
+        copy_in(
+            cur,
+            staging,
+            cols,
+            [b'1,a,"{""k"": 1}","(1,2)",<a/>,"{""{}""}",ok,1\n2,b,"{""k"": 3}","(3,4)",<b/>,"{""{}""}",ok,2\n'],
+        )
+        text = columns_without_equality(cur, shapes)
+        assert upsert(cur, staging, shapes, cols, ["id"], skip_unchanged=True, compare_as_text=text) == 1
+        cur.execute("SELECT id, xmin::text, body::text FROM shapes ORDER BY id")
+        rows = cur.fetchall()
+    pg_conn.commit()
+    assert rows[0] == (1, before[1], '{"k": 1}')
+    assert rows[1][1] != before[2] and rows[1][2] == '{"k": 3}'

@@ -491,3 +491,43 @@ def test_first_pass_direct_copy_falls_back_when_a_chunk_repeats_a_key_and_the_ne
     assert (result.status, result.rows_read, result.rows_upserted) == ("finished", 7, 6)
     assert target.execute("SELECT name FROM public.items WHERE id = 2") == [("newer",)]
     assert target.execute("SELECT count(*) FROM public.items") == [(6,)]
+
+
+def test_target_types_without_an_equality_operator_are_upserted_and_unchanged_rows_skipped(source, target, sync):
+    # json, point and xml have no `=`: the unchanged-row check must not compare them as values.
+    stamp = "timestamp(6)" if source.engine == "postgresql" else "datetime(6)"
+    source.execute(
+        f"CREATE TABLE docs (id int PRIMARY KEY, doc varchar(200), loc varchar(50), note varchar(50), "
+        f"updated_at {stamp} NULL)"
+    )
+    for i in (1, 2, 3):
+        source.execute(
+            "INSERT INTO docs VALUES (%s, %s, %s, %s, %s)",
+            (i, f'{{"n": {i}}}', f"({i},{i})", f"<n>{i}</n>", T0 + dt.timedelta(seconds=i)),
+        )
+    target.execute("CREATE TABLE public.docs (id int PRIMARY KEY, doc json, loc point, note xml, updated_at timestamp)")
+    table = {
+        "source": _source_name(source).replace("items", "docs"),
+        "target": "public.docs",
+        "primary_key": ["id"],
+        "cursor": {"column": "updated_at", "type": "timestamp", "lookback_seconds": 3600},
+    }
+    first = sync([table]).tables[0]
+    assert (first.status, first.rows_upserted) == ("finished", 3), first.error
+    versions = dict(target.execute("SELECT id, xmin::text FROM public.docs"))
+
+    source.execute(
+        "UPDATE docs SET doc = %s, loc = %s, note = %s, updated_at = %s WHERE id = 2",
+        ('{"n": 20}', "(20,20)", "<n>20</n>", T0 + dt.timedelta(hours=1)),
+    )
+    # The lookback re-reads all three rows; only the changed one is written.
+    second = sync([table]).tables[0]
+    assert second.status == "finished", second.error
+    assert (second.rows_read, second.rows_upserted) == (3, 1)
+    assert target.execute("SELECT id, doc::text, loc::text, note::text FROM public.docs ORDER BY id") == [
+        (1, '{"n": 1}', "(1,1)", "<n>1</n>"),
+        (2, '{"n": 20}', "(20,20)", "<n>20</n>"),
+        (3, '{"n": 3}', "(3,3)", "<n>3</n>"),
+    ]
+    after = dict(target.execute("SELECT id, xmin::text FROM public.docs"))
+    assert (after[1], after[3]) == (versions[1], versions[3]) and after[2] != versions[2]
