@@ -588,8 +588,14 @@ class _BatchLoader:
         self.quote = quote
 
     def load(self, records: list[Record]) -> None:
-        if not records:
-            return
+        # A stack, not recursion: every bad row adds a split, and a batch may hold thousands.
+        pending = [records]
+        while pending:
+            part = pending.pop()
+            if part:
+                self._load_part(part, pending)
+
+    def _load_part(self, records: list[Record], pending: list[list[Record]]) -> None:
         self.cur.execute("SAVEPOINT file_loader_batch")
         try:
             copied = copy_in(self.cur, self.dest, self.columns, _as_lines(records, self.quote), self.copy_format)
@@ -601,9 +607,8 @@ class _BatchLoader:
                 _reject(self.stats, self.spool, records[0].line, records[0].raw, row_error_reason(exc))
                 return
             index = _hinted_index(records, copy_error_line(exc))
-            self.load(records[:index])
-            self.load([records[index]])
-            self.load(records[index + 1 :])
+            # Pushed last part first, so the parts load in file order and rejects keep it too.
+            pending += [records[index + 1 :], [records[index]], records[:index]]
             return
         self.cur.execute("RELEASE SAVEPOINT file_loader_batch")
         self.stats.loaded += copied

@@ -47,3 +47,40 @@ def test_backslash_dot_line_is_a_bad_row_where_more_columns_are_needed(pipeline)
     pipeline.put_and_load("orders/dot.csv", "id,customer\n11,a\n\\.\n12,b\n")
     row = pipeline.ledger_row("orders/dot.csv")
     assert (row["status"], row["error_line"], row["lines"], row["rows_rejected"]) == ("rejected", 3, 3, 3)
+
+
+BAD_ROWS = 2000  # one batch of 4,000 records; the recursive split died near 1,000
+
+
+def many_bad_rows():
+    # Good and bad rows alternate, so the careful path splits once per bad row in one batch.
+    rows = [f"{2 * i + 1},good,1\n{2 * i + 2},bad,x\n" for i in range(BAD_ROWS)]
+    return "id,customer,amount\n" + "".join(rows)
+
+
+def test_thousands_of_bad_rows_in_one_batch_are_quarantined_with_their_lines(pipeline):
+    pipeline.put_and_load("quarantine/many.csv", many_bad_rows())
+    assert pipeline.query("SELECT count(*), min(id), max(id) FROM orders") == [(BAD_ROWS, 1, 2 * BAD_ROWS - 1)]
+    rejects = pipeline.rejects("quarantine/many.csv")
+    assert [line for line, _, _ in rejects] == [2 * i + 3 for i in range(BAD_ROWS)]
+    row = pipeline.ledger_row("quarantine/many.csv")
+    assert (row["status"], row["lines"], row["rows_loaded"], row["rows_rejected"]) == (
+        "loaded",
+        2 * BAD_ROWS,
+        BAD_ROWS,
+        BAD_ROWS,
+    )
+
+
+def test_thousands_of_bad_rows_reject_the_object_rather_than_fail_it(pipeline):
+    result = pipeline.put_and_load("orders/many.csv", many_bad_rows())
+    assert result["batchItemFailures"] == [] and result["objects"]["rejected"] == 1
+    row = pipeline.ledger_row("orders/many.csv")
+    assert (row["status"], row["error_line"], row["lines"], row["rows_rejected"]) == (
+        "rejected",
+        3,
+        2 * BAD_ROWS,
+        2 * BAD_ROWS,
+    )
+    assert row["error"].endswith(f"({BAD_ROWS} bad rows in all)")
+    assert pipeline.query("SELECT count(*) FROM orders") == [(0,)]
