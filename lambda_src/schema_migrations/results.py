@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 MAX_TEXT = 4000  # keeps a result far below SNS's 256 KiB message limit
+# SNS's 256 KiB counts the subject and attributes too; a database with thousands of migrations
+# would exceed it with `status` (or a first `migrate`), and the publish would fail.
+MAX_MESSAGE_BYTES = 200_000
+_LISTS = (
+    "migrations",
+    "pending",
+    "applied",
+    "rolled_back",
+    "repaired",
+    "baselined",
+    "changed",
+    "missing_from_bucket",
+    "triggers",
+)
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, default=str).encode("utf-8"))
 
 
 def clip(text: str | None, limit: int = MAX_TEXT) -> str | None:
@@ -43,6 +62,7 @@ class DatabaseResult:
     timings: dict[str, float] = field(default_factory=dict)
     files: int = 0
     triggers: list[str] = field(default_factory=list)
+    omitted: dict[str, int] = field(default_factory=dict)  # entries left out of each list, to fit SNS
 
     @classmethod
     def for_request(cls, request: RunRequest) -> DatabaseResult:
@@ -56,4 +76,13 @@ class DatabaseResult:
         self.retryable = retryable
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The result, its longest lists halved (keeping their first entries) until it fits."""
+        data = asdict(self)
+        while _size(data) > MAX_MESSAGE_BYTES:
+            name = max(_LISTS, key=lambda n: _size(data[n]))
+            items = data[name]
+            if not items:
+                break
+            data[name] = items[: len(items) // 2]
+            data["omitted"][name] = data["omitted"].get(name, 0) + len(items) - len(data[name])
+        return data

@@ -3,6 +3,7 @@ checksums and repair, rollback, dry runs. Real PostgreSQL, S3 and SNS in moto.""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -239,6 +240,29 @@ def test_status_lists_every_migration(migration_env, create_db_sql):
         ("0002_u", "pending", None, True),
     ]
     assert result["results"][0]["migrations"][0]["transactional"] is False
+
+
+def test_status_of_thousands_of_migrations_fits_in_one_sns_message(migration_env):
+    env = migration_env
+    big = env.db_name("big")
+    count = 1500
+    ids = [f"{n:04d}_" + "a_long_descriptive_migration_name" * 5 for n in range(count)]
+    for migration_id in ids:
+        env.put(f"{big}/{migration_id}.sql", "CREATE TABLE t (id int);")
+    result = env.invoke({"action": "status", "database": big}, timeout=120)  # never migrated: all pending
+
+    published = env.published()
+    assert len(published) == 1
+    message = published[0]["result"]
+    assert len(json.dumps(message).encode("utf-8")) <= 256 * 1024
+    # The lists keep their first entries and say how many were left out.
+    shown, omitted = message["migrations"], message["omitted"]
+    assert shown and [m["id"] for m in shown] == ids[: len(shown)]
+    assert len(shown) + omitted["migrations"] == count
+    assert message["pending"] == ids[: len(message["pending"])]
+    assert len(message["pending"]) + omitted.get("pending", 0) == count
+    assert message["files"] == count
+    assert result["results"] == [message]
 
 
 def test_non_transactional_migration_resumes_after_the_last_completed_statement(migration_env, create_db_sql):
