@@ -90,21 +90,6 @@ class SyncReport:
         }
 
 
-def plan_tables(specs: Sequence[TableSpec], source_conn: Any, target_conn: Any, engine: str) -> list[TablePlan]:
-    """Check every table against both databases; one `PlanError` listing all problems."""
-    dialect = src.dialect_for(source_conn, engine)
-    plans: list[TablePlan] = []
-    problems: list[str] = []
-    for spec in specs:
-        try:
-            plans.append(_plan_one(spec, dialect, source_conn, target_conn))
-        except (PlanError, src.SourceError, TableNotFound) as exc:
-            problems.append(str(exc) if isinstance(exc, PlanError) else f"table {spec.name}: {exc}")
-    if problems:
-        raise PlanError("; ".join(problems))
-    return plans
-
-
 def _plan_one(spec: TableSpec, dialect: Dialect, source_conn: Any, target_conn: Any) -> TablePlan:
     from table_sync.dialect import SourceShape
 
@@ -131,21 +116,40 @@ def run_sync(
 ) -> SyncReport:
     """Sync every table (least recently started first); per-table failures are reported, not raised.
 
-    Configuration that does not fit the databases raises `PlanError` before any row moves.
+    A table whose configuration does not fit the databases (or its stored watermark) fails alone,
+    before any of its rows move; the other tables still sync.
     """
-    plans = plan_tables(specs, source.get(), target.get(), engine)
+    dialect = src.dialect_for(source.get(), engine)
     target_conn = target.get()
     state.ensure_state_table(target_conn, state_schema)
     rows = state.load_states(target_conn, state_schema)
-    states = {
-        p.spec.name: state.to_state(p.spec.name, rows.get(p.spec.name), p.shape.cursor_column, p.spec.cursor.type)
-        for p in plans
-    }
+    report = SyncReport()
+    plans: list[TablePlan] = []
+    states: dict[str, state.TableState] = {}
+    for spec in specs:
+        try:
+            plan = _plan_one(spec, dialect, source.get(), target_conn)
+            states[spec.name] = state.to_state(
+                spec.name, rows.get(spec.name), plan.shape.cursor_column, spec.cursor.type
+            )
+            plans.append(plan)
+        except (PlanError, src.SourceError, TableNotFound, state.StateMismatch) as exc:
+            # A dropped source table, a revoked grant or a stale watermark is that table's problem.
+            message = str(exc) if isinstance(exc, PlanError | state.StateMismatch) else f"table {spec.name}: {exc}"
+            report.tables.append(
+                TableResult(
+                    spec.name,
+                    spec.source_label,
+                    str(spec.target),
+                    status="failed",
+                    deletes="not_reached" if spec.deletes.enabled else "off",
+                    error=f"{type(exc).__name__}: {message}",
+                )
+            )
     # Tables that waited longest go first, so one big table cannot starve the others run after run.
     ordered = sorted(
         plans, key=lambda p: (states[p.spec.name].last_started_at is not None, states[p.spec.name].last_started_at or 0)
     )
-    report = SyncReport()
     for plan in ordered:
         result = TableResult(plan.spec.name, plan.spec.source_label, str(plan.spec.target))
         report.tables.append(result)

@@ -226,3 +226,27 @@ def test_secret_ttl_seconds_reaches_the_sandbox_secret_cache(make_secret, lambda
     )
     # TTL 0: a rotated secret is read again on the next connect instead of the cached password.
     assert cache.get_json(arn)["password"] == "after"
+
+
+@pytest.mark.parametrize("source", ["postgresql-odbc"], indirect=True)
+def test_a_missing_source_table_fails_only_its_table_and_then_the_invocation(
+    source, target, lambda_env, lambda_context
+):
+    name = _setup(source, target)
+    target.execute("CREATE TABLE public.gone (LIKE public.items INCLUDING ALL)")
+    common = {"primary_key": ["id"], "cursor": {"column": "updated_at", "type": "timestamp"}}
+    tables = [
+        {"name": "gone", "source": name.replace("items", "dropped"), "target": "public.gone", **common},
+        {"source": name, "target": "public.items", **common},
+    ]
+    log = lambda_env(_terraform_environment(source, target, tables))
+
+    with pytest.raises(handler_module.TableSyncFailed, match=r"gone \(SourceError: table gone: source table"):
+        handler_module.handler({"source": "schedule"}, lambda_context(timeout_seconds=120))
+
+    (line,) = log.results()
+    by_table = {t["table"]: t for t in line["result"]["tables"]}
+    assert (by_table["public.items"]["status"], by_table["public.items"]["rows_upserted"]) == ("finished", 25)
+    assert by_table["gone"]["status"] == "failed"
+    assert "dropped" in by_table["gone"]["error"] and "cannot be read" in by_table["gone"]["error"]
+    assert target.execute("SELECT count(*) FROM public.items") == [(25,)]

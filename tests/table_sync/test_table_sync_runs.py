@@ -11,7 +11,6 @@ import psycopg2
 import pytest
 
 from pipeline_common.deadline import Deadline
-from table_sync.plan import PlanError
 
 T0 = dt.datetime(2024, 3, 1, 12, 0, 0)
 
@@ -347,7 +346,7 @@ def test_type_round_trips(source, target, sync):
     assert got[1] == (2, None, None, None, None, None, T0)
 
 
-def test_unknown_tables_and_columns_are_named_before_any_row_moves(source, target, sync):
+def test_unknown_tables_and_columns_fail_only_their_table_before_any_of_its_rows_move(source, target, sync):
     _setup_items(source, target)
     _insert(source, _rows(3))
     for suffix in "abc":
@@ -359,19 +358,36 @@ def test_unknown_tables_and_columns_are_named_before_any_row_moves(source, targe
         _ts_table(source, target="public.items_c", cursor={"column": "changed", "type": "timestamp"}),
         _ts_table(source, target="public.missing"),
     ]
-    with pytest.raises(PlanError) as caught:
-        sync([good, *broken])
-    message = str(caught.value)
-    assert "nosuch" in message and "cannot be read" in message
-    assert "'colour' is not a column of source" in message
-    assert "cursor column 'changed'" in message
-    assert "public.missing does not exist" in message
-    assert target.execute("SELECT count(*) FROM public.items") == [(0,)]
-    assert target.execute("SELECT to_regclass('pipeline_state.table_sync_state')") == [(None,)]
+    report = sync([good, *broken])
+    results = {t.table: t for t in report.tables}
+    assert results["public.items"].status == "finished" and results["public.items"].rows_upserted == 3
+    assert [t.table for t in report.failed] == ["public.items_a", "public.items_b", "public.items_c", "public.missing"]
+    errors = {t.table: t.error or "" for t in report.failed}
+    assert "nosuch" in errors["public.items_a"] and "cannot be read" in errors["public.items_a"]
+    assert "'colour' is not a column of source" in errors["public.items_b"]
+    assert "cursor column 'changed'" in errors["public.items_c"]
+    assert "public.missing does not exist" in errors["public.missing"]
+    for suffix in "abc":
+        assert target.execute(f"SELECT count(*) FROM public.items_{suffix}") == [(0,)]
+    assert [r[0] for r in target.execute("SELECT sync_name FROM pipeline_state.table_sync_state")] == ["public.items"]
 
     target.execute("CREATE TABLE public.nokey (id int, name text, amount numeric, updated_at timestamp)")
-    with pytest.raises(PlanError, match="no primary key or unique index on \\(id\\)"):
-        sync([_ts_table(source, target="public.nokey")])
+    (result,) = sync([_ts_table(source, target="public.nokey")]).tables
+    assert result.status == "failed"
+    assert "PlanError" in (result.error or "") and "no primary key or unique index on (id)" in (result.error or "")
+
+
+def test_a_stored_watermark_for_another_cursor_fails_only_that_table(source, target, sync):
+    _setup_items(source, target, versioned=True)
+    _insert(source, _rows(3))
+    target.execute("CREATE TABLE public.items_b (LIKE public.items INCLUDING ALL)")
+    assert sync([_ts_table(source)]).tables[0].status == "finished"
+    other = _ts_table(source, target="public.items_b")
+    report = sync([_rv_table(source), other])
+    results = {t.table: t for t in report.tables}
+    assert results["public.items"].status == "failed"
+    assert (results["public.items"].error or "").startswith("StateMismatch: table public.items: the stored watermark")
+    assert (results["public.items_b"].status, results["public.items_b"].rows_upserted) == ("finished", 3)
 
 
 def test_a_table_locked_by_another_run_is_skipped(source, target, sync):
