@@ -56,7 +56,11 @@ def gunzip(chunks: Iterable[bytes]) -> Iterator[bytes]:
         data = chunk
         while True:
             fed = fed or bool(data)
-            out = decompressor.decompress(data, MAX_INFLATE_CHUNK)
+            try:
+                out = decompressor.decompress(data, MAX_INFLATE_CHUNK)
+            except zlib.error as exc:
+                # Damaged data stays damaged: reject the object instead of retrying it to the DLQ.
+                raise FormatError(f"gzip data is corrupt: {exc}") from None
             if out:
                 yield out
             if decompressor.eof:
@@ -123,7 +127,10 @@ def split_csv_header(
         text = header_bytes.decode(codec)
     except UnicodeDecodeError as exc:
         raise FormatError(f"header row is not valid {codec}: {exc.reason}", line=1) from None
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote, strict=True))
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote, strict=True))
+    except csv.Error as exc:
+        raise FormatError(f"header row is not valid CSV: {exc}", line=1) from None
     if not rows or not any(rows[0]):
         raise FormatError("the header row is empty", line=1)
     header = CsvHeader(columns=[name.strip() for name in rows[0]], lines=text.count("\n") or 1)

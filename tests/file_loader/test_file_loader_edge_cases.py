@@ -2,6 +2,8 @@
 rows in one batch, corrupt gzip and CSV headers, constraint errors of the final upsert, and when a
 busy or deferred message comes back."""
 
+import gzip
+
 import pytest
 
 from file_loader import loader
@@ -84,3 +86,22 @@ def test_thousands_of_bad_rows_reject_the_object_rather_than_fail_it(pipeline):
     )
     assert row["error"].endswith(f"({BAD_ROWS} bad rows in all)")
     assert pipeline.query("SELECT count(*) FROM orders") == [(0,)]
+
+
+def test_corrupt_gzip_rejects_the_object(pipeline):
+    data = bytearray(gzip.compress(("id,customer\n" + "".join(f"{i},c{i}\n" for i in range(500))).encode()))
+    for offset in range(12, 40):  # past the 10-byte header, into the deflate blocks
+        data[offset] ^= 0xFF
+    result = pipeline.put_and_load("orders/broken.csv.gz", bytes(data))
+    assert result["batchItemFailures"] == [] and result["objects"]["rejected"] == 1
+    row = pipeline.ledger_row("orders/broken.csv.gz")
+    assert row["status"] == "rejected" and row["error"].startswith("gzip data is corrupt: "), row["error"]
+    assert pipeline.query("SELECT count(*) FROM orders") == [(0,)]
+
+
+def test_header_that_is_not_valid_csv_rejects_the_object_at_line_1(pipeline):
+    result = pipeline.put_and_load("orders/header.csv", 'id,"customer"x\n1,a\n')
+    assert result["batchItemFailures"] == [] and result["objects"]["rejected"] == 1
+    row = pipeline.ledger_row("orders/header.csv")
+    assert row["status"] == "rejected" and row["error_line"] == 1
+    assert row["error"].startswith("header row is not valid CSV: "), row["error"]
