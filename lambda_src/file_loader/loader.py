@@ -77,6 +77,15 @@ class ColumnsError(FormatError):
     """The file's columns do not fit the table."""
 
 
+class UpsertRefused(FormatError):
+    """The final INSERT ... ON CONFLICT hit a constraint the staging table cannot check (a foreign
+    key, a CHECK): no single row can be named, so the whole object is rejected."""
+
+    def __init__(self, message: str, lines: int) -> None:
+        super().__init__(message)
+        self.lines = lines
+
+
 class EndOfDataLine(Exception):
     """The raw CSV holds a line that is just `\\.`, which PostgreSQL up to 17 takes for the end of
     the data even in CSV mode, silently dropping every row after it."""
@@ -286,6 +295,9 @@ def _load(
             stats = _load_csv(cur, reader, route, target, columns, spool)
         else:
             stats = _load_jsonl(cur, reader, route, target, columns, spool)
+    except UpsertRefused as exc:
+        cur.execute(f"ROLLBACK TO SAVEPOINT {DATA_SAVEPOINT}")
+        return Outcome("rejected", error=str(exc), lines=exc.lines, rows_loaded=0, rows_rejected=exc.lines, **base)
     except FormatError as exc:
         cur.execute(f"ROLLBACK TO SAVEPOINT {DATA_SAVEPOINT}")
         return Outcome("rejected", error=str(exc), error_line=exc.line, lines=0, rows_loaded=0, rows_rejected=0, **base)
@@ -478,10 +490,16 @@ def _finish_upsert(
     target: QualifiedName,
     mapped: list[str],
     keys: list[str],
+    stats: Stats,
 ) -> None:
     if route.mode == "upsert":
         assert not isinstance(dest, QualifiedName)
-        upsert(cur, dest, target, mapped, keys)
+        try:
+            upsert(cur, dest, target, mapped, keys)
+        except Exception as exc:
+            if not is_row_error(exc):
+                raise
+            raise UpsertRefused(f"upsert into {target} refused: {row_error_reason(exc)}", stats.lines) from None
 
 
 def _load_csv(
@@ -507,7 +525,7 @@ def _load_csv(
         logger.info("fast path refused; reading the object again record by record", extra={"error": str(exc)})
         _abandon(cur, "file_loader_fast")
         stats = _load_csv_records(cur, reader, route, dest, mapped, spool)
-    _finish_upsert(cur, route, dest, target, mapped, keys)
+    _finish_upsert(cur, route, dest, target, mapped, keys, stats)
     return stats
 
 
@@ -693,7 +711,7 @@ def _load_jsonl(
     cur.execute(sql.SQL("SELECT min(line), max(line) FROM {}").format(staging))
     low, high = cur.fetchone()
     inserter.insert(low, high)
-    _finish_upsert(cur, route, dest, target, mapped, keys)
+    _finish_upsert(cur, route, dest, target, mapped, keys, stats)
     return stats
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from file_loader import loader
 from file_loader.loader import EndOfDataLine, without_end_of_data
+from file_loader.routes import parse_routes
 
 
 def chunked(data, size):
@@ -105,3 +106,33 @@ def test_header_that_is_not_valid_csv_rejects_the_object_at_line_1(pipeline):
     row = pipeline.ledger_row("orders/header.csv")
     assert row["status"] == "rejected" and row["error_line"] == 1
     assert row["error"].startswith("header row is not valid CSV: "), row["error"]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "fmt", "body"),
+    [
+        ("fk/", "csv", "id,customer_id\n1,1\n2,99\n"),
+        ("fk-jsonl/", "jsonl", '{"id": 1, "customer_id": 1}\n{"id": 2, "customer_id": 99}\n'),
+    ],
+)
+def test_upsert_refused_by_a_foreign_key_rejects_the_object(pipeline, prefix, fmt, body):
+    pipeline.execute(
+        "CREATE TABLE customers (id integer PRIMARY KEY); INSERT INTO customers VALUES (1);"
+        "CREATE TABLE invoices (id integer PRIMARY KEY, customer_id integer REFERENCES customers)"
+    )
+    pipeline.routes = parse_routes(
+        [{"prefix": prefix, "table": "public.invoices", "mode": "upsert", "format": fmt, "on_error": "quarantine"}]
+    )
+    key = f"{prefix}a.{fmt}"
+    result = pipeline.put_and_load(key, body)
+    assert result["batchItemFailures"] == [] and result["objects"]["rejected"] == 1
+    row = pipeline.ledger_row(key)
+    assert (row["status"], row["attempts"], row["lines"], row["rows_loaded"], row["rows_rejected"]) == (
+        "rejected",
+        1,
+        2,
+        0,
+        2,
+    )
+    assert row["error"].startswith("upsert into public.invoices refused: ") and "foreign key" in row["error"]
+    assert pipeline.query("SELECT count(*) FROM invoices") == [(0,)]
