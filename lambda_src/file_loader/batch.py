@@ -8,15 +8,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from file_loader.ledger import Ledger, ObjectId
-from file_loader.loader import Throughput, load_object
+from file_loader.loader import RETRY_SOON_SECONDS, ObjectBusy, Throughput, load_object
 from file_loader.routes import Route, match_route
-from pipeline_common.deadline import Deadline
+from pipeline_common.deadline import Deadline, DeadlineExceeded
 from pipeline_common.events import S3Object, iter_sqs_records, s3_objects, sqs_batch_response
 
 logger = logging.getLogger(__name__)
 
 MAX_LISTED_KEYS = 20
+MAX_VISIBILITY_SECONDS = 43_200  # SQS's limit
 
 
 @dataclass
@@ -38,12 +41,27 @@ def process_batch(
     ledger: Ledger,
     deadline: Deadline,
     throughput: Throughput,
+    sqs: Any = None,
 ) -> dict[str, Any]:
     """Load every object of an SQS batch; failed messages are listed in `batchItemFailures` so
-    only they return to the queue. Also returns counts per outcome and the unrouted keys."""
+    only they return to the queue. Also returns counts per outcome and the unrouted keys.
+
+    With an `sqs` client, a message whose object was busy or deferred is made visible again soon,
+    not only after the queue's visibility timeout."""
     summary = BatchSummary()
+    retry_soon: list[tuple[Mapping[str, Any], float]] = []
 
     def process(record: Mapping[str, Any]) -> None:
+        try:
+            process_objects(record)
+        except ObjectBusy as exc:
+            retry_soon.append((record, exc.retry_after_seconds))
+            raise
+        except DeadlineExceeded:
+            retry_soon.append((record, RETRY_SOON_SECONDS))
+            raise
+
+    def process_objects(record: Mapping[str, Any]) -> None:
         for obj in s3_objects(record["body"]):
             summary.counts[
                 _process_object(
@@ -61,7 +79,34 @@ def process_batch(
 
     response: dict[str, Any] = sqs_batch_response(list(iter_sqs_records(event)), process)
     summary.counts["failed_messages"] = len(response["batchItemFailures"])
+    if sqs is not None:
+        for record, seconds in retry_soon:
+            _make_visible_after(sqs, record, seconds)
     return response | summary.as_dict()
+
+
+def _make_visible_after(sqs: Any, record: Mapping[str, Any], seconds: float) -> None:
+    """Shorten the failed message's invisibility; on any error it simply returns later, after
+    the queue's visibility timeout, as it would without this."""
+    try:
+        sqs.change_message_visibility(
+            QueueUrl=queue_url(sqs, record["eventSourceARN"]),
+            ReceiptHandle=record["receiptHandle"],
+            VisibilityTimeout=min(MAX_VISIBILITY_SECONDS, int(seconds)),
+        )
+    except (BotoCoreError, ClientError, KeyError, ValueError) as exc:
+        logger.warning(
+            "could not shorten the message's visibility",
+            extra={"message_id": record.get("messageId"), "error": str(exc)},
+        )
+
+
+def queue_url(sqs: Any, queue_arn: str) -> str:
+    """The queue's URL from its ARN (arn:aws:sqs:region:account:name) and the client's endpoint,
+    which is in the queue's region: an event source mapping only reads queues of its own region.
+    Spares a GetQueueUrl call, which the function's role does not allow."""
+    _, _, _, _, account, name = queue_arn.split(":", 5)
+    return f"{sqs.meta.endpoint_url.rstrip('/')}/{account}/{name}"
 
 
 def _process_object(

@@ -30,6 +30,7 @@ class _Sandbox:
         self.ledger = Ledger(self.config.state_schema)
         self.throughput = Throughput()
         self._s3: Any = None
+        self._sqs: Any = None
 
     @property
     def s3(self) -> Any:
@@ -38,6 +39,17 @@ class _Sandbox:
 
             self._s3 = boto3.client("s3")
         return self._s3
+
+    @property
+    def sqs(self) -> Any:
+        if self._sqs is None:
+            import boto3
+            from botocore.config import Config
+
+            # Only shortens a retry: it must not eat the time kept back at the deadline.
+            config = Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 2})
+            self._sqs = boto3.client("sqs", config=config)
+        return self._sqs
 
 
 _sandbox: _Sandbox | None = None
@@ -70,4 +82,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         ledger=box.ledger,
         deadline=Deadline.from_context(context, reserve_ms=RESERVE_MS),
         throughput=box.throughput,
+        sqs=box.sqs,
     )

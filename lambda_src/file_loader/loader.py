@@ -67,10 +67,18 @@ BATCH_RECORDS = 5000
 BATCH_BYTES = 2 * 1024 * 1024
 MAX_RAW_CHARS = 10_000
 DATA_SAVEPOINT = "file_loader_data"
+# How soon a busy or deferred message should be offered again, instead of after the queue's
+# visibility timeout (six function timeouts).
+RETRY_SOON_SECONDS = 30
 
 
 class ObjectBusy(RuntimeError):
-    """Another invocation holds this object version's lock; the message should come back later."""
+    """Another invocation holds this object version's lock; the message should come back later:
+    after `retry_after_seconds`, about when the other load should be done."""
+
+    def __init__(self, message: str, retry_after_seconds: float = RETRY_SOON_SECONDS) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class ColumnsError(FormatError):
@@ -217,6 +225,7 @@ def load_object(
         return _reject_permanently(db, ledger, obj, route, result, str(exc))
     result.table = str(target)
     compressed = route.compression == "gzip" or (route.compression == "auto" and obj.key.endswith(".gz"))
+    need_ms = 0.0
     if size is not None:
         need_ms = throughput.estimate_ms(size, compressed) * (2.0 if route.mode == "upsert" else 1.0) * 1.25
         try:
@@ -233,7 +242,11 @@ def load_object(
         with conn.cursor() as cur:
             if not ledger.try_lock(cur, obj):
                 conn.rollback()
-                raise ObjectBusy(f"s3://{obj.bucket}/{obj.key} ({obj.version}) is being loaded by another invocation")
+                raise ObjectBusy(
+                    f"s3://{obj.bucket}/{obj.key} ({obj.version}) is being loaded by another invocation",
+                    # Back too early, it would find the lock again and use up one more receive.
+                    retry_after_seconds=max(RETRY_SOON_SECONDS, need_ms / 1000),
+                )
             if ledger.status(cur, obj) in TERMINAL:
                 conn.rollback()
                 result.status = "duplicate"

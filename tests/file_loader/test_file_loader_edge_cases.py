@@ -3,12 +3,17 @@ rows in one batch, corrupt gzip and CSV headers, constraint errors of the final 
 busy or deferred message comes back."""
 
 import gzip
+import time
 
+import psycopg2
 import pytest
 
-from file_loader import loader
-from file_loader.loader import EndOfDataLine, without_end_of_data
+from file_loader import batch, loader
+from file_loader.batch import process_batch
+from file_loader.ledger import ObjectId
+from file_loader.loader import EndOfDataLine, ObjectBusy, without_end_of_data
 from file_loader.routes import parse_routes
+from pipeline_common.deadline import Deadline
 
 
 def chunked(data, size):
@@ -136,3 +141,107 @@ def test_upsert_refused_by_a_foreign_key_rejects_the_object(pipeline, prefix, fm
     )
     assert row["error"].startswith("upsert into public.invoices refused: ") and "foreign key" in row["error"]
     assert pipeline.query("SELECT count(*) FROM invoices") == [(0,)]
+
+
+def held_messages(pipeline):
+    """The queue's messages as the event source mapping holds them during an invocation: received,
+    invisible for an hour, not deleted."""
+    arn = pipeline.sqs.get_queue_attributes(QueueUrl=pipeline.queue_url, AttributeNames=["QueueArn"])
+    messages = pipeline.sqs.receive_message(
+        QueueUrl=pipeline.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=3600, WaitTimeSeconds=0
+    )["Messages"]
+    records = [
+        {
+            "messageId": m["MessageId"],
+            "receiptHandle": m["ReceiptHandle"],
+            "body": m["Body"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": arn["Attributes"]["QueueArn"],
+        }
+        for m in messages
+    ]
+    return {"Records": records}
+
+
+def visible(pipeline):
+    response = pipeline.sqs.receive_message(QueueUrl=pipeline.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+    return [m["MessageId"] for m in response.get("Messages", [])]
+
+
+def run_with_sqs(pipeline, event, deadline=None):
+    return process_batch(
+        event,
+        routes=pipeline.routes,
+        source_bucket=pipeline.bucket,
+        db=pipeline.db,
+        s3=pipeline.s3,
+        ledger=pipeline.ledger,
+        deadline=deadline or Deadline.in_seconds(300),
+        throughput=pipeline.throughput,
+        sqs=pipeline.sqs,
+    )
+
+
+@pytest.fixture
+def retry_after_one_second(monkeypatch):
+    # The real 30 s would make the test wait; what matters is that it is not the queue's timeout.
+    monkeypatch.setattr(loader, "RETRY_SOON_SECONDS", 1)
+    monkeypatch.setattr(batch, "RETRY_SOON_SECONDS", 1)
+
+
+def test_queue_url_is_built_from_the_event_source_arn(pipeline):
+    assert batch.queue_url(pipeline.sqs, "arn:aws:sqs:us-east-1:123456789012:loader") == pipeline.queue_url
+
+
+def test_busy_object_message_is_visible_again_soon_not_after_the_visibility_timeout(pipeline, retry_after_one_second):
+    etag = pipeline.put("orders/busy.csv", "id,customer\n1,a\n")["ETag"].strip('"')
+    event = held_messages(pipeline)
+    other = psycopg2.connect(pipeline.dsn)  # another invocation loading the same version
+    try:
+        with other.cursor() as cur:
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(%s)", (ObjectId(pipeline.bucket, "orders/busy.csv", etag).lock_key(),)
+            )
+        result = run_with_sqs(pipeline, event)
+    finally:
+        other.close()
+    assert result["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
+    assert visible(pipeline) == []
+    time.sleep(1.5)
+    assert visible(pipeline) == [event["Records"][0]["messageId"]]
+
+
+def test_deferred_object_message_is_visible_again_soon(pipeline, retry_after_one_second):
+    pipeline.put("orders/slow.csv", "id,customer\n" + "".join(f"{i},c\n" for i in range(2000)))
+    event = held_messages(pipeline)
+    pipeline.throughput.plain_bps = 1000  # as if this sandbox had measured a slow database
+    result = run_with_sqs(pipeline, event, Deadline.in_seconds(10))
+    assert len(result["batchItemFailures"]) == 1 and pipeline.ledger_row("orders/slow.csv")["status"] == "deferred"
+    assert visible(pipeline) == []
+    time.sleep(1.5)
+    assert visible(pipeline) == [event["Records"][0]["messageId"]]
+
+
+def test_busy_message_waits_about_as_long_as_the_other_load_needs(pipeline):
+    pipeline.throughput.plain_bps = 1000
+    etag = pipeline.put("orders/big.csv", "id,customer\n1,a\n")["ETag"].strip('"')
+    obj = ObjectId(pipeline.bucket, "orders/big.csv", etag)
+    other = psycopg2.connect(pipeline.dsn)
+    try:
+        with other.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (obj.lock_key(),))
+        with pytest.raises(ObjectBusy) as busy:
+            loader.load_object(
+                db=pipeline.db,
+                s3=pipeline.s3,
+                obj=obj,
+                route=pipeline.routes[0],
+                ledger=pipeline.ledger,
+                deadline=Deadline.in_seconds(3600),
+                throughput=pipeline.throughput,
+                size=100_000,  # 100 s at 1,000 bytes/s, x1.25
+                etag=etag,
+            )
+    finally:
+        other.close()
+    assert busy.value.retry_after_seconds == pytest.approx(125)
