@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,14 +141,19 @@ class Result:
         return self
 
 
+# With a filesystem mirror, every `init` re-links the provider into the shared plugin cache
+# (remove, then symlink); two at once race ("failed to create directory ...: file exists").
+# Inits are quick links, so they run one at a time; validate and plan still run in parallel.
+_INIT_LOCK = threading.Lock()
+
+
 def terraform(directory: Path, *args: str, env: dict[str, str], timeout: int = 600) -> Result:
-    proc = subprocess.run(
-        ["terraform", f"-chdir={directory}", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
+    argv = ["terraform", f"-chdir={directory}", *args]
+    if args and args[0] == "init":
+        with _INIT_LOCK:
+            proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+    else:
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
     return Result(list(args), proc.returncode, proc.stdout, proc.stderr)
 
 
