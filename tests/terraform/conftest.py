@@ -25,8 +25,7 @@ def tf_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def tf_tree(tmp_path_factory: pytest.TempPathFactory, tf_env: dict[str, str]) -> Path:
-    """A scratch copy of the Terraform sources, initialised once at the root (which also fills
-    the plugin cache, so the parallel inits that follow only link the provider)."""
+    """A scratch copy of the Terraform sources, initialised once at the root."""
     tree = tfkit.copy_tree(tmp_path_factory.mktemp("tf-tree"))
     tfkit.init(tree, tf_env)
     return tree
