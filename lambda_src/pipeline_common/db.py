@@ -164,7 +164,7 @@ def is_alive(connection: Any) -> bool:
     if getattr(connection, "closed", 0):  # psycopg2 marks connections it knows are dead
         return False
     try:
-        _rollback_quietly(connection)
+        rollback_quietly(connection)
         cursor = connection.cursor()
         try:
             cursor.execute("SELECT 1")
@@ -177,7 +177,8 @@ def is_alive(connection: Any) -> bool:
         return False
 
 
-def _rollback_quietly(connection: Any) -> None:
+def rollback_quietly(connection: Any) -> None:
+    """Roll back, ignoring a connection that is already broken (the next get() reopens it)."""
     with contextlib.suppress(Exception):
         connection.rollback()
 

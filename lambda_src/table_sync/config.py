@@ -35,6 +35,7 @@ _TABLE_KEYS = {
     "chunk_size",
     "initial_value",
     "deletes",
+    "encode_on_source",
 }
 _CURSOR_KEYS = {"column", "type", "lookback_seconds"}
 _DELETE_KEYS = {"enabled", "chunk_size", "interval_minutes"}
@@ -68,6 +69,8 @@ class TableSpec:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     initial_value: Any = None
     deletes: DeleteSpec = DeleteSpec()
+    # Reads through pyodbc render rows as COPY lines on the source (see `table_sync.dialect`).
+    encode_on_source: bool = True
 
     @property
     def source_label(self) -> str:
@@ -128,7 +131,18 @@ def _build_table(item: Mapping[str, Any], where: str, engine: str) -> TableSpec:
         chunk_size=_positive_int(item.get("chunk_size", DEFAULT_CHUNK_SIZE), where, "chunk_size", MAX_CHUNK_SIZE),
         initial_value=parse_initial_value(item.get("initial_value"), cursor.type, where),
         deletes=_parse_deletes(item.get("deletes", False), where, len(primary_key)),
+        encode_on_source=_encode_on_source(item.get("encode_on_source"), where, engine),
     )
+
+
+def _encode_on_source(value: Any, where: str, engine: str) -> bool:
+    """Unset, on where this project's tests run the generated SQL (PostgreSQL, MySQL); for SQL
+    Server the T-SQL is only parse-checked here, so it is opt-in."""
+    if value is None:
+        return engine != "sqlserver"
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: 'encode_on_source' must be true, false or null, got {value!r}")
+    return value
 
 
 def _text(value: Any, where: str, key: str) -> str:

@@ -4,6 +4,12 @@ Every statement is built from validated identifiers quoted for the engine, and e
 bound parameter. Reads are keyset scans on (cursor, primary key): a seek predicate that starts
 right after the last committed row, no TOP and no OFFSET, so resuming costs an index seek however
 far into the table the sync is, and rows sharing a cursor value are never split or repeated.
+
+Encoded reads: the source renders each row as one line of PostgreSQL's COPY text format (fields
+escaped, NULL as `\\N`, joined by tabs) and the sync copies the lines as they come. An ODBC
+driver pays for every value it converts, so one text column per row instead of one typed value
+per column is most of a read's cost saved; the cursor and key values still arrive typed beside
+the line, because the watermark keeps their driver types.
 """
 
 from __future__ import annotations
@@ -14,6 +20,21 @@ from typing import Any
 
 from pipeline_common.identifiers import QualifiedName, quote
 from table_sync.values import as_parameter
+
+# What a source column's values look like, as far as rendering them as COPY text is concerned.
+ENCODABLE_KINDS = frozenset(
+    {"text", "integer", "decimal", "float", "bool", "datetime", "date", "time", "binary", "uuid"}
+)
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    """A source column as its driver describes it; `kind` is None when it cannot be encoded on the source."""
+
+    name: str
+    kind: str | None = None
+    precision: int | None = None
+    scale: int | None = None
 
 
 @dataclass(frozen=True)
@@ -69,16 +90,110 @@ class Dialect:
     def session_sql(self) -> list[str]:
         """Run at the start of every read so values arrive in UTC whatever the server's zone is."""
         if self.engine == "postgresql":
-            return ["SET TIME ZONE 'UTC'"]
+            # ISO dates whatever the server's DateStyle: encoded reads copy the text as it comes.
+            return ["SET TIME ZONE 'UTC'", "SET DateStyle = 'ISO'"]
         if self.engine == "mysql":
             # A slow consumer (the target write) must not make the server drop the streaming result.
             return ["SET time_zone = '+00:00'", "SET SESSION net_write_timeout = 600"]
         return ["SET NOCOUNT ON"]
 
+    def copy_field(self, column: SourceColumn) -> str:
+        """An expression rendering `column` as one COPY text field (escaped; NULL as \\N)."""
+        if column.kind not in ENCODABLE_KINDS:
+            raise ValueError(f"column {column.name!r} of kind {column.kind!r} cannot be encoded on the source")
+        value = {"postgresql": _pg_field, "mysql": _mysql_field, "sqlserver": _tsql_field}[self.engine](
+            self.quote(column.name), column
+        )
+        return {
+            "postgresql": f"coalesce({value}, chr(92) || 'N')",
+            "mysql": f"COALESCE({value}, CONCAT({_MY_BACKSLASH}, 'N'))",
+            "sqlserver": f"ISNULL({value}, N'\\N')",
+        }[self.engine]
+
+    def copy_line(self, columns: Sequence[SourceColumn]) -> str:
+        """An expression rendering a row as one COPY text line, newline included."""
+        fields = [self.copy_field(c) for c in columns]
+        if self.engine == "postgresql":
+            return " || chr(9) || ".join(fields) + " || chr(10)"
+        if self.engine == "mysql":
+            return f"CONCAT({f', {_my_char(9)}, '.join(fields)}, {_my_char(10)})"
+        return " + NCHAR(9) + ".join(fields) + " + NCHAR(10)"
+
+
+# COPY text escapes: backslash first, so the escapes added after it are not doubled again.
+_COPY_ESCAPES = ((92, "\\\\"), (9, "\\t"), (10, "\\n"), (13, "\\r"))
+
+
+def _pg_field(quoted: str, column: SourceColumn) -> str:
+    # Character codes instead of backslash literals: standard_conforming_strings may be off.
+    if column.kind == "binary":
+        return f"chr(92) || chr(92) || 'x' || encode({quoted}, 'hex')"
+    if column.kind != "text":
+        # PostgreSQL's own text output is valid input for the same type on the target.
+        return f"{quoted}::text"
+    value = f"{quoted}::text"
+    for code, escaped in _COPY_ESCAPES:
+        value = f"replace({value}, chr({code}), {' || '.join(_pg_chars(escaped))})"
+    return value
+
+
+def _pg_chars(escaped: str) -> list[str]:
+    return ["chr(92)" if ch == "\\" else f"'{ch}'" for ch in escaped]
+
+
+def _my_char(code: int) -> str:
+    return f"CHAR({code} USING utf8mb4)"
+
+
+_MY_BACKSLASH = _my_char(92)
+
+
+def _mysql_field(quoted: str, column: SourceColumn) -> str:
+    # No backslash literals: NO_BACKSLASH_ESCAPES changes what they mean.
+    text = f"CAST({quoted} AS CHAR CHARACTER SET utf8mb4)"
+    if column.kind == "binary":
+        return f"CONCAT({_MY_BACKSLASH}, {_MY_BACKSLASH}, 'x', HEX(CAST({quoted} AS BINARY)))"
+    if column.kind == "float":
+        # FLOAT is single precision: widened first, it prints what the typed read returns.
+        return f"CAST({quoted} + 0E0 AS CHAR CHARACTER SET utf8mb4)"
+    if column.kind != "text":
+        return text
+    for code, escaped in _COPY_ESCAPES:
+        replacement = ", ".join(_MY_BACKSLASH if ch == "\\" else f"'{ch}'" for ch in escaped)
+        text = f"REPLACE({text}, {_my_char(code)}, CONCAT({replacement}))"
+    return text
+
+
+def _tsql_field(quoted: str, column: SourceColumn) -> str:
+    kind = column.kind
+    if kind == "text":
+        value = f"CONVERT(nvarchar(max), {quoted})"
+        for code, escaped in _COPY_ESCAPES:
+            value = f"REPLACE({value}, NCHAR({code}), N'{escaped}')"  # T-SQL literals keep backslashes
+        return value
+    if kind == "decimal":
+        # Through decimal(p, s): money's default conversion would keep only two decimals.
+        precision = min(max(column.precision or 38, 1), 38)
+        scale = min(max(column.scale or 0, 0), precision)
+        return f"CONVERT(nvarchar(64), CAST({quoted} AS decimal({precision}, {scale})))"
+    if kind == "float":
+        return f"CONVERT(nvarchar(32), {quoted}, 3)"  # style 3: 17 digits, a lossless round trip
+    if kind == "datetime":
+        return f"CONVERT(nvarchar(33), {quoted}, 126)"  # ISO 8601 with every fractional digit
+    if kind == "date":
+        return f"CONVERT(nvarchar(10), {quoted}, 23)"
+    if kind == "binary":
+        return f"N'\\\\x' + CONVERT(nvarchar(max), {quoted}, 2)"  # style 2: hex without 0x
+    return f"CONVERT(nvarchar(64), {quoted})"  # integer, bit (1/0), time, uniqueidentifier
+
 
 @dataclass(frozen=True)
 class SourceShape:
-    """What a source read selects: resolved source column names and the cursor."""
+    """What a source read selects: resolved source column names and the cursor.
+
+    With `encoded` (one `SourceColumn` per synced column) a read selects the COPY line first,
+    then the cursor and the key columns, typed, for the chunk positions.
+    """
 
     relation: QualifiedName | None
     query: str | None
@@ -86,6 +201,7 @@ class SourceShape:
     primary_key: tuple[str, ...]
     cursor_column: str
     cursor_type: str
+    encoded: tuple[SourceColumn, ...] | None = None
 
     def from_clause(self, dialect: Dialect) -> str:
         if self.relation is not None:
@@ -95,12 +211,26 @@ class SourceShape:
 
     def cursor_index(self, dialect: Dialect) -> int:
         """Position of the cursor value in a selected row."""
+        if self.encoded is not None:
+            return 1
         plain = dialect.cursor_select(self.cursor_column, self.cursor_type) == dialect.quote(self.cursor_column)
         if plain and self.cursor_column in self.columns:
             return self.columns.index(self.cursor_column)
         return len(self.columns)
 
+    def key_indexes(self) -> tuple[int, ...]:
+        """Positions of the primary key values in a selected row."""
+        if self.encoded is not None:
+            return tuple(range(2, 2 + len(self.primary_key)))
+        return tuple(self.columns.index(k) for k in self.primary_key)
+
     def select_list(self, dialect: Dialect) -> list[str]:
+        if self.encoded is not None:
+            return [
+                dialect.copy_line(self.encoded),
+                dialect.cursor_select(self.cursor_column, self.cursor_type),
+                *(dialect.quote(k) for k in self.primary_key),
+            ]
         selected = [dialect.quote(c) for c in self.columns]
         if self.cursor_index(dialect) == len(self.columns):
             selected.append(dialect.cursor_select(self.cursor_column, self.cursor_type))

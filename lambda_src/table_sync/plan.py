@@ -2,6 +2,9 @@
 
 Column names are matched exactly, else case-insensitively when that is unambiguous (SQL Server's
 `OrderId` meets PostgreSQL's folded `orderid`). Every problem of a table is reported at once.
+
+A table is read encoded (rows rendered as COPY lines on the source) when its spec allows it and
+the driver described every synced column with a kind the dialect can render; otherwise typed.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 
 from pipeline_common.pgload import Column
 from table_sync.config import TableSpec
-from table_sync.dialect import Dialect, SourceShape
+from table_sync.dialect import ENCODABLE_KINDS, Dialect, SourceColumn, SourceShape
 
 
 class PlanError(ValueError):
@@ -45,13 +48,14 @@ def _match(name: str, available: Sequence[str]) -> str | None:
 def resolve(
     spec: TableSpec,
     dialect: Dialect,
-    source_columns: Sequence[str],
+    described: Sequence[SourceColumn],
     target_columns: Sequence[Column],
     target_unique: Sequence[Sequence[str]],
     target_without_equality: Collection[str] = (),
 ) -> TablePlan:
     problems: list[str] = []
     source_label = f"source {spec.source_label}"
+    source_columns = [c.name for c in described]
 
     def source_name(name: str, role: str) -> str:
         found = _match(name, source_columns)
@@ -91,6 +95,9 @@ def resolve(
         )
     if problems:
         raise PlanError(f"table {spec.name}: " + "; ".join(problems))
+    by_name = {c.name: c for c in described}
+    encoded = tuple(by_name[s] for s in sources)
+    encodable = spec.encode_on_source and all(c.kind in ENCODABLE_KINDS for c in encoded)
     shape = SourceShape(
         relation=spec.source,
         query=spec.query,
@@ -98,6 +105,7 @@ def resolve(
         primary_key=key,
         cursor_column=cursor,
         cursor_type=spec.cursor.type,
+        encoded=encoded if encodable else None,
     )
     not_null = {c.name for c in target_columns if c.not_null}
     return TablePlan(
@@ -108,6 +116,6 @@ def resolve(
         not_null=tuple(t for t in targets if t in not_null),
         version_column=targets[sources.index(cursor)] if cursor in sources else None,
         cursor_index=shape.cursor_index(dialect),
-        key_indexes=tuple(sources.index(k) for k in key),
+        key_indexes=shape.key_indexes(),
         compare_as_text=tuple(t for t in targets if t in target_without_equality),
     )

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
-from table_sync.dialect import Dialect, SourceShape, probe_sql
+from pipeline_common.db import rollback_quietly
+from table_sync.dialect import Dialect, SourceColumn, SourceShape, probe_sql
 
 SQL_SS_TIMESTAMPOFFSET = -155  # SQL Server datetimeoffset, which pyodbc cannot convert by itself
 
@@ -54,18 +57,41 @@ def prepare_session(connection: Any, dialect: Dialect) -> None:
         cursor.close()
 
 
-def probe_columns(connection: Any, dialect: Dialect, shape: SourceShape) -> list[str]:
-    """The source's column names, or a `SourceError` naming the table when it cannot be read."""
+# pyodbc describes a column by the Python type it converts the column's values to.
+_PYODBC_KINDS: dict[type, str] = {
+    str: "text",
+    int: "integer",
+    Decimal: "decimal",
+    float: "float",
+    bool: "bool",
+    datetime: "datetime",
+    date: "date",
+    time: "time",
+    bytes: "binary",
+    bytearray: "binary",
+    uuid.UUID: "uuid",
+}
+
+
+def probe_columns(connection: Any, dialect: Dialect, shape: SourceShape) -> list[SourceColumn]:
+    """The source's columns, or a `SourceError` naming the table when it cannot be read.
+
+    Through pyodbc each column also gets the kind its values would be encoded as on the source;
+    the native drivers' type codes are not mapped, so their reads stay typed.
+    """
     cursor = connection.cursor()
     try:
         cursor.execute(probe_sql(dialect, shape))
-        return [str(d[0]) for d in cursor.description]
+        described = list(cursor.description)
     except Exception as exc:  # every driver has its own error classes
         what = f"source table {shape.relation}" if shape.relation else "source query"
         raise SourceError(f"{what} cannot be read: {_first_line(exc)}") from exc
     finally:
         _close_quietly(cursor)
-        _rollback_quietly(connection)
+        rollback_quietly(connection)
+    if driver_of(connection) != "pyodbc":
+        return [SourceColumn(str(d[0])) for d in described]
+    return [SourceColumn(str(d[0]), _PYODBC_KINDS.get(d[1]), d[4], d[5]) for d in described]
 
 
 def upper_bound(connection: Any, dialect: Dialect, cursor_type: str) -> Any:
@@ -126,9 +152,3 @@ def _close_quietly(cursor: Any) -> None:
     # The cursor of a failed statement may already be gone.
     with contextlib.suppress(Exception):
         cursor.close()
-
-
-def _rollback_quietly(connection: Any) -> None:
-    # A broken connection is reopened by the next get().
-    with contextlib.suppress(Exception):
-        connection.rollback()

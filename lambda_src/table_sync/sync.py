@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from psycopg2 import errors, sql
+from psycopg2 import errors
 
 from pipeline_common.deadline import Deadline
 from pipeline_common.pgload import (
@@ -41,6 +42,7 @@ from table_sync.values import display
 logger = logging.getLogger(__name__)
 
 STAGING_TABLE = "table_sync_staging"
+_first = operator.itemgetter(0)
 
 
 class ConnectionProvider(Protocol):
@@ -65,6 +67,7 @@ class TableResult:
     watermark_after: Any = None
     upper_bound: Any = None
     deletes: str = "off"  # off | not_due | finished | continues | not_reached
+    read_mode: str | None = None  # encoded (COPY lines rendered on the source) | typed
     duration_seconds: float = 0.0
     error: str | None = None
 
@@ -94,7 +97,7 @@ def _plan_one(spec: TableSpec, dialect: Dialect, source_conn: Any, target_conn: 
     from table_sync.dialect import SourceShape
 
     probe = SourceShape(spec.source, spec.query, (), (), spec.cursor.column, spec.cursor.type)
-    source_columns = src.probe_columns(source_conn, dialect, probe)
+    described = src.probe_columns(source_conn, dialect, probe)
     try:
         with target_conn.cursor() as cur:
             columns = table_columns(cur, spec.target)
@@ -102,7 +105,7 @@ def _plan_one(spec: TableSpec, dialect: Dialect, source_conn: Any, target_conn: 
             no_equality = columns_without_equality(cur, spec.target)
     finally:
         target_conn.rollback()
-    return resolve(spec, dialect, source_columns, columns, unique, no_equality)
+    return resolve(spec, dialect, described, columns, unique, no_equality)
 
 
 def run_sync(
@@ -238,6 +241,7 @@ def sync_table(
         spec.cursor.type,
     )
     result.watermark_before = result.watermark_after = current.watermark
+    result.read_mode = "typed" if plan.shape.encoded is None else "encoded"
     with target_conn.cursor() as cur:
         cur.execute("SET TIME ZONE 'UTC'")  # naive source timestamps are UTC (see table_sync.source)
     target_conn.commit()
@@ -287,6 +291,8 @@ def _fetch_chunk(stream: Any, plan: TablePlan) -> _Chunk:
         return _Chunk(0, None, b"")
     tail = rows[-1]
     position = state.Position(tail[plan.cursor_index], tuple(tail[i] for i in plan.key_indexes))
+    if plan.shape.encoded is not None:
+        return _Chunk(len(rows), position, "".join(map(_first, rows)).encode("utf-8"))
     # The cursor may ride along as an extra trailing column; only the synced columns are encoded.
     return _Chunk(len(rows), position, copy_text_bytes(rows, plan.width))
 
@@ -313,7 +319,7 @@ def _copy_pass(
     spec = plan.spec
     position = current.position
     slowest_ms = 0.0
-    bulk = {"on": current.watermark is None and _is_empty(target_conn, plan, current)}
+    direct = DirectCopy()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="table-sync-fetch") as fetcher:
         pending = fetcher.submit(_fetch_chunk, stream, plan)
         while True:
@@ -329,7 +335,7 @@ def _copy_pass(
             watermark = _watermark_after(current.watermark, position) if last else current.watermark
             with target_conn.cursor() as cur:
                 if chunk.rows:
-                    result.rows_upserted += _write_chunk(cur, plan, chunk.data, bulk)
+                    result.rows_upserted += _write_chunk(cur, plan, chunk.data, direct)
                 state.save_progress(
                     cur,
                     state_schema,
@@ -348,18 +354,6 @@ def _copy_pass(
                 return True
 
 
-def _is_empty(target_conn: Any, plan: TablePlan, current: state.TableState) -> bool:
-    """A first pass into an empty target (or resuming one that started so) can COPY directly."""
-    if current.position is not None:
-        # Resuming the first pass: the target holds only what earlier chunks of it wrote.
-        return True
-    with target_conn.cursor() as cur:
-        cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(plan.spec.target.pg()))
-        empty = bool(cur.fetchone()[0])
-    target_conn.commit()
-    return empty
-
-
 def _watermark_after(previous: Any, position: state.Position | None) -> Any:
     if position is None:
         return previous
@@ -371,23 +365,45 @@ def _watermark_after(previous: Any, position: state.Position | None) -> Any:
         return position.cursor
 
 
-def _write_chunk(cur: Any, plan: TablePlan, data: bytes, bulk: dict[str, bool]) -> int:
-    """Upsert one encoded chunk; `bulk["on"]` tries a plain COPY into the target first.
+@dataclass
+class DirectCopy:
+    """When a chunk is COPYed straight into the target instead of through staging and the upsert.
 
-    The first pass of a table into an empty target conflicts with nothing, and COPY straight into
-    the table does half the work of staging plus upsert. A row seen twice (updated during the
-    pass) makes that COPY fail on the primary key: the savepoint undoes it, the chunk takes the
-    upsert path, and so does the rest of the run.
+    A chunk of new keys only (a first copy, an append-mostly table) conflicts with nothing, and a
+    plain COPY into the target does half the work of staging plus upsert; version guards only
+    protect stored rows, which such a chunk does not touch. A chunk meeting a stored key fails on
+    the primary key instead: the savepoint undoes it and the chunk takes the upsert. After each
+    such failure direct copies pause for twice as many chunks as the last time (at most
+    `MAX_PAUSE`), so a pass of updates aborts a handful of COPYs, not one per chunk.
     """
-    if bulk["on"]:
-        cur.execute("SAVEPOINT table_sync_bulk")
+
+    MAX_PAUSE = 64
+
+    pause: int = 0
+    failures: int = 0
+
+    def due(self) -> bool:
+        if self.pause:
+            self.pause -= 1
+            return False
+        return True
+
+    def failed(self) -> None:
+        self.failures += 1
+        self.pause = min(2**self.failures, self.MAX_PAUSE)
+
+
+def _write_chunk(cur: Any, plan: TablePlan, data: bytes, direct: DirectCopy) -> int:
+    """Upsert one COPY-encoded chunk, straight into the target when `direct` says to try."""
+    if direct.due():
+        cur.execute("SAVEPOINT table_sync_direct")
         try:
             written = copy_encoded(cur, plan.spec.target, plan.target_columns, data)
-            cur.execute("RELEASE SAVEPOINT table_sync_bulk")
+            cur.execute("RELEASE SAVEPOINT table_sync_direct")
             return written
         except errors.UniqueViolation:
-            cur.execute("ROLLBACK TO SAVEPOINT table_sync_bulk")
-            bulk["on"] = False
+            cur.execute("ROLLBACK TO SAVEPOINT table_sync_direct")
+            direct.failed()
     staging = create_staging(cur, plan.spec.target, plan.target_columns, STAGING_TABLE, plan.not_null)
     copy_encoded(cur, staging, plan.target_columns, data)
     return upsert(

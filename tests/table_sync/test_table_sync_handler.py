@@ -132,6 +132,7 @@ def test_handler_syncs_from_terraform_environment_and_returns_and_logs_the_per_t
         "watermark_after": "2024-03-01T12:00:25",
         "upper_bound": None,
         "deletes": "off",
+        "read_mode": "encoded",
         "error": None,
     }
     (line,) = log.results()
