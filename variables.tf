@@ -174,6 +174,7 @@ variable "table_sync" {
         chunk_size       = optional(number)
         interval_minutes = optional(number)
       }))
+      encode_on_source = optional(bool)
     })), [])
     source = optional(object({
       engine      = optional(string, "sqlserver")

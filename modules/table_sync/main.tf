@@ -13,16 +13,17 @@ locals {
   # SYNC_TABLES as lambda_src/table_sync/config.py parses it: null attributes are left out
   # (the parser refuses unknown keys and treats an explicit null name as an error).
   tables = [for t in var.tables : { for k, v in {
-    name          = t.name
-    source        = t.source
-    query         = t.query
-    target        = t.target
-    primary_key   = t.primary_key
-    cursor        = t.cursor
-    columns       = t.columns
-    chunk_size    = t.chunk_size
-    initial_value = t.initial_value
-    deletes       = t.deletes == null ? null : { for dk, dv in t.deletes : dk => dv if dv != null }
+    name             = t.name
+    source           = t.source
+    query            = t.query
+    target           = t.target
+    primary_key      = t.primary_key
+    cursor           = t.cursor
+    columns          = t.columns
+    chunk_size       = t.chunk_size
+    initial_value    = t.initial_value
+    deletes          = t.deletes == null ? null : { for dk, dv in t.deletes : dk => dv if dv != null }
+    encode_on_source = t.encode_on_source
   } : k => v if v != null }]
 
   # Built from null checks on variables (known at plan time) rather than compact(), so the

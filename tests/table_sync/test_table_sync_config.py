@@ -144,3 +144,18 @@ def test_settings_from_the_environment_contract():
 def test_settings_errors_name_the_variable(overrides, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(_environ(**overrides))
+
+
+@pytest.mark.parametrize(
+    ("engine", "value", "expected"),
+    [("sqlserver", None, False), ("postgresql", None, True), ("mysql", None, True), ("sqlserver", True, True)],
+)
+def test_encode_on_source_is_opt_in_for_sql_server_only(engine, value, expected):
+    table = {**BASE, "source": "s.t"} if value is None else {**BASE, "source": "s.t", "encode_on_source": value}
+    (spec,) = parse_tables([table], engine)
+    assert spec.encode_on_source is expected
+
+
+def test_encode_on_source_must_be_a_boolean():
+    with pytest.raises(ConfigError, match=r"SYNC_TABLES\[0\] \(sales.orders\): 'encode_on_source' must be true"):
+        parse_tables([{**BASE, "encode_on_source": "yes"}], "sqlserver")

@@ -3,6 +3,7 @@ runs here), and the statements say what the sync relies on."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import struct
@@ -13,7 +14,7 @@ from sqlglot import exp
 
 from pipeline_common.identifiers import QualifiedName
 from table_sync import values
-from table_sync.dialect import Dialect, Lower, SourceShape, key_lookup_sql, probe_sql, read_sql
+from table_sync.dialect import Dialect, Lower, SourceColumn, SourceShape, key_lookup_sql, probe_sql, read_sql
 from table_sync.source import datetimeoffset_to_datetime
 
 TSQL = Dialect("sqlserver", "qmark")
@@ -152,3 +153,85 @@ def test_datetimeoffset_struct_becomes_an_aware_datetime():
     raw = struct.pack("<6hI2h", 2024, 5, 6, 7, 8, 9, 123456000, -5, -30)
     got = datetimeoffset_to_datetime(raw)
     assert got == dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.timezone(-dt.timedelta(hours=5, minutes=30)))
+
+
+ENCODED = (
+    SourceColumn("OrderId", "integer"),
+    SourceColumn("Total", "decimal", 19, 4),
+    SourceColumn("Ratio", "float"),
+    SourceColumn("Paid", "bool"),
+    SourceColumn("ModifiedAt", "datetime"),
+    SourceColumn("Day", "date"),
+    SourceColumn("At", "time"),
+    SourceColumn("Blob", "binary"),
+    SourceColumn("Guid", "uuid"),
+    SourceColumn("Note", "text"),
+)
+
+
+@pytest.mark.parametrize("query", [False, True])
+@pytest.mark.parametrize("cursor_type", ["rowversion", "timestamp"])
+def test_tsql_encoded_read_of_every_column_kind_parses(query, cursor_type):
+    shape = _shape(cursor_type, ("OrderId",), query, cursor_copied=False)
+    encoded = dataclasses.replace(shape, columns=tuple(c.name for c in ENCODED), encoded=ENCODED)
+    statement, params = read_sql(TSQL, encoded, Lower("after_key", 42, (7,)))
+    tree = _parse(statement)
+    _line, cursor, key = tree.expressions
+    assert [cursor.sql(dialect="tsql"), key.sql(dialect="tsql")] == [
+        TSQL.cursor_select(shape.cursor_column, cursor_type),
+        "[OrderId]",
+    ]
+    assert statement.count("?") == len(params)
+    # One field per column, NULL as \N, money-safe decimals, lossless floats, ISO dates, hex binary.
+    assert statement.count("NCHAR(9)") == len(ENCODED) - 1 + 1  # separators, plus the tab escape of Note
+    assert statement.count("ISNULL(") == len(ENCODED)
+    for fragment in (
+        "CAST([Total] AS decimal(19, 4))",
+        "CONVERT(nvarchar(32), [Ratio], 3)",
+        "CONVERT(nvarchar(33), [ModifiedAt], 126)",
+        "CONVERT(nvarchar(10), [Day], 23)",
+        "N'\\\\x' + CONVERT(nvarchar(max), [Blob], 2)",
+        "REPLACE(CONVERT(nvarchar(max), [Note]), NCHAR(92), N'\\\\')",
+    ):
+        assert fragment in statement
+    assert (encoded.cursor_index(TSQL), encoded.key_indexes()) == (1, (2,))
+
+
+def test_a_column_kind_the_dialect_cannot_render_is_refused():
+    with pytest.raises(ValueError, match="'Shape' of kind None cannot be encoded"):
+        TSQL.copy_field(SourceColumn("Shape"))
+
+
+@pytest.mark.parametrize(
+    ("described", "encode", "encoded"),
+    [
+        ((SourceColumn("Id", "integer"), SourceColumn("At", "datetime")), True, True),
+        ((SourceColumn("Id", "integer"), SourceColumn("At", "datetime")), False, False),
+        # A type the driver maps to no known kind (datetimeoffset, sql_variant, a native driver): typed read.
+        ((SourceColumn("Id", "integer"), SourceColumn("At")), True, False),
+    ],
+)
+def test_a_table_is_read_encoded_only_when_allowed_and_every_column_has_a_known_kind(described, encode, encoded):
+    from pipeline_common.pgload import Column
+    from table_sync.config import parse_tables
+    from table_sync.plan import resolve
+
+    (spec,) = parse_tables(
+        [
+            {
+                "source": "dbo.T",
+                "target": "public.t",
+                "primary_key": "Id",
+                "cursor": {"column": "At", "type": "timestamp"},
+                "encode_on_source": encode,
+            }
+        ],
+        "sqlserver",
+    )
+    columns = [
+        Column("id", "integer", True, False, False, False),
+        Column("at", "timestamp", False, False, False, False),
+    ]
+    plan = resolve(spec, TSQL, described, columns, [["id"]])
+    assert (plan.shape.encoded is not None) is encoded
+    assert (plan.cursor_index, plan.key_indexes) == ((1, (2,)) if encoded else (1, (0,)))
