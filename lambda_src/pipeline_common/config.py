@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline_common.identifiers import IdentifierError, validate_identifier
+
 _MISSING: Any = object()
 
 
@@ -90,6 +92,17 @@ def env_list(name: str, default: list[str] = _MISSING, *, environ: Mapping[str, 
     """A comma-separated list; blanks are dropped."""
     raw = env_str(name, _MISSING if default is _MISSING else ",".join(default), environ=environ)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_identifier(
+    name: str, default: str = _MISSING, *, kind: str = "schema", environ: Mapping[str, str] | None = None
+) -> str:
+    """A SQL identifier (e.g. the state schema), refused with the variable's name when invalid."""
+    value = env_str(name, default, environ=environ)
+    try:
+        return validate_identifier(value, kind)
+    except IdentifierError as exc:
+        raise ConfigError(f"environment variable {name}: {exc}") from None
 
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")

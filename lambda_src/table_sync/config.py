@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from pipeline_common.config import ConfigError, DatabaseSettings, env_int, env_json, env_str
+from pipeline_common.config import ConfigError, DatabaseSettings, env_identifier, env_int, env_json
 from pipeline_common.identifiers import IdentifierError, QualifiedName, validate_identifier
 
 CURSOR_TYPES = ("rowversion", "timestamp")
@@ -280,16 +280,11 @@ class Settings:
         environ = os.environ if environ is None else environ
         source = DatabaseSettings.from_env("SOURCE_DB", environ=environ)
         target = DatabaseSettings.from_env("DB", engine="postgresql", environ=environ)
-        state_schema = env_str("STATE_SCHEMA", "pipeline_state", environ=environ)
-        try:
-            validate_identifier(state_schema, "schema")
-        except IdentifierError as exc:
-            raise ConfigError(f"environment variable STATE_SCHEMA: {exc}") from None
         tables = parse_tables(env_json("SYNC_TABLES", environ=environ), source.engine)
         return cls(
             tables=tables,
             source=source,
             target=target,
-            state_schema=state_schema,
+            state_schema=env_identifier("STATE_SCHEMA", "pipeline_state", environ=environ),
             secret_ttl_seconds=env_int("SECRET_TTL_SECONDS", 300, minimum=0, environ=environ),
         )
