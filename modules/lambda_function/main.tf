@@ -439,13 +439,28 @@ locals {
   alarm_actions = var.alarm_topic_arn == null ? [] : [var.alarm_topic_arn]
 }
 
-resource "aws_cloudwatch_metric_alarm" "errors" {
-  count = local.create_alarms ? 1 : 0
+locals {
+  # The function's own metrics, one alarm each (any sum above zero in five minutes), keyed by the
+  # suffix of the alarm's name.
+  function_alarms = {
+    errors = {
+      metric_name = "Errors"
+      description = "reported invocation errors"
+    }
+    throttles = {
+      metric_name = "Throttles"
+      description = "was throttled (concurrency limit reached)"
+    }
+  }
+}
 
-  alarm_name          = "${var.function_name}-errors"
-  alarm_description   = "${var.function_name} reported invocation errors"
+resource "aws_cloudwatch_metric_alarm" "function" {
+  for_each = local.create_alarms ? local.function_alarms : {}
+
+  alarm_name          = "${var.function_name}-${each.key}"
+  alarm_description   = "${var.function_name} ${each.value.description}"
   namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
+  metric_name         = each.value.metric_name
   dimensions          = { FunctionName = aws_lambda_function.this[0].function_name }
   statistic           = "Sum"
   period              = 300
@@ -459,24 +474,15 @@ resource "aws_cloudwatch_metric_alarm" "errors" {
   tags = var.tags
 }
 
-resource "aws_cloudwatch_metric_alarm" "throttles" {
-  count = local.create_alarms ? 1 : 0
+# The errors and throttles alarms were two counted resources: existing state follows them here.
+moved {
+  from = aws_cloudwatch_metric_alarm.errors[0]
+  to   = aws_cloudwatch_metric_alarm.function["errors"]
+}
 
-  alarm_name          = "${var.function_name}-throttles"
-  alarm_description   = "${var.function_name} was throttled (concurrency limit reached)"
-  namespace           = "AWS/Lambda"
-  metric_name         = "Throttles"
-  dimensions          = { FunctionName = aws_lambda_function.this[0].function_name }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-
-  tags = var.tags
+moved {
+  from = aws_cloudwatch_metric_alarm.throttles[0]
+  to   = aws_cloudwatch_metric_alarm.function["throttles"]
 }
 
 resource "aws_cloudwatch_metric_alarm" "dlq_depth" {

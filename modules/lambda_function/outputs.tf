@@ -71,8 +71,8 @@ output "schedule_expression" {
 output "alarm_arns" {
   description = "ARNs of the function's CloudWatch alarms."
   value = concat(
-    aws_cloudwatch_metric_alarm.errors[*].arn,
-    aws_cloudwatch_metric_alarm.throttles[*].arn,
+    # Errors, then throttles, as before: values() orders by key.
+    values(aws_cloudwatch_metric_alarm.function)[*].arn,
     aws_cloudwatch_metric_alarm.dlq_depth[*].arn,
     aws_cloudwatch_metric_alarm.iterator_age[*].arn,
   )
