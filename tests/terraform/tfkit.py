@@ -21,28 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scripts.localenv.moto_provider import write_provider_override
+
 REPO = Path(__file__).resolve().parents[2]
 TF_CLI_CONFIG = REPO / ".terraform-cli" / "terraformrc"
 PLUGIN_CACHE = REPO / ".terraform-cli" / "plugin-cache"
-
-# Services the module talks to; the moto provider block points each of them at the server.
-MOTO_SERVICES = (
-    "cloudwatch",
-    "dynamodb",
-    "ec2",
-    "events",
-    "iam",
-    "kms",
-    "lambda",
-    "logs",
-    "rds",
-    "s3",
-    "scheduler",
-    "secretsmanager",
-    "sns",
-    "sqs",
-    "sts",
-)
 
 # Actions that AWS only authorises on "Resource": "*". Any other Allow on "*" fails the check.
 ALLOWED_STAR_ACTIONS: dict[str, str] = {
@@ -172,24 +155,10 @@ def write_offline_provider(directory: Path, region: str = "eu-west-1") -> None:
     (directory / "providers_test.tf").write_text(OFFLINE_PROVIDER % {"region": region})
 
 
-def write_moto_provider(directory: Path, endpoint: str, region: str = "us-east-1") -> None:
-    """Provider sending every service to a moto server (what tflocal generates for LocalStack)."""
-    endpoints = "\n".join(f'    {service:<14} = "{endpoint}"' for service in MOTO_SERVICES)
-    (directory / "providers_test.tf").write_text(
-        f"""
-provider "aws" {{
-  region                      = "{region}"
-  skip_credentials_validation = true
-  skip_metadata_api_check     = true
-  skip_region_validation      = true
-  s3_use_path_style           = true
-
-  endpoints {{
-{endpoints}
-  }}
-}}
-"""
-    )
+def write_moto_provider(directory: Path, endpoint: str, region: str = "us-east-1") -> Path:
+    """Provider sending every service to a moto server (scripts/localenv/moto_provider.py, the one
+    `make demo` writes too); credentials come from terraform_env()."""
+    return write_provider_override(directory, endpoint, region, filename="providers_test.tf")
 
 
 ################################################################################
