@@ -66,6 +66,23 @@ resource "aws_sqs_queue" "dlq" {
   tags = var.tags
 }
 
+resource "aws_sqs_queue_policy" "dlq" {
+  count = local.create ? 1 : 0
+
+  queue_url = aws_sqs_queue.dlq[0].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "DenyInsecureTransport"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = "sqs:*"
+      Resource  = aws_sqs_queue.dlq[0].arn
+      Condition = { Bool = { "aws:SecureTransport" = "false" } }
+    }]
+  })
+}
+
 module "function" {
   source = "../lambda_function"
 

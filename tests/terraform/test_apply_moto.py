@@ -352,6 +352,19 @@ def test_buckets_are_hardened(deployment: Deployment) -> None:
         assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
+def test_every_queue_is_encrypted_and_tls_only(deployment: Deployment) -> None:
+    sqs = deployment.client("sqs")
+    urls = sqs.list_queues()["QueueUrls"]
+    assert len(urls) == 3  # file loader queue and DLQ, migrations DLQ
+    for url in urls:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert attributes["SqsManagedSseEnabled"] == "true", url
+        deny = [s for s in json.loads(attributes["Policy"])["Statement"] if s["Effect"] == "Deny"]
+        assert [(s["Principal"], s["Action"], s["Resource"], s["Condition"]) for s in deny] == [
+            ("*", "sqs:*", attributes["QueueArn"], {"Bool": {"aws:SecureTransport": "false"}})
+        ], url
+
+
 def test_database_is_private_and_encrypted(deployment: Deployment) -> None:
     rds = deployment.client("rds")
     (instance,) = rds.describe_db_instances(DBInstanceIdentifier=deployment.outputs["database"]["identifier"])[

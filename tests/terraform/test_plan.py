@@ -42,6 +42,7 @@ COMMON_INVENTORY = {
     "aws_s3_bucket_notification": 2,
     "aws_sns_topic": 4,  # landing events, migrations events, migration results, alarms
     "aws_sqs_queue": 3,  # file loader queue + DLQ, migrations async DLQ
+    "aws_sqs_queue_policy": 3,  # one per queue: TLS only (and SNS delivery for the file loader queue)
     "aws_sns_topic_subscription": 2,  # topic -> queue, topic -> migrations function
     "aws_lambda_event_source_mapping": 1,
     "aws_lambda_permission": 1,
