@@ -31,6 +31,7 @@ class TablePlan:
     version_column: str | None  # target column holding the cursor: guards against older rows
     cursor_index: int
     key_indexes: tuple[int, ...]
+    position_kinds: tuple[str, ...] | None  # set when a chunk's position is parsed from its last line
     compare_as_text: tuple[str, ...] = ()  # synced target columns whose type has no `=` operator
 
     @property
@@ -116,6 +117,7 @@ def resolve(
         not_null=tuple(t for t in targets if t in not_null),
         version_column=targets[sources.index(cursor)] if cursor in sources else None,
         cursor_index=shape.cursor_index(dialect),
-        key_indexes=shape.key_indexes(),
+        key_indexes=shape.key_indexes(dialect),
+        position_kinds=shape.position_kinds(dialect),
         compare_as_text=tuple(t for t in targets if t in target_without_equality),
     )

@@ -35,7 +35,7 @@ from table_sync import source as src
 from table_sync import state
 from table_sync.config import TableSpec
 from table_sync.deletes import reconcile_deletes
-from table_sync.dialect import Dialect, Lower, read_sql
+from table_sync.dialect import Dialect, Lower, parse_copy_field, read_sql
 from table_sync.plan import PlanError, TablePlan, resolve
 from table_sync.values import display
 
@@ -289,12 +289,23 @@ def _fetch_chunk(stream: Any, plan: TablePlan) -> _Chunk:
     rows = stream.fetchmany(plan.spec.chunk_size)
     if not rows:
         return _Chunk(0, None, b"")
-    tail = rows[-1]
-    position = state.Position(tail[plan.cursor_index], tuple(tail[i] for i in plan.key_indexes))
+    position = _chunk_position(plan, rows[-1])
     if plan.shape.encoded is not None:
         return _Chunk(len(rows), position, "".join(map(_first, rows)).encode("utf-8"))
     # The cursor may ride along as an extra trailing column; only the synced columns are encoded.
     return _Chunk(len(rows), position, copy_text_bytes(rows, plan.width))
+
+
+def _chunk_position(plan: TablePlan, tail: Sequence[Any]) -> state.Position:
+    """The (cursor, key) of a chunk's last row: its typed columns, or fields of its COPY line."""
+    if plan.position_kinds is None:
+        return state.Position(tail[plan.cursor_index], tuple(tail[i] for i in plan.key_indexes))
+    fields = tail[0][:-1].split("\t")  # escaped tabs are `\t`: only separators split
+    cursor_kind, *key_kinds = plan.position_kinds
+    return state.Position(
+        parse_copy_field(fields[plan.cursor_index], cursor_kind),
+        tuple(parse_copy_field(fields[i], kind) for i, kind in zip(plan.key_indexes, key_kinds, strict=True)),
+    )
 
 
 def _copy_pass(

@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import struct
+from decimal import Decimal
 
 import pytest
 import sqlglot
@@ -14,7 +15,16 @@ from sqlglot import exp
 
 from pipeline_common.identifiers import QualifiedName
 from table_sync import values
-from table_sync.dialect import Dialect, Lower, SourceColumn, SourceShape, key_lookup_sql, probe_sql, read_sql
+from table_sync.dialect import (
+    Dialect,
+    Lower,
+    SourceColumn,
+    SourceShape,
+    key_lookup_sql,
+    parse_copy_field,
+    probe_sql,
+    read_sql,
+)
 from table_sync.source import datetimeoffset_to_datetime
 
 TSQL = Dialect("sqlserver", "qmark")
@@ -175,15 +185,14 @@ def test_tsql_encoded_read_of_every_column_kind_parses(query, cursor_type):
     shape = _shape(cursor_type, ("OrderId",), query, cursor_copied=False)
     encoded = dataclasses.replace(shape, columns=tuple(c.name for c in ENCODED), encoded=ENCODED)
     statement, params = read_sql(TSQL, encoded, Lower("after_key", 42, (7,)))
-    tree = _parse(statement)
-    _line, cursor, key = tree.expressions
-    assert [cursor.sql(dialect="tsql"), key.sql(dialect="tsql")] == [
-        TSQL.cursor_select(shape.cursor_column, cursor_type),
-        "[OrderId]",
-    ]
+    beside_the_line = [e.sql(dialect="tsql") for e in _parse(statement).expressions[1:]]
+    # A rowversion cursor is selected typed (as its bigint cast) beside the line, with the key;
+    # a synced timestamp cursor and the key are parsed from the line itself.
+    typed = [TSQL.cursor_select("RowVer", "rowversion"), "[OrderId]"] if cursor_type == "rowversion" else []
+    assert beside_the_line == typed
     assert statement.count("?") == len(params)
     # One field per column, NULL as \N, money-safe decimals, lossless floats, ISO dates, hex binary.
-    assert statement.count("NCHAR(9)") == len(ENCODED) - 1 + 1  # separators, plus the tab escape of Note
+    assert statement.count("NCHAR(9)") == len(ENCODED)  # 9 separators and the tab escape of Note
     assert statement.count("ISNULL(") == len(ENCODED)
     for fragment in (
         "CAST([Total] AS decimal(19, 4))",
@@ -194,7 +203,47 @@ def test_tsql_encoded_read_of_every_column_kind_parses(query, cursor_type):
         "REPLACE(CONVERT(nvarchar(max), [Note]), NCHAR(92), N'\\\\')",
     ):
         assert fragment in statement
-    assert (encoded.cursor_index(TSQL), encoded.key_indexes()) == (1, (2,))
+    assert (encoded.cursor_index(TSQL), encoded.key_indexes(TSQL)) == ((1, (2,)) if typed else (4, (0,)))
+
+
+@pytest.mark.parametrize("engine", ["sqlserver", "postgresql", "mysql"])
+def test_an_encoded_read_takes_a_synced_cursor_and_key_from_the_line(engine):
+    dialect = Dialect(engine, "qmark")
+    shape = SourceShape(
+        QualifiedName("dbo", "Orders"),
+        None,
+        tuple(c.name for c in ENCODED),
+        ("OrderId",),
+        "ModifiedAt",
+        "timestamp",
+        ENCODED,
+    )
+    statement, _ = read_sql(dialect, shape, Lower("after_key", dt.datetime(2024, 1, 1), (7,)))
+    if engine == "sqlserver":
+        assert len(_parse(statement).expressions) == 1  # the line alone: no typed columns beside it
+    assert shape.position_kinds(dialect) == ("datetime", "integer")
+    assert (shape.cursor_index(dialect), shape.key_indexes(dialect)) == (4, (0,))
+    # A rowversion cursor is read as a cast, never from the line.
+    rowversion = dataclasses.replace(shape, cursor_column="OrderId", cursor_type="rowversion")
+    assert (rowversion.position_kinds(dialect) is None) is (engine == "sqlserver")
+
+
+@pytest.mark.parametrize(
+    ("field", "kind", "value"),
+    [
+        ("42", "integer", 42),
+        ("-12.3400", "decimal", Decimal("-12.3400")),
+        ("tab\\there\\\\x\\nnew", "text", "tab\there\\x\nnew"),
+        ("2000-02-29", "date", dt.date(2000, 2, 29)),
+        ("2024-01-02 03:04:05.5", "datetime", dt.datetime(2024, 1, 2, 3, 4, 5, 500000)),
+        ("2024-01-02T03:04:05.1234567", "datetime", dt.datetime(2024, 1, 2, 3, 4, 5, 123456)),
+        # PostgreSQL renders timestamptz with its offset; the ODBC typed read is naive UTC.
+        ("2024-01-02 03:04:05+02", "datetime", dt.datetime(2024, 1, 2, 1, 4, 5)),
+    ],
+)
+def test_copy_fields_read_back_as_the_typed_driver_value(field, kind, value):
+    assert parse_copy_field(field, kind) == value
+    assert type(parse_copy_field(field, kind)) is type(value)
 
 
 def test_a_column_kind_the_dialect_cannot_render_is_refused():
@@ -234,4 +283,6 @@ def test_a_table_is_read_encoded_only_when_allowed_and_every_column_has_a_known_
     ]
     plan = resolve(spec, TSQL, described, columns, [["id"]])
     assert (plan.shape.encoded is not None) is encoded
-    assert (plan.cursor_index, plan.key_indexes) == ((1, (2,)) if encoded else (1, (0,)))
+    # The cursor (At) and key (Id) are synced columns: an encoded read parses them from the line.
+    assert (plan.cursor_index, plan.key_indexes) == (1, (0,))
+    assert plan.position_kinds == (("datetime", "integer") if encoded else None)
