@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline_common.config import ConfigError
 from pipeline_common.deadline import Deadline
 from pipeline_common.secrets import SecretCache
 from schema_migrations import report
@@ -78,17 +80,31 @@ def run_requests(
                     results.append(_skipped(run, "postgres/ migrations failed; not migrating dependent databases"))
                     continue
                 results.append(run_database(run, ctx))
-    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-        # Requests are handled in order, one result each: the ones without a result never ran.
+    except (psycopg2.OperationalError, psycopg2.InterfaceError, ConfigError, BotoCoreError, ClientError) as exc:
+        # The server or the secret could not be reached (or read). Requests are handled in order,
+        # one result each: the ones without a result never ran, and each is reported as such.
         for run in runs[len(results) :]:
             result = DatabaseResult.for_request(run)
-            result.fail("failed", {"type": type(exc).__name__, "message": str(exc).strip()}, retryable=True)
+            result.fail("failed", {"type": type(exc).__name__, "message": str(exc).strip()}, retryable=_transient(exc))
             results.append(result)
     finally:
         if root is not None:
             with contextlib.suppress(psycopg2.Error):
                 root.close()
     return results
+
+
+# Secrets Manager answers that may differ on a later try; a missing or denied secret will not.
+_TRANSIENT_AWS_CODES = frozenset({"ThrottlingException", "InternalServiceError", "ServiceUnavailable"})
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether Lambda's retry of the invocation may succeed: not for a malformed or denied secret."""
+    if isinstance(exc, ConfigError):
+        return False
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code") in _TRANSIENT_AWS_CODES
+    return True  # a database that refused or dropped the connection; an AWS endpoint not answering
 
 
 def _root_failed(results: list[DatabaseResult]) -> bool:

@@ -3,9 +3,12 @@ checksums and repair, rollback, dry runs. Real PostgreSQL, S3 and SNS in moto.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+import uuid
 
+import boto3
 import pytest
 
 from schema_migrations.service import RetryableFailure
@@ -358,3 +361,34 @@ def test_migration_running_past_the_deadline_is_cancelled_by_the_server(migratio
     assert result["status"] == "succeeded", result
     assert result["results"][-1]["applied"] == ["0002_slow"]
     assert _applied(env, app) == ["0001_t", "0002_slow"]
+
+
+@pytest.mark.parametrize(
+    ("secret", "error_type"),
+    [
+        ("missing", "ResourceNotFoundException"),
+        ("not json", "ConfigError"),
+    ],
+)
+def test_a_secret_that_cannot_be_read_fails_every_request_with_a_published_result(migration_env, secret, error_type):
+    env = migration_env
+    secrets = boto3.client("secretsmanager", region_name=env.s3.meta.region_name)
+    if secret == "missing":
+        arn = env.settings.database.secret_arn + "-gone"
+    else:
+        arn = secrets.create_secret(Name=f"broken-{uuid.uuid4().hex[:8]}", SecretString="not json")["ARN"]
+    settings = dataclasses.replace(env.settings, database=dataclasses.replace(env.settings.database, secret_arn=arn))
+    app = env.db_name("app")
+    env.put(f"{app}/0001_t.sql", "CREATE TABLE t (id int);")
+
+    # Not retryable: Lambda's retries would meet the same secret; the failure is reported instead.
+    result = env.invoke(env.event(f"{app}/0001_t.sql"), settings=settings)
+
+    assert result["status"] == "failed"
+    published = [p["result"] for p in env.published()]
+    assert [(r["database"], r["status"], r["retryable"], r["error"]["type"]) for r in published] == [
+        (app, "failed", False, error_type)
+    ]
+    assert (
+        arn in published[0]["error"]["message"] or "can't find the specified secret" in published[0]["error"]["message"]
+    )
