@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
-from psycopg2 import sql
+from psycopg2 import errors, sql
 
 from file_loader.formats import (
     FormatError,
@@ -251,6 +251,7 @@ def load_object(
                 conn.rollback()
                 result.status = "duplicate"
                 return result
+            bound_statements(cur, deadline)
             columns = table_columns(cur, target)
             reader = ObjectReader(s3, obj, route, deadline, counter, version_id=version_id, etag=etag)
             cur.execute(f"SAVEPOINT {DATA_SAVEPOINT}")
@@ -273,16 +274,26 @@ def load_object(
         raise
     except Exception as exc:
         _rollback(conn)
-        status = "deferred" if isinstance(exc, DeadlineExceeded) else "failed"
+        failure = exc
+        if isinstance(exc, errors.QueryCanceled):  # the statement_timeout above
+            failure = DeadlineExceeded(f"stopping before the Lambda timeout: {str(exc).strip()}")
+        status = "deferred" if isinstance(failure, DeadlineExceeded) else "failed"
         _record_attempt(
             db,
             ledger,
             obj,
             Outcome(
-                status, route.index, str(target), bytes=counter.bytes, error=_describe(exc), duration_ms=_ms(started)
+                status,
+                route.index,
+                str(target),
+                bytes=counter.bytes,
+                error=_describe(failure),
+                duration_ms=_ms(started),
             ),
         )
-        raise
+        if failure is exc:
+            raise
+        raise failure from exc
     throughput.observe(counter.bytes, time.monotonic() - started, counter.compressed)
     result.status = outcome.status
     result.lines = outcome.lines or 0
@@ -496,8 +507,19 @@ def _destination(
     return create_staging(cur, target, mapped, not_null=not_null), keys
 
 
+def bound_statements(cur: Any, deadline: Deadline) -> None:
+    """Have the server cancel statements of this transaction that would run into the reserve.
+
+    A slow COPY, upsert or lock wait then ends as a deferral (see `load_object`) with time left
+    to record it, instead of the Lambda timeout killing the sandbox mid-transaction. The limit is
+    per statement, so it is set again before each long one.
+    """
+    cur.execute("SET LOCAL statement_timeout = %s", (max(1, int(deadline.usable_ms())),))
+
+
 def _finish_upsert(
     cur: Any,
+    deadline: Deadline,
     route: Route,
     dest: sql.Composable | QualifiedName,
     target: QualifiedName,
@@ -507,6 +529,7 @@ def _finish_upsert(
 ) -> None:
     if route.mode == "upsert":
         assert not isinstance(dest, QualifiedName)
+        bound_statements(cur, deadline)
         try:
             upsert(cur, dest, target, mapped, keys)
         except Exception as exc:
@@ -538,7 +561,7 @@ def _load_csv(
         logger.info("fast path refused; reading the object again record by record", extra={"error": str(exc)})
         _abandon(cur, "file_loader_fast")
         stats = _load_csv_records(cur, reader, route, dest, mapped, spool)
-    _finish_upsert(cur, route, dest, target, mapped, keys, stats)
+    _finish_upsert(cur, reader.deadline, route, dest, target, mapped, keys, stats)
     return stats
 
 
@@ -724,7 +747,7 @@ def _load_jsonl(
     cur.execute(sql.SQL("SELECT min(line), max(line) FROM {}").format(staging))
     low, high = cur.fetchone()
     inserter.insert(low, high)
-    _finish_upsert(cur, route, dest, target, mapped, keys, stats)
+    _finish_upsert(cur, reader.deadline, route, dest, target, mapped, keys, stats)
     return stats
 
 

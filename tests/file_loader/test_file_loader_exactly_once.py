@@ -1,6 +1,7 @@
 """Replays, concurrent deliveries, crashes mid-COPY, dropped connections and the deadline."""
 
 import threading
+import time
 
 import psycopg2
 import pytest
@@ -177,6 +178,53 @@ def test_deadline_reached_mid_stream_aborts_cleanly_and_the_retry_loads(pipeline
     assert row["status"] == "deferred" and "DeadlineExceeded" in row["error"]
     assert count(pipeline) == 0
     assert pipeline.run(event)["objects"]["loaded"] == 1 and count(pipeline) == 2000
+
+
+def _stall_inserts_into_orders(pipeline):
+    """A statement trigger standing in for a slow COPY, upsert or lock wait."""
+    pipeline.execute(
+        "CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_sleep(20); RETURN NULL; END $$;"
+        "CREATE TRIGGER stall AFTER INSERT ON orders FOR EACH STATEMENT EXECUTE FUNCTION stall()"
+    )
+
+
+def _assert_deferred_then_loaded(pipeline, key, event):
+    row = pipeline.ledger_row(key)
+    assert row["status"] == "deferred" and "DeadlineExceeded" in row["error"] and "statement timeout" in row["error"]
+    assert count(pipeline) == 0
+    pipeline.execute("DROP TRIGGER stall ON orders")
+    assert pipeline.run(event)["objects"]["loaded"] == 1 and count(pipeline) == 2000
+
+
+def test_a_copy_running_into_the_deadline_is_cancelled_by_the_server_and_deferred(pipeline):
+    _stall_inserts_into_orders(pipeline)  # fires inside the COPY into orders
+    pipeline.put("orders/a.csv", BODY)
+    event = pipeline.receive(expect=1)
+    started = time.monotonic()
+    result = pipeline.run(event, deadline=Deadline.in_seconds(5, reserve_ms=2_000))
+    assert time.monotonic() - started < 5  # cancelled at the reserve, not after the 20 s stall
+    assert len(result["batchItemFailures"]) == 1
+    _assert_deferred_then_loaded(pipeline, "orders/a.csv", event)
+
+
+def test_an_upsert_after_a_long_copy_gets_only_the_time_still_left(pipeline):
+    _stall_inserts_into_orders(pipeline)  # fires in the upsert from staging into orders
+    pipeline.put("upsert/a.csv", BODY)
+    event = pipeline.receive(expect=1)
+    # 30 s left at the start, more than the stall; the download "takes" 22 s of it, so 6 s of usable
+    # time remain: the statement limit is set again before the upsert, not kept from the start.
+    clock = {"remaining": 30_000.0}
+
+    def tick(number):
+        clock["remaining"] = 30_000.0 if number == 0 else 8_000.0
+
+    slow = pipeline.__class__(**{**pipeline.__dict__, "s3": S3Wrapper(pipeline.s3, tick)})
+    started = time.monotonic()
+    result = slow.run(event, deadline=Deadline(lambda: clock["remaining"], reserve_ms=2_000))
+    assert time.monotonic() - started < 12
+    assert len(result["batchItemFailures"]) == 1
+    _assert_deferred_then_loaded(pipeline, "upsert/a.csv", event)
 
 
 @pytest.mark.parametrize("on_error_key", ["orders/", "quarantine/"])
