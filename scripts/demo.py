@@ -186,7 +186,8 @@ class Terraform:
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
             self.environment.pop(name, None)
         cli_config = REPO_ROOT / ".terraform-cli" / "terraformrc"
-        if "TF_CLI_CONFIG_FILE" not in self.environment and cli_config.exists():
+        # An inherited config that is not there would send `terraform init` to the registry.
+        if not Path(self.environment.get("TF_CLI_CONFIG_FILE", "")).is_file() and cli_config.exists():
             self.environment["TF_CLI_CONFIG_FILE"] = str(cli_config)
         # Providers are large; a plugin cache outside the run directory makes init a link, not a copy.
         plugin_cache = CACHE_DIR / "terraform-plugins"
