@@ -637,3 +637,18 @@ def test_new_keys_go_straight_into_the_target_on_later_passes_and_updates_throug
     assert calls == ["target", "staging", "staging", "staging", "target", "target"]
     assert (result.status, result.rows_read, result.rows_upserted) == ("finished", 9, 9)
     assert _target_rows(target) == _source_rows(source)
+
+
+def test_long_values_arrive_whole(source, target, sync):
+    # A line far longer than psqlODBC's MaxLongVarcharSize or pyodbc's first read buffer.
+    _setup_items(source, target)
+    long_text = ("x" * 99 + "\t") * 3_000 + "ü" * 10_000
+    source.execute(
+        "ALTER TABLE items MODIFY name longtext"
+        if source.engine == "mysql"
+        else "ALTER TABLE items ALTER COLUMN name TYPE text"
+    )
+    source.execute("INSERT INTO items VALUES (1, %s, 1.5, %s)", (long_text, T0))
+    result = sync([_ts_table(source)]).tables[0]
+    assert (result.status, result.rows_upserted) == ("finished", 1)
+    assert target.execute("SELECT name FROM public.items") == [(long_text,)]
