@@ -102,6 +102,11 @@ resource "terraform_data" "settings" {
     }
 
     precondition {
+      condition     = length(local.conflicting_secret_keys) == 0
+      error_message = "file_loader and table_sync share the database secret ${join(", ", local.conflicting_secret_keys)} but name different database_secret_kms_key_arn values: give both the secret's one key."
+    }
+
+    precondition {
       condition     = !var.enable_table_sync || (length(var.table_sync.tables) > 0 && var.table_sync.source != null)
       error_message = "enable_table_sync is true: set table_sync.source (the source database) and at least one entry in table_sync.tables."
     }
@@ -297,7 +302,8 @@ module "database" {
   monitoring_interval            = var.db_monitoring_interval
   master_user_secret_kms_key_arn = var.db_master_user_secret_kms_key_arn
 
-  create_proxy = var.create_db_proxy
+  create_proxy       = var.create_db_proxy
+  proxy_auth_secrets = local.proxy_auth_secrets
 
   tags = local.tags
 }
@@ -314,6 +320,31 @@ locals {
     secret_arn         = coalesce(module.database.master_user_secret_arn, "unused")
     secret_kms_key_arn = var.db_master_user_secret_kms_key_arn
   }
+
+  # Each loading pipeline connects as its own least-privilege user when it names that user's
+  # secret, else as the master user; its role may read only the secret it uses (and its key).
+  file_loader_database = var.file_loader.database_secret_arn == null ? local.loading_database : merge(local.loading_database, {
+    secret_arn         = var.file_loader.database_secret_arn
+    secret_kms_key_arn = var.file_loader.database_secret_kms_key_arn
+  })
+  table_sync_database = var.table_sync.database_secret_arn == null ? local.loading_database : merge(local.loading_database, {
+    secret_arn         = var.table_sync.database_secret_arn
+    secret_kms_key_arn = var.table_sync.database_secret_kms_key_arn
+  })
+
+  # The proxy logs in as every user a deployed pipeline connects as: one auth entry per secret.
+  pipeline_secrets = [for s in [
+    { pipeline = "file loader", enabled = var.enable_file_loader, secret_arn = var.file_loader.database_secret_arn, kms_key_arn = var.file_loader.database_secret_kms_key_arn },
+    { pipeline = "table sync", enabled = var.enable_table_sync, secret_arn = var.table_sync.database_secret_arn, kms_key_arn = var.table_sync.database_secret_kms_key_arn },
+  ] : s if s.enabled && s.secret_arn != null]
+  pipeline_secrets_by_arn = { for s in local.pipeline_secrets : s.secret_arn => s... }
+  proxy_auth_secrets = [for arn, users in local.pipeline_secrets_by_arn : {
+    secret_arn  = arn
+    kms_key_arn = users[0].kms_key_arn
+    description = "Database user of the ${join(" and ", users[*].pipeline)} of ${local.name}"
+  }]
+  # Pipelines sharing one secret must agree on its key.
+  conflicting_secret_keys = [for arn, users in local.pipeline_secrets_by_arn : arn if length(distinct([for u in users : coalesce(u.kms_key_arn, "-")])) > 1]
 }
 
 ################################################################################
@@ -344,7 +375,7 @@ module "file_loader" {
   log_retention_days = var.log_retention_days
   log_kms_key_arn    = local.kms_key_arn
 
-  database               = local.loading_database
+  database               = local.file_loader_database
   vpc_subnet_ids         = local.lambda_subnet_ids
   vpc_security_group_ids = local.lambda_security_group_ids
 
@@ -388,7 +419,7 @@ module "table_sync" {
   log_retention_days = var.log_retention_days
   log_kms_key_arn    = local.kms_key_arn
 
-  database               = local.loading_database
+  database               = local.table_sync_database
   vpc_id                 = module.network.vpc_id
   vpc_subnet_ids         = local.lambda_subnet_ids
   vpc_security_group_ids = local.lambda_security_group_ids
@@ -422,7 +453,8 @@ module "schema_migrations" {
   log_retention_days = var.log_retention_days
   log_kms_key_arn    = local.kms_key_arn
 
-  # Direct connection, never the proxy: migrations hold session-level advisory locks.
+  # Direct connection, never the proxy: migrations hold session-level advisory locks. Always the
+  # master user: migrations create databases and the pipelines' least-privilege roles.
   database = {
     host               = coalesce(module.database.endpoint, "unused")
     port               = module.database.port

@@ -113,7 +113,7 @@ variable "enable_schema_migrations" {
 }
 
 variable "file_loader" {
-  description = "File loader settings: `routes` (see modules/file_loader), function size, and `maximum_concurrency` (= most connections it opens; size it against max_connections)."
+  description = "File loader settings: `routes` (see modules/file_loader), function size, `maximum_concurrency` (= most connections it opens; size it against max_connections), and the database user it connects as: `database_secret_arn`, the complete ARN (with its 6-character suffix) of an existing Secrets Manager secret with JSON {\"username\", \"password\"} of a least-privilege PostgreSQL role you created (e.g. in a migration), plus `database_secret_kms_key_arn` when that secret is encrypted with a customer managed key. The function may read only that secret (and decrypt with only that key), and an RDS Proxy registers it. Null uses the RDS-managed master secret."
   type = object({
     routes = optional(list(object({
       prefix      = string
@@ -137,6 +137,9 @@ variable "file_loader" {
     batch_size          = optional(number, 1)
     maximum_concurrency = optional(number, 5)
     max_receive_count   = optional(number, 5)
+    # Least-privilege database user (null = the RDS-managed master secret).
+    database_secret_arn         = optional(string)
+    database_secret_kms_key_arn = optional(string)
     lifecycle_rules = optional(list(object({
       id                                 = string
       enabled                            = optional(bool, true)
@@ -150,10 +153,20 @@ variable "file_loader" {
     })), [])
   })
   default = {}
+
+  validation {
+    condition     = var.file_loader.database_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$", var.file_loader.database_secret_arn))
+    error_message = "file_loader.database_secret_arn must be null (the master secret) or the complete ARN of an existing Secrets Manager secret, with the 6-character suffix Secrets Manager appends to the name (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf): IAM grants match the complete ARN only."
+  }
+
+  validation {
+    condition     = var.file_loader.database_secret_kms_key_arn == null || (var.file_loader.database_secret_arn != null && can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.file_loader.database_secret_kms_key_arn)))
+    error_message = "file_loader.database_secret_kms_key_arn must be null or a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>, not an alias), and is only used together with file_loader.database_secret_arn."
+  }
 }
 
 variable "table_sync" {
-  description = "Table sync settings: `tables` (see modules/table_sync), the `source` database, an existing `source_secret_arn` (null creates an empty secret to fill out of band), schedule and function size."
+  description = "Table sync settings: `tables` (see modules/table_sync), the `source` database, an existing `source_secret_arn` (null creates an empty secret to fill out of band), schedule, function size, and the user it writes to the target as: `database_secret_arn`, the complete ARN (with its 6-character suffix) of an existing Secrets Manager secret with JSON {\"username\", \"password\"} of a least-privilege PostgreSQL role you created (e.g. in a migration), plus `database_secret_kms_key_arn` when that secret is encrypted with a customer managed key. The function may read only its two secrets (and decrypt with only their keys), and an RDS Proxy registers the target one. Null uses the RDS-managed master secret."
   type = object({
     tables = optional(list(object({
       name        = optional(string)
@@ -187,16 +200,29 @@ variable "table_sync" {
     }))
     source_secret_arn         = optional(string)
     source_secret_kms_key_arn = optional(string)
-    schedule_expression       = optional(string, "rate(1 hour)")
-    schedule_enabled          = optional(bool, true)
-    memory_size               = optional(number, 1024)
-    timeout                   = optional(number, 900)
+    # Least-privilege database user in the target (null = the RDS-managed master secret).
+    database_secret_arn         = optional(string)
+    database_secret_kms_key_arn = optional(string)
+    schedule_expression         = optional(string, "rate(1 hour)")
+    schedule_enabled            = optional(bool, true)
+    memory_size                 = optional(number, 1024)
+    timeout                     = optional(number, 900)
   })
   default = {}
+
+  validation {
+    condition     = var.table_sync.database_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$", var.table_sync.database_secret_arn))
+    error_message = "table_sync.database_secret_arn must be null (the master secret) or the complete ARN of an existing Secrets Manager secret, with the 6-character suffix Secrets Manager appends to the name (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf): IAM grants match the complete ARN only."
+  }
+
+  validation {
+    condition     = var.table_sync.database_secret_kms_key_arn == null || (var.table_sync.database_secret_arn != null && can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.table_sync.database_secret_kms_key_arn)))
+    error_message = "table_sync.database_secret_kms_key_arn must be null or a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>, not an alias), and is only used together with table_sync.database_secret_arn."
+  }
 }
 
 variable "schema_migrations" {
-  description = "Schema migrations settings: `allowed_databases` (empty = any valid name), `reserved_concurrency` (most concurrent runs = connections) and function size. The timeout is also the age after which yoyo's lock is stale."
+  description = "Schema migrations settings: `allowed_databases` (empty = any valid name), `reserved_concurrency` (most concurrent runs = connections) and function size. The timeout is also the age after which yoyo's lock is stale. The migrations always connect as the master user (they create databases and the pipelines' roles)."
   type = object({
     allowed_databases    = optional(list(string), [])
     reserved_concurrency = optional(number, 2)

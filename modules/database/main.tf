@@ -3,6 +3,8 @@ locals {
   create_proxy = var.create && var.create_proxy
   major        = split(".", var.engine_version)[0]
   secret_arn   = try(aws_db_instance.this[0].master_user_secret[0].secret_arn, null)
+
+  proxy_auth_kms_keys = distinct([for s in var.proxy_auth_secrets : s.kms_key_arn if s.kms_key_arn != null])
 }
 
 resource "aws_db_subnet_group" "this" {
@@ -120,7 +122,8 @@ resource "aws_db_instance" "this" {
 }
 
 ################################################################################
-# RDS Proxy (optional): TLS required, authenticates with the master secret
+# RDS Proxy (optional): TLS required, authenticates with the master secret and the
+# secrets of proxy_auth_secrets
 ################################################################################
 
 data "aws_iam_policy_document" "proxy_assume" {
@@ -160,6 +163,33 @@ data "aws_iam_policy_document" "proxy" {
       sid       = "DecryptMasterSecret"
       actions   = ["kms:Decrypt"]
       resources = [statement.value]
+    }
+  }
+
+  # The pipelines' own database users (proxy_auth_secrets): exactly those secrets and their keys.
+  dynamic "statement" {
+    for_each = length(var.proxy_auth_secrets) == 0 ? [] : [var.proxy_auth_secrets[*].secret_arn]
+
+    content {
+      sid       = "ReadUserSecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = statement.value
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.proxy_auth_kms_keys) == 0 ? [] : [local.proxy_auth_kms_keys]
+
+    content {
+      sid       = "DecryptUserSecrets"
+      actions   = ["kms:Decrypt"]
+      resources = statement.value
+
+      condition {
+        test     = "StringLike"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.*.amazonaws.com"]
+      }
     }
   }
 }
@@ -252,6 +282,20 @@ resource "aws_db_proxy" "this" {
     iam_auth                  = "DISABLED"
     client_password_auth_type = "POSTGRES_SCRAM_SHA_256"
     description               = "Master user of ${var.identifier}"
+  }
+
+  # One entry per further database user (the pipelines' least-privilege roles): the proxy logs in
+  # as whichever user the client names, with that user's secret.
+  dynamic "auth" {
+    for_each = var.proxy_auth_secrets
+
+    content {
+      auth_scheme               = "SECRETS"
+      secret_arn                = auth.value.secret_arn
+      iam_auth                  = "DISABLED"
+      client_password_auth_type = "POSTGRES_SCRAM_SHA_256"
+      description               = coalesce(auth.value.description, "Database user of ${var.identifier}")
+    }
   }
 
   tags = var.tags

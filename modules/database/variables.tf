@@ -197,6 +197,31 @@ variable "create_proxy" {
   default     = false
 }
 
+variable "proxy_auth_secrets" {
+  description = "Secrets Manager secrets of further database users (least-privilege roles of the pipelines) the RDS Proxy logs in as, besides the master user: each an existing secret with JSON {\"username\", \"password\"} (`secret_arn`, its complete ARN), its KMS key when it is not aws/secretsmanager (`kms_key_arn`; the proxy role gets kms:Decrypt on it through Secrets Manager) and an optional `description`. Each becomes an `auth` entry of the proxy (SCRAM-SHA-256 from clients, so the role's password must be stored as SCRAM) and the proxy role may read it. Ignored without a proxy."
+  type = list(object({
+    secret_arn  = string
+    kms_key_arn = optional(string)
+    description = optional(string)
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for s in var.proxy_auth_secrets : can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$", s.secret_arn))])
+    error_message = "Every proxy_auth_secrets[*].secret_arn must be the complete ARN of a Secrets Manager secret, with the 6-character suffix Secrets Manager appends to the name (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf): IAM grants match the complete ARN only."
+  }
+
+  validation {
+    condition     = alltrue([for s in var.proxy_auth_secrets : s.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", s.kms_key_arn))])
+    error_message = "Every proxy_auth_secrets[*].kms_key_arn must be null or a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>; an alias cannot be granted kms:Decrypt)."
+  }
+
+  validation {
+    condition     = length(distinct([for s in var.proxy_auth_secrets : s.secret_arn])) == length(var.proxy_auth_secrets)
+    error_message = "proxy_auth_secrets must not name the same secret twice."
+  }
+}
+
 variable "proxy_max_connections_percent" {
   description = "Share of max_connections the proxy may open."
   type        = number

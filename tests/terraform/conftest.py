@@ -83,30 +83,54 @@ def plan_root(tf_tree: Path, tf_env: dict[str, str]) -> Path:
     return root
 
 
+def _plan_json(
+    plan_root: Path, tf_env: dict[str, str], build_dir: Path, name: str, var_files: list[str]
+) -> dict[str, Any]:
+    """`plan -refresh=false` of the root module with these -var-files (later ones override whole
+    variables), offline with fake credentials; the plan's JSON is saved as build/plans/<name>.json."""
+    out_dir = build_dir / "plans"
+    out_dir.mkdir(exist_ok=True)
+    plan_file = f"{name}.tfplan"
+    tfkit.terraform(
+        plan_root,
+        "plan",
+        "-refresh=false",
+        "-lock=false",
+        "-input=false",
+        "-no-color",
+        *(f"-var-file={f}" for f in var_files),
+        f"-var=build_dir={build_dir}",
+        f"-out={plan_file}",
+        env=tf_env,
+    ).check()
+    shown = tfkit.terraform(plan_root, "show", "-json", plan_file, env=tf_env).check()
+    (out_dir / f"{name}.json").write_text(shown.stdout)
+    return json.loads(shown.stdout)
+
+
 @pytest.fixture(scope="session")
 def plans(plan_root: Path, tf_env: dict[str, str], build_dir: Path) -> dict[str, dict[str, Any]]:
     """`plan -refresh=false` of the root module for every environments/*.tfvars, offline with fake
     credentials; each plan's JSON is saved as build/plans/<environment>.json."""
-    out_dir = build_dir / "plans"
-    out_dir.mkdir(exist_ok=True)
 
     def plan(environment: str) -> dict[str, Any]:
-        plan_file = f"{environment}.tfplan"
-        tfkit.terraform(
-            plan_root,
-            "plan",
-            "-refresh=false",
-            "-lock=false",
-            "-input=false",
-            "-no-color",
-            f"-var-file=environments/{environment}.tfvars",
-            f"-var=build_dir={build_dir}",
-            f"-out={plan_file}",
-            env=tf_env,
-        ).check()
-        shown = tfkit.terraform(plan_root, "show", "-json", plan_file, env=tf_env).check()
-        (out_dir / f"{environment}.json").write_text(shown.stdout)
-        return json.loads(shown.stdout)
+        return _plan_json(plan_root, tf_env, build_dir, environment, [f"environments/{environment}.tfvars"])
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(ENVIRONMENTS, pool.map(plan, ENVIRONMENTS), strict=True))
+
+
+PIPELINE_SECRETS_TFVARS = Path(__file__).parent / "fixtures" / "pipeline_secrets.tfvars"
+
+
+@pytest.fixture(scope="session")
+def pipeline_secrets_plan(plan_root: Path, tf_env: dict[str, str], build_dir: Path) -> dict[str, Any]:
+    """The prod environment (RDS Proxy on) with a least-privilege database secret per loading
+    pipeline (fixtures/pipeline_secrets.tfvars); saved as build/plans/prod-pipeline-secrets.json."""
+    return _plan_json(
+        plan_root,
+        tf_env,
+        build_dir,
+        "prod-pipeline-secrets",
+        ["environments/prod.tfvars", str(PIPELINE_SECRETS_TFVARS)],
+    )

@@ -1,5 +1,5 @@
 """Wrong settings fail the plan early with a message that says what to fix: variable validations
-of the pipeline modules and the root's preconditions on the packages."""
+of the root and the pipeline modules, and the root's preconditions on the packages and settings."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ import pytest
 from tests.terraform import tfkit
 
 ROUTE = 'prefix = "sales/", table = "staging.sales", format = "csv"'
+SECRET = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pipelines/dev/loader-Ab12Cd"
+KEY = "arn:aws:kms:eu-west-1:111122223333:key/0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"
+SYNC = (
+    'source={host="h", name="d", cidr_blocks=["10.0.0.0/24"]}, '
+    'tables=[{source="dbo.a", target="s.a", primary_key=["id"], cursor={type="rowversion", column="rv"}}]'
+)
 
 # name: (extra -var arguments on top of environments/dev.tfvars, expected message)
 CASES = {
@@ -52,6 +58,37 @@ CASES = {
     "migrations_database_not_an_identifier": (
         ['schema_migrations={allowed_databases=["Bad-Name"]}'],
         "allowed_databases must be lower-case database identifiers",
+    ),
+    "pipeline_secret_not_an_arn": (
+        [f'file_loader={{routes=[{{{ROUTE}}}], database_secret_arn="pipelines/dev/file-loader"}}'],
+        "file_loader.database_secret_arn must be null (the master secret) or the complete ARN of an existing "
+        "Secrets Manager secret",
+    ),
+    "pipeline_secret_arn_without_its_suffix": (
+        [
+            f"table_sync={{{SYNC}, "
+            'database_secret_arn="arn:aws:secretsmanager:eu-west-1:111122223333:secret:pipelines/dev/table_sync"}'
+        ],
+        "table_sync.database_secret_arn must be null (the master secret) or the complete ARN",
+    ),
+    "pipeline_secret_key_is_an_alias": (
+        [
+            f'table_sync={{{SYNC}, database_secret_arn="{SECRET}", '
+            'database_secret_kms_key_arn="arn:aws:kms:eu-west-1:111122223333:alias/db"}'
+        ],
+        "table_sync.database_secret_kms_key_arn must be null or a KMS key ARN",
+    ),
+    "pipeline_secret_key_without_secret": (
+        [f'file_loader={{routes=[{{{ROUTE}}}], database_secret_kms_key_arn="{KEY}"}}'],
+        "is only used together with file_loader.database_secret_arn",
+    ),
+    "pipelines_share_a_secret_with_two_keys": (
+        [
+            f'file_loader={{routes=[{{{ROUTE}}}], database_secret_arn="{SECRET}", '
+            f'database_secret_kms_key_arn="{KEY}"}}',
+            f'table_sync={{{SYNC}, database_secret_arn="{SECRET}"}}',
+        ],
+        f"file_loader and table_sync share the database secret {SECRET} but name different",
     ),
     "runtime_differs_from_the_packages": (
         ["lambda_runtime=python3.13"],

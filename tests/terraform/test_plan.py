@@ -441,3 +441,100 @@ def test_iam_check_catches_over_broad_statements() -> None:
     ]
     for statement, kind in good:
         assert not tfkit.iam_findings(tfkit.statements_from_json(doc(statement), "test", kind)), statement
+
+
+################################################################################
+# Database users: the master secret by default, a least-privilege secret per pipeline when given
+################################################################################
+
+
+def _secret_reads(statements: list[tfkit.Statement], where: str) -> tuple[set[str], set[str]]:
+    """Secrets a policy lets its role read and KMS keys it lets it decrypt with ("?" = an ARN
+    known only after apply, such as the RDS-managed master secret)."""
+    own = [s for s in statements if s.where.startswith(where) and s.effect == "Allow"]
+    assert own, f"no statements of {where}"
+    reads = {r for s in own if "secretsmanager:GetSecretValue" in s.actions for r in s.resources}
+    decrypts = {r for s in own if "kms:Decrypt" in s.actions for r in s.resources}
+    return reads, decrypts
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_without_pipeline_secrets_every_function_uses_the_master_secret(
+    environment: str, plans: dict[str, dict[str, Any]]
+) -> None:
+    plan = plans[environment]
+    assert _var(plan, "file_loader").get("database_secret_arn") is None
+    assert _var(plan, "table_sync").get("database_secret_arn") is None
+    functions = plan["output_changes"]["functions"]
+    for name in FUNCTION_MODULES:
+        # The master secret's ARN comes from the instance at apply time.
+        assert functions["after_unknown"][name]["environment_variables"]["DB_SECRET_ARN"] is True, name
+    statements, _ = tfkit.plan_statements(plan)
+    reads, _ = _secret_reads(statements, FUNCTION_MODULES["file_loader"] + ".data.aws_iam_policy_document.this")
+    assert reads == {"?"}
+    for proxy in tfkit.of_type(plan, "aws_db_proxy"):
+        (auth,) = tfkit.after(proxy)["auth"]
+        assert auth["description"].startswith("Master user of ")
+        reads, decrypts = _secret_reads(statements, "module.database.data.aws_iam_policy_document.proxy")
+        assert reads == {"?"} and decrypts == set()
+
+
+def test_pipeline_secrets_reach_the_functions_their_roles_and_the_proxy(
+    pipeline_secrets_plan: dict[str, Any],
+) -> None:
+    plan = pipeline_secrets_plan
+    assert plan["errored"] is False
+    file_loader, table_sync = _var(plan, "file_loader"), _var(plan, "table_sync")
+    loader_secret, loader_key = file_loader["database_secret_arn"], file_loader["database_secret_kms_key_arn"]
+    sync_secret, source_secret = table_sync["database_secret_arn"], table_sync["source_secret_arn"]
+    assert table_sync.get("database_secret_kms_key_arn") is None  # aws/secretsmanager: no key grant
+    assert len({loader_secret, sync_secret, source_secret}) == 3 and loader_key
+    assert _var(plan, "create_db_proxy") is True
+
+    # Each loading function connects as its own user; the migrations keep the master user.
+    functions = plan["output_changes"]["functions"]
+    environment = {name: functions["after"][name]["environment_variables"] for name in FUNCTION_MODULES}
+    assert environment["file_loader"]["DB_SECRET_ARN"] == loader_secret
+    assert environment["table_sync"]["DB_SECRET_ARN"] == sync_secret
+    assert environment["table_sync"]["SOURCE_DB_SECRET_ARN"] == source_secret
+    assert "DB_SECRET_ARN" not in environment["schema_migrations"]
+    assert functions["after_unknown"]["schema_migrations"]["environment_variables"]["DB_SECRET_ARN"] is True
+    # Through the proxy still (its endpoint is known after apply), not the instance.
+    assert functions["after_unknown"]["file_loader"]["environment_variables"]["DB_HOST"] is True
+
+    # Each role may read exactly the secrets its function uses: every ARN known, so the master
+    # secret (known only after apply, "?") is not among them.
+    statements, unchecked = tfkit.plan_statements(plan)
+    assert not tfkit.iam_findings(statements), tfkit.iam_findings(statements)
+    assert all(u.endswith((".policy", ".assume_role_policy")) for u in unchecked)
+    document = ".data.aws_iam_policy_document.this"
+    assert _secret_reads(statements, FUNCTION_MODULES["file_loader"] + document) == ({loader_secret}, {loader_key})
+    assert _secret_reads(statements, FUNCTION_MODULES["table_sync"] + document) == ({source_secret, sync_secret}, set())
+    assert _secret_reads(statements, FUNCTION_MODULES["schema_migrations"] + document)[0] == {"?"}
+
+    # The proxy logs in as the master user and as each pipeline's user.
+    (proxy,) = tfkit.of_type(plan, "aws_db_proxy")
+    auth, auth_unknown = tfkit.after(proxy)["auth"], tfkit.after_unknown(proxy)["auth"]
+    assert len(auth) == 3
+    assert all(
+        (a["auth_scheme"], a["iam_auth"], a["client_password_auth_type"])
+        == ("SECRETS", "DISABLED", "POSTGRES_SCRAM_SHA_256")
+        for a in auth
+    )
+    registered = {a["secret_arn"]: a["description"] for a, u in zip(auth, auth_unknown, strict=True) if not u}
+    assert set(registered) == {loader_secret, sync_secret}
+    assert "file loader" in registered[loader_secret] and "table sync" in registered[sync_secret]
+    (master,) = [a for a, u in zip(auth, auth_unknown, strict=True) if u.get("secret_arn") is True]
+    assert master["description"].startswith("Master user of ")
+
+    # ... and its role may read those secrets (and the master), decrypting only through Secrets Manager.
+    proxy_document = "module.database.data.aws_iam_policy_document.proxy"
+    assert _secret_reads(statements, proxy_document) == ({"?", loader_secret, sync_secret}, {loader_key})
+    (document_change,) = [r for r in plan["resource_changes"] if r["address"] == proxy_document + "[0]"]
+    (decrypt,) = [s for s in document_change["change"]["after"]["statement"] if "kms:Decrypt" in s["actions"]]
+    assert decrypt["condition"] == [
+        {"test": "StringLike", "variable": "kms:ViaService", "values": ["secretsmanager.*.amazonaws.com"]}
+    ]
+    assert tfkit.referencing_types(plan, "module.database", "data.aws_iam_policy_document.proxy") == {
+        "aws_iam_role_policy"
+    }
