@@ -261,10 +261,11 @@ module "network" {
   private_subnet_ids      = var.private_subnet_ids
   private_route_table_ids = var.private_route_table_ids
 
-  create_s3_gateway_endpoint = var.create_s3_gateway_endpoint
-  enable_interface_endpoints = var.enable_interface_endpoints
-  https_egress_cidrs         = var.https_egress_cidrs
-  database_port              = 5432
+  create_s3_gateway_endpoint   = var.create_s3_gateway_endpoint
+  enable_interface_endpoints   = var.enable_interface_endpoints
+  endpoint_allowed_account_ids = var.endpoint_allowed_account_ids
+  https_egress_cidrs           = var.https_egress_cidrs
+  database_port                = 5432
 
   enable_flow_logs        = var.enable_flow_logs
   flow_log_retention_days = var.log_retention_days

@@ -367,6 +367,17 @@ variable "enable_interface_endpoints" {
   default     = true
 }
 
+variable "endpoint_allowed_account_ids" {
+  description = "Other accounts (12-digit ids) whose principals and resources the VPC endpoint policies admit, e.g. the owner of a bucket the pipelines read. This account is always admitted; empty means this account only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.endpoint_allowed_account_ids : can(regex("^[0-9]{12}$", id))])
+    error_message = "endpoint_allowed_account_ids must be 12-digit AWS account ids, such as \"111122223333\"."
+  }
+}
+
 variable "https_egress_cidrs" {
   description = "Extra CIDRs functions may reach on 443 (e.g. [\"0.0.0.0/0\"] behind a NAT without interface endpoints)."
   type        = list(string)

@@ -22,6 +22,31 @@ locals {
 
   create_s3_endpoint  = local.create && var.create_s3_gateway_endpoint
   interface_endpoints = local.create && var.enable_interface_endpoints ? toset(var.interface_endpoint_services) : toset([])
+
+  # This account, read from a security group this module creates (known after apply): the plan
+  # makes no API call, so there is no aws_caller_identity lookup.
+  account_id                   = try(aws_security_group.lambda[0].owner_id, "")
+  endpoint_allowed_account_ids = distinct(concat([local.account_id], var.endpoint_allowed_account_ids))
+
+  # Data perimeter on every endpoint: a request passes only when both the caller and the resource
+  # belong to an allowed account (no foreign credentials, no foreign buckets, queues or secrets).
+  # It grants nothing by itself; IAM and resource policies still decide within the perimeter.
+  endpoint_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "AllowedAccountsPrincipalsToAllowedAccountsResources"
+      Effect    = "Allow"
+      Principal = "*"
+      Action    = "*"
+      Resource  = "*"
+      Condition = {
+        StringEquals = {
+          "aws:PrincipalAccount" = local.endpoint_allowed_account_ids
+          "aws:ResourceAccount"  = local.endpoint_allowed_account_ids
+        }
+      }
+    }]
+  })
 }
 
 ################################################################################
@@ -135,7 +160,8 @@ resource "aws_flow_log" "this" {
 }
 
 ################################################################################
-# Endpoints: S3 gateway on the private route tables, interface endpoints with private DNS
+# Endpoints: S3 gateway on the private route tables, interface endpoints with private DNS,
+# each with the data-perimeter policy above
 ################################################################################
 
 resource "aws_vpc_endpoint" "s3" {
@@ -145,6 +171,7 @@ resource "aws_vpc_endpoint" "s3" {
   service_name      = "com.amazonaws.${local.region}.s3"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = local.route_table_ids
+  policy            = local.endpoint_policy
 
   tags = merge(var.tags, { Name = "${var.name}-s3" })
 }
@@ -158,6 +185,7 @@ resource "aws_vpc_endpoint" "interface" {
   private_dns_enabled = true
   subnet_ids          = local.private_subnet_ids
   security_group_ids  = [aws_security_group.endpoints[0].id]
+  policy              = local.endpoint_policy
 
   tags = merge(var.tags, { Name = "${var.name}-${each.value}" })
 }

@@ -100,6 +100,17 @@ variable "interface_endpoint_services" {
   }
 }
 
+variable "endpoint_allowed_account_ids" {
+  description = "Other accounts (12-digit ids) whose principals and resources the VPC endpoint policies admit, e.g. the owner of a bucket the pipelines read. This account is always admitted; empty means this account only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.endpoint_allowed_account_ids : can(regex("^[0-9]{12}$", id))])
+    error_message = "endpoint_allowed_account_ids must be 12-digit AWS account ids, such as \"111122223333\"."
+  }
+}
+
 variable "https_egress_cidrs" {
   description = "Extra CIDRs the Lambda and DMS groups may reach on 443 (e.g. [\"0.0.0.0/0\"] when an adopted VPC routes through NAT instead of endpoints)."
   type        = list(string)

@@ -3,7 +3,8 @@ through boto3, then `terraform destroy`.
 
 The real provider talks to moto over HTTP exactly as it would to AWS (endpoints injected by a
 provider block, as tflocal does for LocalStack). The resource names get their own prefix
-(`-var name=tfcheck`) so nothing collides with other users of the session's moto server.
+(`-var name=tfcheck`) so nothing collides with other users of the session's moto server; one extra
+account is allowed through the VPC endpoint policies, to check the list reaches them.
 Tests run in file order; the last one destroys everything and checks it is gone.
 """
 
@@ -27,6 +28,8 @@ pytestmark = pytest.mark.slow
 REGION = "us-east-1"
 NAME = "tfcheck"
 PREFIX = f"{NAME}-local"
+# A second account the endpoint policies must admit beside this one (a partner's bucket, say).
+OTHER_ACCOUNT = "111122223333"
 
 
 @dataclass
@@ -68,6 +71,7 @@ def deployment(
         "-var-file=environments/local.tfvars",
         f"-var=build_dir={build_dir}",
         f"-var=name={NAME}",
+        f'-var=endpoint_allowed_account_ids=["{OTHER_ACCOUNT}"]',
     ]
     tfkit.terraform(directory, "apply", "-auto-approve", *args, env=tf_env, timeout=900).check()
     outputs = {
@@ -161,6 +165,33 @@ def test_functions_run_with_their_own_role_environment_and_private_subnets(deplo
     for service in ("secretsmanager", "sqs", "sns", "logs", "sts"):
         assert by_service[service]["VpcEndpointType"] == "Interface"
         assert by_service[service]["PrivateDnsEnabled"] is True
+
+
+def test_every_vpc_endpoint_has_the_data_perimeter_policy(deployment: Deployment) -> None:
+    """Each endpoint admits a request only when both the caller's and the resource's account are
+    this one or the extra allowed account: one Allow of * on *, under both conditions."""
+    account = deployment.client("sts").get_caller_identity()["Account"]
+    allowed = {account, OTHER_ACCOUNT}
+    vpc_id = deployment.outputs["network"]["vpc_id"]
+    ec2 = deployment.client("ec2")
+    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["VpcEndpoints"]
+    assert sorted(e["ServiceName"].rsplit(".", 1)[-1] for e in endpoints) == sorted(
+        ["s3", "secretsmanager", "sqs", "sns", "logs", "sts"]
+    )
+    for endpoint in endpoints:
+        where = endpoint["ServiceName"]
+        policy = json.loads(endpoint["PolicyDocument"])
+        statements = policy["Statement"] if isinstance(policy["Statement"], list) else [policy["Statement"]]
+        assert len(statements) == 1, where
+        (statement,) = statements
+        assert statement["Effect"] == "Allow" and statement["Principal"] == "*", where
+        assert statement["Action"] == "*" and statement["Resource"] == "*", where
+        condition = statement["Condition"]
+        assert set(condition) == {"StringEquals"}, where
+        assert set(condition["StringEquals"]) == {"aws:PrincipalAccount", "aws:ResourceAccount"}, where
+        for key, values in condition["StringEquals"].items():
+            values = values if isinstance(values, list) else [values]
+            assert sorted(values) == sorted(allowed), f"{where} {key}: {values}"
 
 
 def test_file_loader_wiring_bucket_topic_queue_mapping_function(deployment: Deployment) -> None:

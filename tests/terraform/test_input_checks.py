@@ -90,6 +90,10 @@ CASES = {
         ],
         f"file_loader and table_sync share the database secret {SECRET} but name different",
     ),
+    "endpoint_account_id_malformed": (
+        ['endpoint_allowed_account_ids=["11112222333"]'],
+        "endpoint_allowed_account_ids must be 12-digit AWS account ids",
+    ),
     "runtime_differs_from_the_packages": (
         ["lambda_runtime=python3.13"],
         "run `make package RUNTIME=python3.13`",

@@ -219,6 +219,26 @@ def test_network_is_private(environment: str, plans: dict[str, dict[str, Any]]) 
         assert tfkit.after(rule).get("cidr_ipv4") != "0.0.0.0/0", rule["address"]
 
 
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_every_vpc_endpoint_gets_the_data_perimeter_policy(environment: str, plans: dict[str, dict[str, Any]]) -> None:
+    """The policy names this account, read from a security group created in the same apply (the
+    plan makes no API call), so its JSON is unknown here: the plan shows that every endpoint's
+    policy is the module's perimeter policy and will be set; test_apply_moto.py reads the document
+    back from the deployed endpoints."""
+    plan = plans[environment]
+    endpoints = tfkit.of_type(plan, "aws_vpc_endpoint")
+    assert len(endpoints) == INVENTORY[environment]["aws_vpc_endpoint"]
+    for endpoint in endpoints:
+        assert tfkit.module_of(endpoint["address"]) == "module.network", endpoint["address"]
+        assert tfkit.after_unknown(endpoint).get("policy") is True, endpoint["address"]
+    configured = tfkit.config_resources(plan, "module.network", "aws_vpc_endpoint")
+    assert {r["name"] for r in configured} == {"s3", "interface"}
+    for resource in configured:
+        policy = resource["expressions"].get("policy", {})
+        assert policy.get("references") == ["local.endpoint_policy"], resource["address"]
+    assert _var(plan, "endpoint_allowed_account_ids") == []
+
+
 FUNCTION_MODULES = {
     "file_loader": "module.file_loader.module.function",
     "table_sync": "module.table_sync.module.function",

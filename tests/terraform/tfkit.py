@@ -206,6 +206,11 @@ def _config_module(plan: dict[str, Any], module_address: str) -> dict[str, Any]:
     return module
 
 
+def config_resources(plan: dict[str, Any], module_address: str, resource_type: str) -> list[dict[str, Any]]:
+    """Configuration blocks (expressions, references) of one resource type in a module."""
+    return [r for r in _config_module(plan, module_address).get("resources", []) if r["type"] == resource_type]
+
+
 def _references(expression: Any) -> Iterator[str]:
     if isinstance(expression, dict):
         for key, value in expression.items():
