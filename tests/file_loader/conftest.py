@@ -81,7 +81,8 @@ class Pipeline:
             assert len(event["Records"]) == expect, event
         return event
 
-    def run(self, event: dict[str, Any], deadline: Deadline | None = None) -> dict[str, Any]:
+    def run(self, event: dict[str, Any], deadline: Deadline | None = None, sqs: Any = None) -> dict[str, Any]:
+        """The batch as the handler runs it; with `sqs`, failed messages are made visible again soon."""
         return process_batch(
             event,
             routes=self.routes,
@@ -91,6 +92,7 @@ class Pipeline:
             ledger=self.ledger,
             deadline=deadline or Deadline.in_seconds(300),
             throughput=self.throughput,
+            sqs=sqs,
         )
 
     def put_and_load(self, key: str, body: bytes | str, **kwargs: Any) -> dict[str, Any]:

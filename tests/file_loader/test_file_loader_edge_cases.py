@@ -9,7 +9,6 @@ import psycopg2
 import pytest
 
 from file_loader import batch, loader
-from file_loader.batch import process_batch
 from file_loader.ledger import ObjectId
 from file_loader.loader import EndOfDataLine, ObjectBusy, without_end_of_data
 from file_loader.routes import parse_routes
@@ -168,20 +167,6 @@ def visible(pipeline):
     return [m["MessageId"] for m in response.get("Messages", [])]
 
 
-def run_with_sqs(pipeline, event, deadline=None):
-    return process_batch(
-        event,
-        routes=pipeline.routes,
-        source_bucket=pipeline.bucket,
-        db=pipeline.db,
-        s3=pipeline.s3,
-        ledger=pipeline.ledger,
-        deadline=deadline or Deadline.in_seconds(300),
-        throughput=pipeline.throughput,
-        sqs=pipeline.sqs,
-    )
-
-
 @pytest.fixture
 def retry_after_one_second(monkeypatch):
     # The real 30 s would make the test wait; what matters is that it is not the queue's timeout.
@@ -202,7 +187,7 @@ def test_busy_object_message_is_visible_again_soon_not_after_the_visibility_time
             cur.execute(
                 "SELECT pg_advisory_xact_lock(%s)", (ObjectId(pipeline.bucket, "orders/busy.csv", etag).lock_key(),)
             )
-        result = run_with_sqs(pipeline, event)
+        result = pipeline.run(event, sqs=pipeline.sqs)
     finally:
         other.close()
     assert result["batchItemFailures"] == [{"itemIdentifier": event["Records"][0]["messageId"]}]
@@ -215,7 +200,7 @@ def test_deferred_object_message_is_visible_again_soon(pipeline, retry_after_one
     pipeline.put("orders/slow.csv", "id,customer\n" + "".join(f"{i},c\n" for i in range(2000)))
     event = held_messages(pipeline)
     pipeline.throughput.plain_bps = 1000  # as if this sandbox had measured a slow database
-    result = run_with_sqs(pipeline, event, Deadline.in_seconds(10))
+    result = pipeline.run(event, Deadline.in_seconds(10), sqs=pipeline.sqs)
     assert len(result["batchItemFailures"]) == 1 and pipeline.ledger_row("orders/slow.csv")["status"] == "deferred"
     assert visible(pipeline) == []
     time.sleep(1.5)
