@@ -25,6 +25,8 @@ API (stable; table sync builds on it):
   refuse the statement ("cannot affect row a second time"); the fast path tries the plain
   statement under a savepoint and only on that error retries with the last row per key (highest
   version, then latest copied) - clean input pays nothing for the de-duplication.
+- `upsert_sql(...) -> sql.Composable`: the statement `upsert` runs, for tools that run it elsewhere
+  (the table sync benchmark's like-for-like psql baseline).
 - `IterStream`: a file-like adapter (`read(n)`) over an iterator of bytes chunks, for
   `copy_expert`.
 - `copy_error_line(exc) -> int | None`: the 1-based line of the COPY input an error refers to.
@@ -295,20 +297,20 @@ def upsert(
     cur.execute("SAVEPOINT pgload_upsert")
     try:
         cur.execute(
-            _upsert_sql(staging, target, columns, key_columns, updates, version_column, skip_unchanged, False, text)
+            upsert_sql(staging, target, columns, key_columns, updates, version_column, skip_unchanged, False, text)
         )
     except errors.CardinalityViolation:
         # The input repeats a key: keep the last row per key and try again.
         cur.execute("ROLLBACK TO SAVEPOINT pgload_upsert")
         cur.execute(
-            _upsert_sql(staging, target, columns, key_columns, updates, version_column, skip_unchanged, True, text)
+            upsert_sql(staging, target, columns, key_columns, updates, version_column, skip_unchanged, True, text)
         )
     written = int(cur.rowcount)
     cur.execute("RELEASE SAVEPOINT pgload_upsert")
     return written
 
 
-def _upsert_sql(
+def upsert_sql(
     staging: sql.Composable,
     target: QualifiedName,
     columns: Sequence[str],
@@ -319,6 +321,7 @@ def _upsert_sql(
     dedupe: bool,
     compare_as_text: frozenset[str] = frozenset(),
 ) -> sql.Composable:
+    """The statement `upsert` runs (arguments as there; `dedupe` keeps the last row per key)."""
     cols = _column_list(columns)
     keys = _column_list(key_columns)
     if dedupe:

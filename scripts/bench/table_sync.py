@@ -176,18 +176,18 @@ def _upsert_statement(server: PostgresServer) -> str:
     from psycopg2 import sql
 
     from pipeline_common.identifiers import QualifiedName
-    from pipeline_common.pgload import _upsert_sql
+    from pipeline_common.pgload import upsert_sql
 
     columns = COLUMNS.split(", ")
-    statement = _upsert_sql(
+    statement = upsert_sql(
         sql.Identifier("staging"),
         QualifiedName("public", "orders_baseline"),
         columns,
         ["id"],
         columns[1:],
-        "updated_at",
-        True,
-        False,
+        version_column="updated_at",
+        skip_unchanged=True,
+        dedupe=False,
     )
     with psycopg2.connect(server.dsn("bench_tgt")) as connection:
         return statement.as_string(connection).replace('"', '\\"')
