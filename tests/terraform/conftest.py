@@ -91,18 +91,7 @@ def _plan_json(
     out_dir = build_dir / "plans"
     out_dir.mkdir(exist_ok=True)
     plan_file = f"{name}.tfplan"
-    tfkit.terraform(
-        plan_root,
-        "plan",
-        "-refresh=false",
-        "-lock=false",
-        "-input=false",
-        "-no-color",
-        *(f"-var-file={f}" for f in var_files),
-        f"-var=build_dir={build_dir}",
-        f"-out={plan_file}",
-        env=tf_env,
-    ).check()
+    tfkit.terraform(plan_root, *tfkit.plan_args(build_dir, var_files), f"-out={plan_file}", env=tf_env).check()
     shown = tfkit.terraform(plan_root, "show", "-json", plan_file, env=tf_env).check()
     (out_dir / f"{name}.json").write_text(shown.stdout)
     return json.loads(shown.stdout)

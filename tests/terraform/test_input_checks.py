@@ -109,18 +109,7 @@ CASES = {
 def refused(plan_root: Path, tf_env: dict[str, str], build_dir: Path) -> dict[str, tfkit.Result]:
     def plan(case: str) -> tfkit.Result:
         extra, _ = CASES[case]
-        return tfkit.terraform(
-            plan_root,
-            "plan",
-            "-refresh=false",
-            "-lock=false",
-            "-input=false",
-            "-no-color",
-            "-var-file=environments/dev.tfvars",
-            f"-var=build_dir={build_dir}",
-            *(f"-var={v}" for v in extra),
-            env=tf_env,
-        )
+        return tfkit.terraform(plan_root, *tfkit.plan_args(build_dir, ["environments/dev.tfvars"], extra), env=tf_env)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         return dict(zip(CASES, pool.map(plan, CASES), strict=True))

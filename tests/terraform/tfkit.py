@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,6 +127,21 @@ class Result:
             f"terraform {' '.join(self.args)} failed ({self.returncode}):\n{self.stdout[-6000:]}\n{self.stderr[-6000:]}"
         )
         return self
+
+
+def plan_args(build_dir: Path, var_files: Sequence[str], variables: Sequence[str] = ()) -> list[str]:
+    """`plan` arguments for the root module, offline and without state: these -var-files (later ones
+    override whole variables), the packages in `build_dir`, then these -var assignments."""
+    return [
+        "plan",
+        "-refresh=false",
+        "-lock=false",
+        "-input=false",
+        "-no-color",
+        *(f"-var-file={f}" for f in var_files),
+        f"-var=build_dir={build_dir}",
+        *(f"-var={v}" for v in variables),
+    ]
 
 
 def terraform(directory: Path, *args: str, env: dict[str, str], timeout: int = 600) -> Result:
