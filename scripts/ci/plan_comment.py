@@ -46,6 +46,7 @@ ACTIONS = {
     "read": "<=",
 }
 RESOURCE_LIST_LIMIT = 200
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _ACTION_SYMBOL = re.compile(r"^(\s+)(-/\+|\+/-|[-+~])(?= )")
 
 
@@ -145,11 +146,7 @@ def _plural(count: int, word: str) -> str:
 def summary_markdown(environment: str, summary: PlanSummary, commit: str | None, link: str | None) -> str:
     """Title, counts by action and the list of changing resources."""
     verdict = "changes" if summary.has_changes else "no changes"
-    lines = [f"### Terraform plan: `{environment}` ({verdict})"]
-    facts = [f"commit `{commit[:12]}`" if commit else None, f"[workflow run]({link})" if link else None]
-    if any(facts):
-        lines.append(" · ".join(f for f in facts if f))
-    lines.append("")
+    lines = [f"### Terraform plan: `{environment}` ({verdict})", _facts(commit, link), ""]
     if summary.counts:
         lines += ["| action | resources |", "|---|---:|"]
         lines += [f"| `{ACTIONS.get(a, '?')}` {a} | {summary.counts[a]} |" for a in sorted(summary.counts, key=_order)]
@@ -167,6 +164,11 @@ def summary_markdown(environment: str, summary: PlanSummary, commit: str | None,
             lines.append(f"- ... and {len(summary.changes) - len(shown)} more (see the full plan)")
         lines += ["", "</details>"]
     return "\n".join(lines)
+
+
+def _facts(commit: str | None, link: str | None) -> str:
+    facts = [f"commit `{commit[:12]}`" if commit else "", f"[workflow run]({link})" if link else ""]
+    return " · ".join(fact for fact in facts if fact)
 
 
 def _order(action: str) -> int:
@@ -209,13 +211,11 @@ def render_parts(
 
 
 def failed_markdown(environment: str, log_tail: str, commit: str | None, link: str | None) -> str:
-    facts = " · ".join(f for f in (f"commit `{commit[:12]}`" if commit else None, link and f"[run]({link})") if f)
+    head = f"### Terraform plan: `{environment}` failed\n{_facts(commit, link)}\n\n"
+    if not log_tail:
+        return head + "See the workflow run for the error.\n"
     fence = fence_for(log_tail)
-    return (
-        f"### Terraform plan: `{environment}` failed\n{facts}\n\n{fence}\n{log_tail.rstrip()}\n{fence}\n"
-        if log_tail
-        else f"### Terraform plan: `{environment}` failed\n{facts}\n\nSee the workflow run for the error.\n"
-    )
+    return f"{head}{fence}\n{log_tail.rstrip()}\n{fence}\n"
 
 
 @dataclass(frozen=True)
@@ -237,8 +237,9 @@ class PlanFiles:
         return ""
 
     def log_tail(self, characters: int = 6000) -> str:
+        """The end of Terraform's output, without its colour codes."""
         if self.plan_log and self.plan_log.is_file():
-            return self.plan_log.read_text(errors="replace")[-characters:]
+            return _ANSI.sub("", self.plan_log.read_text(errors="replace"))[-characters:]
         return ""
 
 

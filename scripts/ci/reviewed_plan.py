@@ -190,11 +190,12 @@ def diff_markdown(
         return head + "The new plan is identical to the reviewed one.\n"
     diff = "".join(lines)
     fence = fence_for(diff)
-    frame = f"{head}Difference from the reviewed plan:\n\n{fence}diff\n{{}}{fence}\n"
+    opening = f"{head}Difference from the reviewed plan:\n\n{fence}diff\n"
     note = "\n_(cut here: the whole new plan is in the job summary and the plan artifact)_\n"
-    room = limit - len(frame) - len(note) - 200  # 200: the marker the comment adds
+    room = limit - len(opening) - len(fence) - len(note) - 200  # 200: the marker and link the comment adds
     body = split_lines(diff, [room])[0]
-    return frame.format(body if body.endswith("\n") else body + "\n") + (note if len(body) < len(diff) else "")
+    body += "" if body.endswith("\n") else "\n"
+    return f"{opening}{body}{fence}\n" + (note if len(body) < len(diff) else "")
 
 
 # --- command line -----------------------------------------------------------------------------

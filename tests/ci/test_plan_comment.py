@@ -84,9 +84,9 @@ def test_parts_stay_under_the_limit_and_hold_the_whole_plan(limit: int) -> None:
 
 def test_a_failed_plan_shows_the_end_of_its_log(tmp_path: Path) -> None:
     log = tmp_path / "tfplan.log"
-    log.write_text("noise\n" * 5000 + "Error: Invalid value for variable\n")
+    log.write_text("noise\n" * 5000 + "\x1b[31m│\x1b[0m \x1b[1mError: Invalid value for variable\x1b[0m\n")
     [body] = plan_comment.plan_bodies("dev", files(tmp_path, plan_log=log), "abc", None)
-    assert "`dev` failed" in body and "Error: Invalid value for variable" in body
+    assert "`dev` failed" in body and "│ Error: Invalid value for variable\n" in body and "\x1b" not in body
     assert len(body) < 8_000
 
 

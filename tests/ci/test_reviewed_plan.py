@@ -209,6 +209,6 @@ def test_the_diff_shows_what_changed_since_the_review_and_tells_the_pull_request
 
 def test_a_huge_diff_is_cut_to_fit_a_comment(workspace: Path) -> None:
     reviewed = (workspace / "tfplan.txt").read_text()
-    markdown = reviewed_plan.diff_markdown("prod", reviewed, reviewed.replace('"', "'") * 400, "reasons")
+    markdown = reviewed_plan.diff_markdown("prod", reviewed, reviewed.replace('"', "'") * 400, "{reasons}")
     assert len(markdown) < 65_536 - 150 and "cut here" in markdown
     assert "identical to the reviewed one" in reviewed_plan.diff_markdown("prod", reviewed, reviewed, "reasons")
