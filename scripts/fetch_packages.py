@@ -164,14 +164,19 @@ def fetch(source: Source, runtime: str, arch: str, output: Path) -> dict[str, ob
 
 
 def _replace_directory(new: Path, target: Path) -> None:
-    """Put `new` at `target`; an old `target` is moved aside first and removed after."""
+    """Put `new` at `target`; an old `target` is moved aside first, put back if that fails, removed after."""
     old = None
-    if target.exists():
-        if not (target / MANIFEST).is_file() and any(target.iterdir()):
+    if target.exists() or target.is_symlink():
+        if not target.is_dir() or (not (target / MANIFEST).is_file() and any(target.iterdir())):
             raise FetchError(f"{target} exists and is not a packages directory (no {MANIFEST}); refusing to replace it")
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
         target.rename(old)
-    new.rename(target)
+    try:
+        new.rename(target)
+    except OSError as error:
+        if old is not None:
+            old.rename(target)
+        raise FetchError(f"cannot move the verified packages to {target}: {error}") from None
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

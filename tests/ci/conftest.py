@@ -104,7 +104,8 @@ def write_build(directory: Path) -> None:
 @pytest.fixture(scope="session")
 def planned(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A checkout with an applied state and a saved plan of changes: tfplan, tfplan.txt, tfplan.json,
-    tfplan.meta.json (environment dev, pull request 12), build/ and the provider lock file."""
+    tfplan.meta.json (environment dev, pull request 12), build/ and the provider lock file; and
+    initial.tfplan, the plan that created the state."""
     work = tmp_path_factory.mktemp("planned")
     (work / "main.tf").write_text(CONFIG)
     (work / ".gitignore").write_text(".terraform/\n*.tfstate*\ntfplan*\nbuild/\n.terraform.lock.hcl\n")
@@ -112,7 +113,9 @@ def planned(tmp_path_factory: pytest.TempPathFactory) -> Path:
     git(work, "add", ".")
     git(work, "commit", "-qm", "config")
     terraform(work, "init", "-input=false")
-    terraform(work, "apply", "-input=false", "-auto-approve")
+    # The first deployment, from a plan made before any state existed (kept as initial.tfplan).
+    terraform(work, "plan", "-input=false", "-out=initial.tfplan")
+    terraform(work, "apply", "-input=false", "initial.tfplan")
     terraform(work, "plan", "-input=false", "-var=v=b", "-out=tfplan")
     (work / "tfplan.txt").write_text(terraform(work, "show", "tfplan").stdout)
     (work / "tfplan.json").write_text(terraform(work, "show", "-json", "tfplan").stdout)
