@@ -93,13 +93,21 @@ class GitHub:
                 retry = error.code in _RETRIED or (error.code == 403 and "rate limit" in text.lower())
                 if not retry or attempt == self.attempts:
                     raise GitHubError(method, url, error.code, _message(text)) from None
-                delay = float(error.headers.get("Retry-After") or self.backoff * attempt)
+                delay = _retry_after(error.headers.get("Retry-After"), self.backoff * attempt)
             except (urllib.error.URLError, TimeoutError) as error:
                 if attempt == self.attempts:
                     raise GitHubError(method, url, None, str(getattr(error, "reason", error))) from None
                 delay = self.backoff * attempt
             time.sleep(min(delay, 60.0))
         raise AssertionError("unreachable")
+
+
+def _retry_after(header: str | None, default: float) -> float:
+    """Seconds GitHub asks to wait (Retry-After is in seconds on the REST API), else `default`."""
+    try:
+        return float(header) if header else default
+    except ValueError:
+        return default
 
 
 def _message(text: str) -> str:

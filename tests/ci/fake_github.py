@@ -5,7 +5,7 @@ authentication, `per_page` pagination with `Link: rel="next"` headers, issue com
 edit, delete) with GitHub's 65,536-character body limit answered by a 422, issues (list filtered by
 state and creator, create, edit), the pull requests of a commit, workflow runs filtered by head
 commit, event and conclusion, and a run's artifacts by name. `fail_next` makes the next requests
-answer 502, as GitHub does under load. Every request is recorded.
+answer `fail_status` (502, as GitHub under load, or 429 with `Retry-After`). Every request is recorded.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class State:
     artifacts: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # run id -> artifacts
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     fail_next: int = 0
+    fail_status: int = 502
     ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
 
 
@@ -100,7 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.state.requests.append((method, self.path))
             if self.state.fail_next > 0:
                 self.state.fail_next -= 1
-                return self._reply(502, {"message": "Server Error"})
+                return self._reply(self.state.fail_status, {"message": "Server Error"}, {"Retry-After": "0"})
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 return self._reply(401, {"message": "Bad credentials"})
             prefix = f"/repos/{REPO}/"

@@ -134,11 +134,20 @@ def test_comments_are_found_across_pages(github: GitHub, fake_github: FakeGitHub
 
 
 def test_github_errors_are_retried_then_reported(github: GitHub, fake_github: FakeGitHub) -> None:
+    body = ["<!-- aws-data-pipelines:plan dev part=1 -->\nplan"]
     fake_github.state.fail_next = 2
-    assert plan_comment.sync_comments(github, 5, "plan", "dev", ["body"])["created"]
-    fake_github.state.fail_next = 10
+    assert plan_comment.sync_comments(github, 5, "plan", "dev", body)["created"]
+    fake_github.state.fail_next, fake_github.state.fail_status = 1, 429  # rate limited: wait and retry
+    assert plan_comment.sync_comments(github, 5, "plan", "dev", body)["unchanged"]
+    fake_github.state.fail_next, fake_github.state.fail_status = 10, 502
     with pytest.raises(GitHubError, match=r"GET .*/issues/5/comments.* failed \(502\)"):
-        plan_comment.sync_comments(github, 5, "plan", "dev", ["body"])
+        plan_comment.sync_comments(github, 5, "plan", "dev", body)
+    # A refusal is not retried: a bad token fails at once, naming the request.
+    fake_github.state.fail_next = 0
+    before = len(fake_github.state.requests)
+    with pytest.raises(GitHubError, match=r"failed \(401\): Bad credentials"):
+        plan_comment.sync_comments(GitHub(github.repository, "wrong", github.api_url), 5, "plan", "dev", body)
+    assert len(fake_github.state.requests) == before + 1
 
 
 def test_the_pr_command_posts_a_large_plan_within_githubs_limit(
