@@ -165,9 +165,10 @@ provider "aws" {
 """
 
 
-def write_offline_provider(directory: Path, region: str = "eu-west-1") -> None:
-    """Provider with fake credentials that never calls AWS: enough for `plan -refresh=false`."""
-    (directory / "providers_test.tf").write_text(OFFLINE_PROVIDER % {"region": region})
+def write_offline_provider(directory: Path, region: str = "eu-west-1", filename: str = "providers_test.tf") -> None:
+    """Provider with fake credentials that never calls AWS: enough for `plan -refresh=false`. In a
+    configuration with its own provider block (an example), name it `*_override.tf` to merge into it."""
+    (directory / filename).write_text(OFFLINE_PROVIDER % {"region": region})
 
 
 def write_moto_provider(directory: Path, endpoint: str, region: str = "us-east-1") -> Path:
