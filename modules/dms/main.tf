@@ -105,13 +105,8 @@ resource "terraform_data" "checks" {
     }
 
     precondition {
-      condition     = anytrue([for m in var.table_mappings : m.action == "include"])
-      error_message = "table_mappings must include at least one table (an entry with action = \"include\"); with none, the task replicates nothing."
-    }
-
-    precondition {
-      condition     = !(var.create_event_subscriptions && !local.serverless) || var.alarm_topic_arn != null
-      error_message = "create_event_subscriptions needs alarm_topic_arn (the SNS topic DMS events go to); set it, or set create_event_subscriptions = false."
+      condition     = length(var.table_mappings) > 0
+      error_message = "table_mappings must include at least one table (an entry with action = \"include\"): with none, the task replicates nothing."
     }
   }
 }
@@ -584,4 +579,12 @@ resource "aws_dms_event_subscription" "this" {
   event_categories = each.value.categories
 
   tags = var.tags
+
+  lifecycle {
+    # Checked before the arguments, so a missing topic is named here rather than as a null argument.
+    precondition {
+      condition     = var.alarm_topic_arn != null
+      error_message = "create_event_subscriptions needs alarm_topic_arn (the SNS topic DMS events go to); set it, or set create_event_subscriptions = false."
+    }
+  }
 }

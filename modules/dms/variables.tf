@@ -296,6 +296,11 @@ variable "table_mappings" {
   }
 
   validation {
+    condition     = length(var.table_mappings) == 0 || anytrue([for m in var.table_mappings : m.action == "include"])
+    error_message = "table_mappings must include at least one table (an entry with action = \"include\"): exclude entries alone replicate nothing."
+  }
+
+  validation {
     condition     = alltrue([for m in var.table_mappings : contains(["include", "exclude"], m.action)])
     error_message = "table_mappings: action must be include or exclude."
   }
