@@ -1,5 +1,5 @@
 variable "create" {
-  description = "Whether to create the DMS resources. False creates nothing and accepts null `source` and `target`."
+  description = "Whether to create the DMS resources. False creates nothing and accepts null `source_database` and `target`."
   type        = bool
   default     = true
 }
