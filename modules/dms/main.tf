@@ -216,67 +216,29 @@ resource "aws_security_group" "this" {
   tags = merge(var.tags, { Name = "${var.name}-dms" })
 }
 
-resource "aws_vpc_security_group_egress_rule" "source_cidrs" {
-  count = local.create ? length(try(var.source_database.cidr_blocks, [])) : 0
-
-  security_group_id = aws_security_group.this[0].id
-  description       = "Source database (${local.engine})"
-  ip_protocol       = "tcp"
-  from_port         = local.source_port
-  to_port           = local.source_port
-  cidr_ipv4         = var.source_database.cidr_blocks[count.index]
-
-  tags = var.tags
+locals {
+  # Egress, and nothing else: the source database on its port, HTTPS to the endpoints.
+  egress_rules = concat(
+    [for cidr in try(var.source_database.cidr_blocks, []) : { cidr = cidr, prefix_list = null, group = null }],
+    [for group in try(var.source_database.security_group_ids, []) : { cidr = null, prefix_list = null, group = group }],
+    [for prefix_list in var.https_egress_prefix_list_ids : { cidr = null, prefix_list = prefix_list, group = null }],
+    [for group in var.https_egress_security_group_ids : { cidr = null, prefix_list = null, group = group }],
+    [for cidr in var.https_egress_cidrs : { cidr = cidr, prefix_list = null, group = null }],
+  )
+  source_rules = length(try(var.source_database.cidr_blocks, [])) + length(try(var.source_database.security_group_ids, []))
 }
 
-resource "aws_vpc_security_group_egress_rule" "source_groups" {
-  count = local.create ? length(try(var.source_database.security_group_ids, [])) : 0
+resource "aws_vpc_security_group_egress_rule" "this" {
+  count = local.create ? length(local.egress_rules) : 0
 
   security_group_id            = aws_security_group.this[0].id
-  description                  = "Source database (${local.engine})"
+  description                  = count.index < local.source_rules ? "Source database (${local.engine})" : "HTTPS to the endpoints"
   ip_protocol                  = "tcp"
-  from_port                    = local.source_port
-  to_port                      = local.source_port
-  referenced_security_group_id = var.source_database.security_group_ids[count.index]
-
-  tags = var.tags
-}
-
-resource "aws_vpc_security_group_egress_rule" "https_prefix_lists" {
-  count = local.create ? length(var.https_egress_prefix_list_ids) : 0
-
-  security_group_id = aws_security_group.this[0].id
-  description       = "HTTPS to S3 through the gateway endpoint"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  prefix_list_id    = var.https_egress_prefix_list_ids[count.index]
-
-  tags = var.tags
-}
-
-resource "aws_vpc_security_group_egress_rule" "https_groups" {
-  count = local.create ? length(var.https_egress_security_group_ids) : 0
-
-  security_group_id            = aws_security_group.this[0].id
-  description                  = "HTTPS to the interface endpoints"
-  ip_protocol                  = "tcp"
-  from_port                    = 443
-  to_port                      = 443
-  referenced_security_group_id = var.https_egress_security_group_ids[count.index]
-
-  tags = var.tags
-}
-
-resource "aws_vpc_security_group_egress_rule" "https_cidrs" {
-  count = local.create ? length(var.https_egress_cidrs) : 0
-
-  security_group_id = aws_security_group.this[0].id
-  description       = "HTTPS to ${var.https_egress_cidrs[count.index]}"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  cidr_ipv4         = var.https_egress_cidrs[count.index]
+  from_port                    = count.index < local.source_rules ? local.source_port : 443
+  to_port                      = count.index < local.source_rules ? local.source_port : 443
+  cidr_ipv4                    = local.egress_rules[count.index].cidr
+  prefix_list_id               = local.egress_rules[count.index].prefix_list
+  referenced_security_group_id = local.egress_rules[count.index].group
 
   tags = var.tags
 }
@@ -285,19 +247,35 @@ resource "aws_vpc_security_group_egress_rule" "https_cidrs" {
 # Roles of this replication: read the source secret, write the staging folder
 ################################################################################
 
-data "aws_iam_policy_document" "source_secret_assume" {
-  count = local.create ? 1 : 0
+locals {
+  roles = local.create ? {
+    source = {
+      description = "DMS ${var.name}: reads the source database secret"
+      # DMS assumes a Secrets Manager access role through its regional principal.
+      principals = ["dms.${local.region}.${local.dns_suffix}", "dms.${local.dns_suffix}"]
+      policy     = data.aws_iam_policy_document.source_secret[0].json
+    }
+    target = {
+      description = "DMS ${var.name}: writes s3://${var.target.bucket_name}/${local.folder}/"
+      principals  = ["dms.${local.dns_suffix}"]
+      policy      = data.aws_iam_policy_document.target[0].json
+    }
+  } : {}
+}
+
+data "aws_iam_policy_document" "assume" {
+  for_each = local.roles
 
   statement {
     sid     = "DmsAssumeRole"
     actions = ["sts:AssumeRole"]
 
-    # DMS assumes a Secrets Manager access role through its regional principal.
     principals {
       type        = "Service"
-      identifiers = ["dms.${local.region}.${local.dns_suffix}", "dms.${local.dns_suffix}"]
+      identifiers = each.value.principals
     }
 
+    # DMS acting for this account only (confused deputy).
     condition {
       test     = "StringEquals"
       variable = "aws:SourceAccount"
@@ -306,14 +284,22 @@ data "aws_iam_policy_document" "source_secret_assume" {
   }
 }
 
-resource "aws_iam_role" "source_secret" {
-  count = local.create ? 1 : 0
+resource "aws_iam_role" "this" {
+  for_each = local.roles
 
-  name               = "${var.name}-dms-source"
-  description        = "DMS ${var.name}: reads the source database secret"
-  assume_role_policy = data.aws_iam_policy_document.source_secret_assume[0].json
+  name               = "${var.name}-dms-${each.key}"
+  description        = each.value.description
+  assume_role_policy = data.aws_iam_policy_document.assume[each.key].json
 
   tags = var.tags
+}
+
+resource "aws_iam_role_policy" "this" {
+  for_each = local.roles
+
+  name   = "${var.name}-dms-${each.key}"
+  role   = aws_iam_role.this[each.key].id
+  policy = each.value.policy
 }
 
 data "aws_iam_policy_document" "source_secret" {
@@ -340,44 +326,6 @@ data "aws_iam_policy_document" "source_secret" {
       }
     }
   }
-}
-
-resource "aws_iam_role_policy" "source_secret" {
-  count = local.create ? 1 : 0
-
-  name   = "${var.name}-dms-source"
-  role   = aws_iam_role.source_secret[0].id
-  policy = data.aws_iam_policy_document.source_secret[0].json
-}
-
-data "aws_iam_policy_document" "target_assume" {
-  count = local.create ? 1 : 0
-
-  statement {
-    sid     = "DmsAssumeRole"
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["dms.${local.dns_suffix}"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-}
-
-resource "aws_iam_role" "target" {
-  count = local.create ? 1 : 0
-
-  name               = "${var.name}-dms-target"
-  description        = "DMS ${var.name}: writes s3://${var.target.bucket_name}/${local.folder}/"
-  assume_role_policy = data.aws_iam_policy_document.target_assume[0].json
-
-  tags = var.tags
 }
 
 data "aws_iam_policy_document" "target" {
@@ -410,14 +358,6 @@ data "aws_iam_policy_document" "target" {
   }
 }
 
-resource "aws_iam_role_policy" "target" {
-  count = local.create ? 1 : 0
-
-  name   = "${var.name}-dms-target"
-  role   = aws_iam_role.target[0].id
-  policy = data.aws_iam_policy_document.target[0].json
-}
-
 ################################################################################
 # Endpoints
 ################################################################################
@@ -432,7 +372,7 @@ resource "aws_dms_endpoint" "source" {
 
   # Host, port and credentials come from the secret at connection time; nothing is in the state.
   secrets_manager_arn             = var.source_database.secret_arn
-  secrets_manager_access_role_arn = aws_iam_role.source_secret[0].arn
+  secrets_manager_access_role_arn = aws_iam_role.this["source"].arn
   ssl_mode                        = var.source_database.ssl_mode
   certificate_arn                 = var.source_database.certificate_arn
   extra_connection_attributes     = var.source_database.extra_connection_attributes
@@ -440,7 +380,7 @@ resource "aws_dms_endpoint" "source" {
 
   tags = var.tags
 
-  depends_on = [aws_iam_role_policy.source_secret]
+  depends_on = [aws_iam_role_policy.this]
 }
 
 resource "aws_dms_s3_endpoint" "target" {
@@ -450,7 +390,7 @@ resource "aws_dms_s3_endpoint" "target" {
   endpoint_type           = "target"
   bucket_name             = var.target.bucket_name
   bucket_folder           = local.folder
-  service_access_role_arn = aws_iam_role.target[0].arn
+  service_access_role_arn = aws_iam_role.this["target"].arn
   expected_bucket_owner   = coalesce(var.target.expected_bucket_owner, local.account_id)
   kms_key_arn             = var.kms_key_arn
 
@@ -469,7 +409,7 @@ resource "aws_dms_s3_endpoint" "target" {
 
   tags = var.tags
 
-  depends_on = [aws_iam_role_policy.target]
+  depends_on = [aws_iam_role_policy.this]
 }
 
 ################################################################################
@@ -484,7 +424,7 @@ resource "aws_dms_replication_instance" "this" {
   allocated_storage            = var.replication_instance.allocated_storage
   multi_az                     = var.replication_instance.multi_az
   engine_version               = var.replication_instance.engine_version
-  auto_minor_version_upgrade   = var.replication_instance.auto_minor_version_upgrade
+  auto_minor_version_upgrade   = true
   allow_major_version_upgrade  = false
   preferred_maintenance_window = var.replication_instance.preferred_maintenance_window
   apply_immediately            = var.replication_instance.apply_immediately
@@ -514,8 +454,7 @@ resource "aws_dms_replication_task" "this" {
   # before it starts, or the first run fails on a role that has not propagated yet.
   depends_on = [
     aws_iam_role_policy_attachment.global,
-    aws_iam_role_policy.source_secret,
-    aws_iam_role_policy.target,
+    aws_iam_role_policy.this,
   ]
 }
 
@@ -544,8 +483,7 @@ resource "aws_dms_replication_config" "this" {
 
   depends_on = [
     aws_iam_role_policy_attachment.global,
-    aws_iam_role_policy.source_secret,
-    aws_iam_role_policy.target,
+    aws_iam_role_policy.this,
   ]
 }
 

@@ -35,12 +35,12 @@ output "target_endpoint_arn" {
 
 output "source_secret_role_arn" {
   description = "Role DMS assumes to read the source secret (and decrypt it)."
-  value       = try(aws_iam_role.source_secret[0].arn, null)
+  value       = try(aws_iam_role.this["source"].arn, null)
 }
 
 output "target_role_arn" {
   description = "Role DMS assumes to write the staging folder with the target KMS key."
-  value       = try(aws_iam_role.target[0].arn, null)
+  value       = try(aws_iam_role.this["target"].arn, null)
 }
 
 output "staging" {

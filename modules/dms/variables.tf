@@ -36,13 +36,12 @@ variable "subnet_ids" {
 }
 
 variable "replication_instance" {
-  description = "The replication instance (ignored with `serverless`): `class`, `allocated_storage` (GiB), `multi_az`, `engine_version` (null = the DMS default), `auto_minor_version_upgrade`, `preferred_maintenance_window` (ddd:hh24:mi-ddd:hh24:mi, UTC; null = AWS picks), `apply_immediately` (modifications now instead of in the window). It is never publicly accessible."
+  description = "The replication instance (ignored with `serverless`): `class`, `allocated_storage` (GiB), `multi_az`, `engine_version` (null = the DMS default), `preferred_maintenance_window` (ddd:hh24:mi-ddd:hh24:mi, UTC; null = AWS picks), `apply_immediately` (modifications now instead of in the window). It is never publicly accessible and takes minor engine upgrades in its maintenance window."
   type = object({
     class                        = optional(string, "dms.t3.medium")
     allocated_storage            = optional(number, 50)
     multi_az                     = optional(bool, false)
     engine_version               = optional(string)
-    auto_minor_version_upgrade   = optional(bool, true)
     preferred_maintenance_window = optional(string)
     apply_immediately            = optional(bool, false)
   })

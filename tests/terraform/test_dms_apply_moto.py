@@ -120,7 +120,16 @@ class Deployment:
     destroyed: bool = False
 
     def destroy(self) -> tfkit.Result:
-        args = ["destroy", "-auto-approve", "-input=false", "-no-color", "-lock=false", "-parallelism=20"]
+        # The state is the apply's own: no refresh (it would read every resource back first).
+        args = [
+            "destroy",
+            "-auto-approve",
+            "-refresh=false",
+            "-input=false",
+            "-no-color",
+            "-lock=false",
+            "-parallelism=20",
+        ]
         return tfkit.terraform(self.directory, *args, env=self.env, timeout=900)
 
 

@@ -246,7 +246,7 @@ def test_source_endpoint_logs_in_with_the_secret_over_tls(
     for attribute in ("username", "password", "server_name", "port"):
         assert endpoint.get(attribute) is None, attribute
     config = next(r for r in _module_config(plan, call)["resources"] if r["address"] == "aws_dms_endpoint.source")
-    assert "aws_iam_role.source_secret[0].arn" in config["expressions"]["secrets_manager_access_role_arn"]["references"]
+    assert 'aws_iam_role.this["source"].arn' in config["expressions"]["secrets_manager_access_role_arn"]["references"]
 
 
 @pytest.mark.parametrize(
@@ -457,8 +457,7 @@ def test_replication_waits_for_the_roles_policies(plan: dict[str, Any]) -> None:
         config = next(r for r in _module_config(plan, call)["resources"] if r["address"] == address)
         assert {
             "aws_iam_role_policy_attachment.global",
-            "aws_iam_role_policy.source_secret",
-            "aws_iam_role_policy.target",
+            "aws_iam_role_policy.this",
         } <= set(config["depends_on"])
     subnet_group = next(
         r
@@ -475,7 +474,7 @@ def test_iam_least_privilege(plan: dict[str, Any]) -> None:
 
     def granted(call: str, policy: str) -> dict[str, set[str]]:
         """action -> resources granted by the module's policy document."""
-        where = f"module.{call}.aws_iam_role_policy.{policy}[0].policy"
+        where = f'module.{call}.aws_iam_role_policy.this["{policy}"].policy'
         own = [s for s in statements if s.where == where]
         assert own, where
         return {action: set(s.resources) for s in own for action in s.actions}
@@ -489,12 +488,12 @@ def test_iam_least_privilege(plan: dict[str, Any]) -> None:
         "kms:GenerateDataKey": {STAGING_KEY},
         "kms:Decrypt": {STAGING_KEY},
     }
-    assert granted("sqlserver", "source_secret") == {
+    assert granted("sqlserver", "source") == {
         "secretsmanager:GetSecretValue": {SECRET},
         "kms:Decrypt": {SECRET_KEY},
     }
     # Its secret uses aws/secretsmanager: no key to grant.
-    assert granted("mysql", "source_secret") == {"secretsmanager:GetSecretValue": {SECRET}}
+    assert granted("mysql", "source") == {"secretsmanager:GetSecretValue": {SECRET}}
 
     # Keys are used through their service only; the roles trust DMS acting for this account only.
     policies = {
@@ -511,11 +510,11 @@ def test_iam_least_privilege(plan: dict[str, Any]) -> None:
     documents = {
         c["address"]: c["change"]["after"] for c in plan["resource_changes"] if c["type"] == "aws_iam_policy_document"
     }
-    for document, principals in (
-        ("source_secret_assume", ["dms.eu-west-1.amazonaws.com", "dms.amazonaws.com"]),
-        ("target_assume", ["dms.amazonaws.com"]),
+    for role, principals in (
+        ("source", ["dms.eu-west-1.amazonaws.com", "dms.amazonaws.com"]),
+        ("target", ["dms.amazonaws.com"]),
     ):
-        (trust,) = documents[f"module.sqlserver.data.aws_iam_policy_document.{document}[0]"]["statement"]
+        (trust,) = documents[f'module.sqlserver.data.aws_iam_policy_document.assume["{role}"]']["statement"]
         assert sorted(trust["principals"][0]["identifiers"]) == sorted(principals)
         assert trust["condition"][0]["variable"] == "aws:SourceAccount"
 
