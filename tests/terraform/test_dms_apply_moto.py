@@ -14,6 +14,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,28 @@ def _prerequisites(account: Account) -> dict[str, Any]:
     }
 
 
+def _plans_reusing_the_roles(
+    endpoint: str, directory: Path, tf_env: dict[str, str], inputs: dict[str, Any]
+) -> tuple[tfkit.Result, tfkit.Result]:
+    """Plans of the deployment's inputs with create_dms_iam_roles = false in EMPTY_ACCOUNT: first
+    with dms-cloudwatch-logs-role at /service-role/ only, then with it at / (where DMS looks)."""
+    account = Account(endpoint, _account_credentials(endpoint, EMPTY_ACCOUNT))
+    iam = account.client("iam")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    iam.create_role(RoleName="dms-vpc-role", AssumeRolePolicyDocument=trust)
+    iam.create_role(RoleName="dms-cloudwatch-logs-role", Path="/service-role/", AssumeRolePolicyDocument=trust)
+    tfkit.module_root(directory, "dms", {"dms": {**inputs, "create_dms_iam_roles": False}})
+    tfkit.write_moto_provider(directory, endpoint, REGION)
+    env = {**tf_env, **account.credentials}
+    tfkit.init(directory, env)
+    args = ["plan", "-refresh=false", "-lock=false", "-input=false", "-no-color"]
+    missing = tfkit.terraform(directory, *args, env=env)
+    # Role names are unique across paths: the misplaced one goes before the right one is made.
+    iam.delete_role(RoleName="dms-cloudwatch-logs-role")
+    iam.create_role(RoleName="dms-cloudwatch-logs-role", AssumeRolePolicyDocument=trust)
+    return missing, tfkit.terraform(directory, *args, env=env)
+
+
 @dataclass
 class Deployment:
     account: Account
@@ -117,6 +140,8 @@ class Deployment:
     inputs: dict[str, Any]
     outputs: dict[str, Any]
     state: dict[str, Any]
+    # Planned while the apply runs; a failure there fails its own test only.
+    plans_reusing_the_roles: Future[tuple[tfkit.Result, tfkit.Result]]
     destroyed: bool = False
 
     def destroy(self) -> tfkit.Result:
@@ -143,13 +168,16 @@ def deployment(
     tfkit.write_moto_provider(directory, moto_server, REGION)
     env = {**tf_env, **account.credentials}
     tfkit.init(directory, env)
-    started = time.monotonic()
-    args = ["apply", "-auto-approve", "-input=false", "-no-color", "-lock=false", "-parallelism=20"]
-    tfkit.terraform(directory, *args, env=env, timeout=900).check()
-    account.timings["apply"] = time.monotonic() - started
+    # The apply mostly waits on the provider's polling: the reuse plans (another account) run meanwhile.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reuse = pool.submit(_plans_reusing_the_roles, moto_server, tmp_path_factory.mktemp("dms-reuse"), tf_env, inputs)
+        started = time.monotonic()
+        args = ["apply", "-auto-approve", "-input=false", "-no-color", "-lock=false", "-parallelism=20"]
+        tfkit.terraform(directory, *args, env=env, timeout=900).check()
+        account.timings["apply"] = time.monotonic() - started
     outputs = json.loads(tfkit.terraform(directory, "output", "-json", env=env).check().stdout)["dms"]["value"]
     state = json.loads(tfkit.terraform(directory, "show", "-json", env=env).check().stdout)
-    deployed = Deployment(account, directory, env, inputs, outputs, state)
+    deployed = Deployment(account, directory, env, inputs, outputs, state, reuse)
     yield deployed
     if not deployed.destroyed:  # a test failed before test_destroy: still clean up the shared server
         deployed.destroy()
@@ -329,36 +357,18 @@ def test_events_go_to_the_alarm_topic(deployment: Deployment) -> None:
     assert set(deployment.outputs["event_subscription_arns"]) == {"instance", "task"}
 
 
-def test_a_missing_account_wide_role_is_reported_at_plan(
-    moto_server: str, tmp_path_factory: pytest.TempPathFactory, tf_env: dict[str, str], deployment: Deployment
-) -> None:
+def test_a_missing_account_wide_role_is_reported_at_plan(deployment: Deployment) -> None:
     """A second deployment reuses the roles (create_dms_iam_roles = false): in an account lacking one
     (or holding it at another path, where DMS does not look) the plan fails naming it; once it
     exists, the same plan passes."""
-    account = Account(moto_server, _account_credentials(moto_server, EMPTY_ACCOUNT))
-    iam = account.client("iam")
-    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
-    iam.create_role(RoleName="dms-vpc-role", AssumeRolePolicyDocument=trust)
-    iam.create_role(RoleName="dms-cloudwatch-logs-role", Path="/service-role/", AssumeRolePolicyDocument=trust)
-    inputs = {**deployment.inputs, "create_dms_iam_roles": False}
-    directory = tfkit.module_root(tmp_path_factory.mktemp("dms-reuse"), "dms", {"dms": inputs})
-    tfkit.write_moto_provider(directory, moto_server, REGION)
-    env = {**tf_env, **account.credentials}
-    tfkit.init(directory, env)
-    args = ["plan", "-refresh=false", "-lock=false", "-input=false", "-no-color"]
-
-    missing = tfkit.terraform(directory, *args, env=env)
+    missing, present = deployment.plans_reusing_the_roles.result()
     message = " ".join((missing.stderr + missing.stdout).replace("│", "").split())
     assert missing.returncode == 1
     assert (
         "DMS needs the account-wide IAM role(s) dms-cloudwatch-logs-role (at path /), which this account does not "
         "have. Set create_dms_iam_roles = true in one deployment per account"
     ) in message, message[-3000:]
-
-    # Role names are unique across paths: the misplaced one goes before the right one is made.
-    iam.delete_role(RoleName="dms-cloudwatch-logs-role")
-    iam.create_role(RoleName="dms-cloudwatch-logs-role", AssumeRolePolicyDocument=trust)
-    tfkit.terraform(directory, *args, env=env).check()
+    present.check()
 
 
 def test_destroy_removes_everything(deployment: Deployment) -> None:
