@@ -18,10 +18,10 @@ import psycopg2
 import pymysql
 import pytest
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from scripts.lambda_context import LocalLambdaContext
-from scripts.localdb import MariaDBServer, PostgresServer, free_port, mariadb_server, postgres_server
+from scripts.localdb import MariaDBServer, PostgresServer, mariadb_server, postgres_server
+from scripts.localenv.moto_server import MotoServer
 
 REGION = "us-east-1"
 
@@ -147,15 +147,11 @@ def aws() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """A moto server on a free loopback port, for code that needs a real HTTP endpoint
+    """The project's moto server (scripts/localenv/moto_server.py: moto with the DMS corrections the
+    AWS provider needs) on a free loopback port, for code that needs a real HTTP endpoint
     (Terraform, subprocesses). Yields the endpoint URL."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with MotoServer() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

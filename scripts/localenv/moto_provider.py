@@ -13,9 +13,8 @@ from pathlib import Path
 
 # `endpoints` block arguments of hashicorp/aws 5.100.0 (`terraform providers schema -json`): every
 # service the module's resources and data sources call (tests/terraform/test_moto_provider.py checks
-# it against the *.tf files), plus dynamodb (stream event sources), events and dms (the network has a
-# group for DMS replication instances). `cloudwatchlogs` is the provider's alias of `logs`; both are
-# set so either spelling resolves to moto.
+# it against the *.tf files), plus dynamodb (stream event sources) and events. `cloudwatchlogs` is the
+# provider's alias of `logs`; both are set so either spelling resolves to moto.
 ENDPOINT_SERVICES: tuple[str, ...] = (
     "cloudwatch",
     "cloudwatchlogs",

@@ -42,6 +42,7 @@ def test_every_module_and_example_is_validated() -> None:
         "modules/file_loader",
         "modules/table_sync",
         "modules/schema_migrations",
+        "modules/dms",
     } <= set(dirs)
     assert {"examples/minimal", "examples/complete"} <= set(dirs)
 

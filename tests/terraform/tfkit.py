@@ -107,6 +107,31 @@ def copy_tree(destination: Path) -> Path:
     return destination
 
 
+def module_root(destination: Path, module: str, calls: dict[str, dict[str, Any]]) -> Path:
+    """A scratch root module at `destination` holding a copy of modules/<module> and one `module`
+    block per entry of `calls` (label -> arguments), plus an output per call exposing the module's
+    outputs. Rewriting the calls of an initialised root needs no new `init` while the labels stay."""
+    shutil.copytree(
+        REPO / "modules" / module,
+        destination / "modules" / module,
+        ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*", "README.md"),
+        dirs_exist_ok=True,
+    )
+    write_module_calls(destination, module, calls)
+    return destination
+
+
+def write_module_calls(directory: Path, module: str, calls: dict[str, dict[str, Any]]) -> None:
+    # Arguments are written as JSON, which is HCL expression syntax (`{"key": value}`, null, lists).
+    blocks = []
+    for label, arguments in calls.items():
+        lines = [f'module "{label}" {{', f'  source = "./modules/{module}"']
+        lines += [f"  {name} = {json.dumps(value)}" for name, value in arguments.items()]
+        lines += ["}", "", f'output "{label}" {{', f"  value = module.{label}", "}", ""]
+        blocks.append("\n".join(lines))
+    (directory / "calls.tf").write_text("\n".join(blocks))
+
+
 def terraform_dirs() -> list[str]:
     """Every configuration to validate, relative to the repository: root, modules, examples."""
     dirs = ["."]
