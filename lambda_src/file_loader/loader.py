@@ -45,20 +45,10 @@ from file_loader.formats import (
 )
 from file_loader.ledger import TERMINAL, Ledger, ObjectId, Outcome
 from file_loader.routes import Route, RouteError
+from pipeline_common.catalog import Column, TableNotFound, primary_key, table_columns
 from pipeline_common.deadline import Deadline, DeadlineExceeded
 from pipeline_common.identifiers import QualifiedName
-from pipeline_common.pgload import (
-    Column,
-    CopyFormat,
-    TableNotFound,
-    copy_error_line,
-    copy_in,
-    create_staging,
-    is_row_error,
-    primary_key,
-    table_columns,
-    upsert,
-)
+from pipeline_common.pgload import CopyFormat, copy_error_line, copy_in, create_staging, is_row_error, upsert
 
 logger = logging.getLogger(__name__)
 

@@ -159,6 +159,23 @@ def _connect_odbc(settings: DatabaseSettings, params: dict[str, Any]) -> Any:
     return pyodbc.connect(odbc_connection_string(settings, params), autocommit=False, timeout=settings.connect_timeout)
 
 
+def driver_of(connection: Any) -> str:
+    """`psycopg2`, `pymysql` or `pyodbc`: the module a DB-API connection (or cursor) comes from."""
+    module = type(connection).__module__.split(".")[0]
+    if module not in ("psycopg2", "pymysql", "pyodbc"):
+        raise ConfigError(f"unsupported database connection {type(connection).__module__}.{type(connection).__name__}")
+    return module
+
+
+def engine_of(connection: Any) -> str:
+    """`postgresql` or `mysql` for a psycopg2 or PyMySQL connection or cursor: the engines whose
+    locks, checkpoints and statement timeouts the shared library writes SQL for."""
+    driver = driver_of(connection)
+    if driver == "pyodbc":
+        raise ConfigError("locks, checkpoints and statement timeouts need a psycopg2 or PyMySQL connection, not pyodbc")
+    return "postgresql" if driver == "psycopg2" else "mysql"
+
+
 def is_alive(connection: Any) -> bool:
     """A round trip to the server; False when the connection is unusable."""
     if getattr(connection, "closed", 0):  # psycopg2 marks connections it knows are dead

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from pipeline_common.pgload import Column
+from pipeline_common.catalog import Column
 from table_sync.config import TableSpec
 from table_sync.dialect import ENCODABLE_KINDS, Dialect, SourceColumn, SourceShape
 

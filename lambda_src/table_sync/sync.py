@@ -20,17 +20,10 @@ from typing import Any, Protocol
 
 from psycopg2 import errors
 
+from pipeline_common.catalog import TableNotFound, columns_without_equality, table_columns, unique_keys
+from pipeline_common.copytext import copy_text_bytes
 from pipeline_common.deadline import Deadline
-from pipeline_common.pgload import (
-    TableNotFound,
-    columns_without_equality,
-    copy_encoded,
-    copy_text_bytes,
-    create_staging,
-    table_columns,
-    unique_keys,
-    upsert,
-)
+from pipeline_common.pgload import copy_encoded, create_staging, upsert
 from table_sync import source as src
 from table_sync import state
 from table_sync.config import TableSpec
