@@ -115,7 +115,7 @@ def test_file_columns_that_do_not_fit_the_table_reject_the_object_clearly(pipeli
 def test_state_tables_are_created_in_the_configured_schema_concurrently(pipeline):
     import threading
 
-    from file_loader.ledger import Ledger
+    from pipeline_common.ledger import Ledger
 
     errors = []
 
