@@ -21,7 +21,7 @@ logger = get_logger()
 # Time kept back when the deadline stops a load: enough to roll back and record the attempt.
 RESERVE_MS = 5_000
 
-sandbox = Sandbox(LoaderConfig.from_env)
+sandbox = Sandbox(LoaderConfig.from_env, secret_ttl=lambda config: config.secret_ttl_seconds)
 
 
 def _sqs_config() -> Any:
@@ -38,7 +38,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         event,
         routes=config.routes,
         source_bucket=config.source_bucket,
-        db=sandbox.connection("db", config.database, config.secret_ttl_seconds),
+        db=sandbox.connection("db", config.database),
         s3=sandbox.client("s3"),
         ledger=sandbox.keep("ledger", lambda: file_ledger(config.state_schema)),
         deadline=Deadline.from_context(context, reserve_ms=RESERVE_MS),

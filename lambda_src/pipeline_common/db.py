@@ -176,6 +176,16 @@ def engine_of(connection: Any) -> str:
     return "postgresql" if driver == "psycopg2" else "mysql"
 
 
+def session_identity(connection: Any) -> tuple[Any, ...]:
+    """What tells this server session apart from any other, without a round trip: the object, the
+    server's session id and the database (an object's id alone is reused once it is freed)."""
+    if driver_of(connection) == "psycopg2":
+        return (id(connection), connection.get_backend_pid(), connection.dsn)
+    if driver_of(connection) == "pymysql":
+        return (id(connection), connection.thread_id(), connection.host, connection.port, connection.db)
+    return (id(connection),)
+
+
 def is_alive(connection: Any) -> bool:
     """A round trip to the server; False when the connection is unusable."""
     if getattr(connection, "closed", 0):  # psycopg2 marks connections it knows are dead

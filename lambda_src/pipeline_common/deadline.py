@@ -26,6 +26,12 @@ class LambdaContextLike(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
+class TimeBudget(Protocol):
+    """A `Deadline`, or a `Pacer` answering from its last question to the deadline."""
+
+    def usable_ms(self) -> float: ...
+
+
 class DeadlineExceeded(RetryableError):
     """Raised by `Deadline.check` when too little time is left to start more work; the work can
     continue on the next try at once."""
@@ -78,7 +84,9 @@ class Pacer:
     `fits()` is asked before each unit: there must be room for the slowest unit so far times
     `margin` (a unit may take longer than any before it). `unit()` times one. `next_size(size)`
     scales the size of the next unit toward `target_ms` from the last unit's rate, by at most
-    `step` (x2: doubling or halving) at a time, within `minimum` and `maximum`.
+    `step` (x2: doubling or halving) at a time, within `minimum` and `maximum`. `usable_ms()`
+    answers from the last `fits()` without asking the deadline again, so the unit's statements
+    can be bounded (`bound_statements(cur, pacer)`) at no extra cost.
     """
 
     def __init__(
@@ -102,10 +110,20 @@ class Pacer:
         self.units = 0
         self.slowest_ms = 0.0
         self.last_ms = 0.0
+        self._usable: tuple[float, float] | None = None  # (usable ms, clock) at the last fits()
 
     def fits(self) -> bool:
         """Whether another unit fits before the deadline's reserve."""
-        return not self.deadline.expired(need_ms=self.slowest_ms * self.margin)
+        usable = self.deadline.usable_ms()
+        self._usable = (usable, self._clock())
+        return usable > self.slowest_ms * self.margin
+
+    def usable_ms(self) -> float:
+        """Usable time left: the deadline's answer at the last `fits()` less the time since."""
+        if self._usable is None:
+            return self.deadline.usable_ms()
+        usable, asked_at = self._usable
+        return usable - (self._clock() - asked_at) * 1000
 
     @contextmanager
     def unit(self) -> Iterator[None]:
@@ -141,7 +159,7 @@ class StatementTimeoutScope(PermanentError, ValueError):
     """MySQL/MariaDB cannot limit statements for one transaction only."""
 
 
-def bound_statements(cur: Any, deadline: Deadline, *, session: bool = False) -> int:
+def bound_statements(cur: Any, deadline: TimeBudget, *, session: bool = False) -> int:
     """Have the server cancel statements that would run into the deadline's reserve; returns the
     limit set, in ms. The limit is per statement, so set it again before each long one.
 
@@ -177,7 +195,7 @@ def unbound_statements(cur: Any) -> None:
 
 
 @contextmanager
-def bounded_session(cur: Any, deadline: Deadline) -> Iterator[int]:
+def bounded_session(cur: Any, deadline: TimeBudget) -> Iterator[int]:
     """Session-wide `bound_statements` for the block, reset afterwards (statements outside any
     transaction, such as non-transactional migrations)."""
     limit_ms = bound_statements(cur, deadline, session=True)

@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline_common.db import engine_of
+from pipeline_common.db import engine_of, session_identity
 from pipeline_common.errors import PermanentError, RetryableError
 
 LegacyKey = int | tuple[int, int]
@@ -253,13 +253,14 @@ class Ddl:
 
     key: LockKey
     statements: Sequence[Any]
-    _done: set[int] = field(default_factory=set, repr=False)
+    _done: set[tuple[Any, ...]] = field(default_factory=set, repr=False)
 
     def ensure(self, conn: Any) -> None:
-        if id(conn) in self._done:
+        session = session_identity(conn)
+        if session in self._done:
             return
         run_locked(conn, self.key, self.statements)
-        self._done.add(id(conn))
+        self._done.add(session)
 
 
 def ddl_key(schema: str) -> LockKey:

@@ -6,11 +6,11 @@ it), and each client, connection or other object is made the first time it is as
 reused after that. `reset()` closes the connections and forgets everything: tests call it between
 cases, and so would a long-lived local process whose configuration changed.
 
-    sandbox = Sandbox(LoaderConfig.from_env)
+    sandbox = Sandbox(LoaderConfig.from_env, secret_ttl=lambda config: config.secret_ttl_seconds)
 
     def handler(event, context):
         config = sandbox.settings
-        db = sandbox.connection("db", config.database, secret_ttl_seconds=config.secret_ttl_seconds)
+        db = sandbox.connection("db", config.database)
         s3 = sandbox.client("s3")
         ledger = sandbox.keep("ledger", lambda: Ledger(config.state_schema))
 """
@@ -29,8 +29,13 @@ T = TypeVar("T")
 
 
 class Sandbox(Generic[SettingsT]):
-    def __init__(self, load_settings: Callable[[], SettingsT]) -> None:
+    def __init__(
+        self, load_settings: Callable[[], SettingsT], *, secret_ttl: Callable[[SettingsT], float] = lambda _: 300
+    ) -> None:
+        """`secret_ttl`: how long a fetched secret is used, from the settings (a rotated password
+        is picked up at most that late)."""
         self._load_settings = load_settings
+        self._secret_ttl = secret_ttl
         self._settings: SettingsT | None = None
         self._clients: dict[str, Any] = {}
         self._connections: dict[str, ManagedConnection] = {}
@@ -52,17 +57,17 @@ class Sandbox(Generic[SettingsT]):
             self._clients[service] = boto3.client(service, config=config)
         return self._clients[service]
 
-    def secrets(self, ttl_seconds: float = 300) -> SecretCache:
-        """The sandbox's Secrets Manager cache (its TTL is the first caller's)."""
+    def secrets(self) -> SecretCache:
+        """The sandbox's Secrets Manager cache, shared by its connections."""
         if self._secrets is None:
-            self._secrets = SecretCache(lambda: self.client("secretsmanager"), ttl_seconds)
+            self._secrets = SecretCache(lambda: self.client("secretsmanager"), self._secret_ttl(self.settings))
         return self._secrets
 
-    def connection(self, name: str, settings: DatabaseSettings, secret_ttl_seconds: float = 300) -> ManagedConnection:
+    def connection(self, name: str, settings: DatabaseSettings) -> ManagedConnection:
         """The sandbox's connection called `name`: opened on first `get()`, health-checked and
         reused after that."""
         if name not in self._connections:
-            self._connections[name] = ManagedConnection(settings, self.secrets(secret_ttl_seconds))
+            self._connections[name] = ManagedConnection(settings, self.secrets())
         return self._connections[name]
 
     def keep(self, name: str, factory: Callable[[], T]) -> T:

@@ -13,11 +13,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from pipeline_common.catalog import Column
+from pipeline_common.errors import PermanentError
 from table_sync.config import TableSpec
 from table_sync.dialect import ENCODABLE_KINDS, Dialect, SourceColumn, SourceShape
 
 
-class PlanError(ValueError):
+class PlanError(PermanentError, ValueError):
     """The configuration does not fit the databases; the message names every problem."""
 
 

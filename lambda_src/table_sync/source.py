@@ -17,12 +17,13 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline_common.db import rollback_quietly
+from pipeline_common.errors import PermanentError
 from table_sync.dialect import Dialect, SourceColumn, SourceShape, probe_sql
 
 SQL_SS_TIMESTAMPOFFSET = -155  # SQL Server datetimeoffset, which pyodbc cannot convert by itself
 
 
-class SourceError(RuntimeError):
+class SourceError(PermanentError):
     """The source table, query or columns are not what the configuration says."""
 
 

@@ -117,3 +117,17 @@ def test_statement_timeouts_follow_the_deadline_on_mariadb(mariadb_conn):
             assert is_retryable(cancelled.value)
         cur.execute("SELECT @@session.max_statement_time = @@global.max_statement_time")
         assert cur.fetchone() == (1,)
+
+
+def test_pacer_answers_the_time_left_from_its_last_question():
+    clock, questions = Clock(), []
+
+    def remaining() -> float:
+        questions.append(clock.now)
+        return (60 - clock.now) * 1000
+
+    pacer = Pacer(Deadline(remaining, reserve_ms=10_000), clock=clock)
+    assert pacer.usable_ms() == 50_000 and len(questions) == 1  # before any fits(): asks
+    assert pacer.fits() and len(questions) == 2
+    clock.now = 4
+    assert pacer.usable_ms() == 46_000 and len(questions) == 2  # after fits(): no new question

@@ -40,12 +40,12 @@ def test_connections_are_reused_and_closed_by_reset(pg_server, pg_database, aws)
         Name="db", SecretString=json.dumps(pg_server.secret(pg_database))
     )["ARN"]
     settings = DatabaseSettings("postgresql", None, None, None, arn, sslmode="require")
-    sandbox = Sandbox(dict)
-    db = sandbox.connection("db", settings, secret_ttl_seconds=60)
+    sandbox = Sandbox(dict, secret_ttl=lambda _: 60)
+    db = sandbox.connection("db", settings)
     assert sandbox.connection("db", settings) is db
     first = db.get()
     assert db.get() is first and db.opened == 1
-    assert sandbox.secrets() is sandbox.secrets(5)  # the first caller's TTL holds
+    assert db._secrets is sandbox.secrets() and sandbox.secrets()._ttl == 60
     sandbox.reset()
     assert first.closed
     again = sandbox.connection("db", settings)

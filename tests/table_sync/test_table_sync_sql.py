@@ -13,8 +13,8 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from pipeline_common import values
 from pipeline_common.identifiers import QualifiedName
-from table_sync import values
 from table_sync.dialect import (
     Dialect,
     Lower,
