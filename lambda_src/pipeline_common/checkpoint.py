@@ -89,7 +89,7 @@ class CheckpointTable:
         """Create the schema and table when missing, once per connection; commits."""
         engine = engine_of(conn)
         if engine not in self._ddl:
-            self._ddl[engine] = Ddl(ddl_key(self.schema), self._create_statements(conn, engine))
+            self._ddl[engine] = Ddl(ddl_key(self.schema), self.create_statements(conn))
         self._ddl[engine].ensure(conn)
 
     def load(self, cur: Any, name: str) -> Checkpoint | None:
@@ -163,8 +163,9 @@ class CheckpointTable:
     def _columns(self) -> tuple[str, ...]:
         return (*self.identity, *self.labels, *self.positions, *self.counters, *self.stamps, "updated_at")
 
-    def _create_statements(self, conn: Any, engine: str) -> list[str]:
-        mysql = engine == "mysql"
+    def create_statements(self, conn: Any) -> list[str]:
+        """The DDL `ensure` runs: the schema (PostgreSQL) and the table, for the connection's engine."""
+        mysql = engine_of(conn) == "mysql"
         q = lambda column: self._q(conn, column)  # noqa: E731
         text, json_type = ("varchar(255)", "longtext") if mysql else ("text", "jsonb")
         stamp_type = "datetime(6)" if mysql else "timestamptz"

@@ -246,9 +246,10 @@ class Ddl:
 
     `CREATE ... IF NOT EXISTS` alone races: two sessions both see "missing" and one fails on the
     catalog's unique index. On PostgreSQL the statements run in one transaction under a
-    transaction lock and commit; MySQL commits each DDL statement itself, so they run under a
-    session lock that is released after them. Pipelines creating tables in the same schema pass
-    the same key (`ddl_key(schema)`), so their first runs do not race on the schema either.
+    transaction lock and commit; MySQL commits each DDL statement itself (and an autocommit
+    connection has no transaction), so there they run under a session lock released after them.
+    Pipelines creating tables in the same schema pass the same key (`ddl_key(schema)`), so their
+    first runs do not race on the schema either.
     """
 
     key: LockKey
@@ -268,8 +269,9 @@ def ddl_key(schema: str) -> LockKey:
 
 
 def run_locked(conn: Any, key: LockKey, statements: Iterable[Any]) -> None:
-    """Run `statements` under `key` and commit (see `Ddl`)."""
-    if engine_of(conn) == "mysql":
+    """Run `statements` under `key` and commit (see `Ddl`). Without a transaction to hold a lock
+    (MySQL DDL commits itself; an autocommit PostgreSQL connection) a session lock is held."""
+    if engine_of(conn) == "mysql" or conn.autocommit:
         with session_lock(conn, key, timeout_ms=None), conn.cursor() as cur:
             for statement in statements:
                 cur.execute(statement)
