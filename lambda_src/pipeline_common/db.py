@@ -16,6 +16,7 @@ import ssl
 from typing import Any
 
 from pipeline_common.config import ConfigError, DatabaseSettings
+from pipeline_common.errors import PermanentError
 from pipeline_common.secrets import SecretCache, default_cache
 
 logger = logging.getLogger(__name__)
@@ -157,6 +158,11 @@ def _connect_odbc(settings: DatabaseSettings, params: dict[str, Any]) -> Any:
     import pyodbc
 
     return pyodbc.connect(odbc_connection_string(settings, params), autocommit=False, timeout=settings.connect_timeout)
+
+
+class SessionScopeOnly(PermanentError, ValueError):
+    """MySQL/MariaDB hold advisory locks and statement limits for the session only: asking for
+    them per transaction is refused rather than letting them quietly outlive the transaction."""
 
 
 def driver_of(connection: Any) -> str:

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from pipeline_common.db import engine_of
-from pipeline_common.errors import PermanentError, RetryableError
+from pipeline_common.db import SessionScopeOnly, engine_of
+from pipeline_common.errors import RetryableError
 
 
 class LambdaContextLike(Protocol):
@@ -155,10 +155,6 @@ class Pacer:
         return max(self.minimum, int(wanted))
 
 
-class StatementTimeoutScope(PermanentError, ValueError):
-    """MySQL/MariaDB cannot limit statements for one transaction only."""
-
-
 def bound_statements(cur: Any, deadline: TimeBudget, *, session: bool = False) -> int:
     """Have the server cancel statements that would run into the deadline's reserve; returns the
     limit set, in ms. The limit is per statement, so set it again before each long one.
@@ -173,7 +169,7 @@ def bound_statements(cur: Any, deadline: TimeBudget, *, session: bool = False) -
     limit_ms = max(1, int(deadline.usable_ms()))
     if engine_of(cur) == "mysql":
         if not session:
-            raise StatementTimeoutScope(
+            raise SessionScopeOnly(
                 "MySQL/MariaDB statement limits are session-wide: call bound_statements(..., session=True)"
             )
         if _is_mariadb(cur):

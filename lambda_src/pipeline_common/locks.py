@@ -37,8 +37,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline_common.db import engine_of, session_identity
-from pipeline_common.errors import PermanentError, RetryableError
+from pipeline_common.db import SessionScopeOnly, engine_of, session_identity
+from pipeline_common.errors import RetryableError
 
 LegacyKey = int | tuple[int, int]
 
@@ -50,10 +50,6 @@ class Scope(enum.Enum):
 
 class LockTimeout(RetryableError):
     """A lock could not be taken within the time allowed."""
-
-
-class LockScopeError(PermanentError, ValueError):
-    """The engine cannot hold a lock in the scope asked for (MySQL has no transaction locks)."""
 
 
 @dataclass(frozen=True)
@@ -220,7 +216,7 @@ def _lock_timeout(conn: Any, cur: Any, timeout_ms: float | None) -> Iterator[Non
 
 def _mysql_scope(scope: Scope) -> None:
     if scope is not Scope.SESSION:
-        raise LockScopeError(
+        raise SessionScopeOnly(
             "MySQL/MariaDB locks (GET_LOCK) are session-scoped: COMMIT does not release them; "
             "take a Scope.SESSION lock and unlock it"
         )

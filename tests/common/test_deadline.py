@@ -2,11 +2,11 @@ import psycopg2.errors
 import pymysql
 import pytest
 
+from pipeline_common.db import SessionScopeOnly
 from pipeline_common.deadline import (
     Deadline,
     DeadlineExceeded,
     Pacer,
-    StatementTimeoutScope,
     bound_statements,
     bounded_session,
 )
@@ -109,7 +109,7 @@ def test_statement_timeouts_follow_the_deadline_on_postgresql(pg_conn):
 
 def test_statement_timeouts_follow_the_deadline_on_mariadb(mariadb_conn):
     with mariadb_conn.cursor() as cur:
-        with pytest.raises(StatementTimeoutScope, match="session"):
+        with pytest.raises(SessionScopeOnly, match="session"):
             bound_statements(cur, Deadline.in_seconds(1))
         with bounded_session(cur, Deadline.in_seconds(0.5)):
             with pytest.raises(pymysql.err.OperationalError) as cancelled:

@@ -11,11 +11,11 @@ import psycopg2
 import pymysql
 import pytest
 
+from pipeline_common.db import SessionScopeOnly
 from pipeline_common.errors import is_retryable
 from pipeline_common.locks import (
     Ddl,
     LockKey,
-    LockScopeError,
     LockTimeout,
     Scope,
     ddl_key,
@@ -108,9 +108,9 @@ def test_postgresql_transaction_locks_end_with_the_transaction(pg_server, pg_dat
 
 
 def test_mysql_refuses_transaction_scoped_locks(mariadb_conn):
-    with pytest.raises(LockScopeError, match="session-scoped"):
+    with pytest.raises(SessionScopeOnly, match="session-scoped"):
         try_lock(mariadb_conn, KEY, Scope.TRANSACTION)
-    with pytest.raises(LockScopeError):
+    with pytest.raises(SessionScopeOnly):
         lock(mariadb_conn, KEY, Scope.TRANSACTION, timeout_ms=100)
 
 
