@@ -96,8 +96,8 @@ class Ledger:
     def __init__(
         self,
         schema: str,
-        table: str = "file_loads",
-        rejects_table: str = "file_rejects",
+        table: str,
+        rejects_table: str,
         *,
         legacy_lock: Callable[[ObjectId], LegacyKey] | None = None,
     ) -> None:

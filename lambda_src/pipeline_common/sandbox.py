@@ -12,7 +12,7 @@ cases, and so would a long-lived local process whose configuration changed.
         config = sandbox.settings
         db = sandbox.connection("db", config.database)
         s3 = sandbox.client("s3")
-        ledger = sandbox.keep("ledger", lambda: Ledger(config.state_schema))
+        ledger = sandbox.keep("ledger", lambda: Ledger(config.state_schema, "cdc_files", "cdc_rejects"))
 """
 
 from __future__ import annotations

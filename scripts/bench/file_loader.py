@@ -153,11 +153,11 @@ def run_handler_in_process(event: dict[str, Any], env: dict[str, str]) -> float:
     from file_loader import handler
     from scripts.lambda_context import LocalLambdaContext
 
-    handler.reset_sandbox()
+    handler.sandbox.reset()
     start = time.perf_counter()
     result = handler.handler(event, LocalLambdaContext(timeout_seconds=900))
     elapsed = time.perf_counter() - start
-    handler.reset_sandbox()
+    handler.sandbox.reset()
     if result["batchItemFailures"] or result["objects"].get("loaded") != 1:
         raise RuntimeError(f"handler did not load the object: {result}")
     return elapsed

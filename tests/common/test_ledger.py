@@ -10,7 +10,7 @@ OBJ = ObjectId("landing", "dms/sales/orders/LOAD00000001.csv", "v1")
 
 
 def test_two_ledgers_in_one_schema_keep_their_own_rows_and_locks(pg_server, pg_database):
-    files = Ledger("pipeline_state")
+    files = Ledger("pipeline_state", "file_loads", "file_rejects")
     cdc = Ledger("pipeline_state", "cdc_applied_files", "cdc_rejects")
     conn, other = (psycopg2.connect(pg_server.dsn(pg_database)) for _ in range(2))
     try:
