@@ -67,7 +67,7 @@ class CheckpointTable:
     positions: tuple[str, ...] = ("position",)
     counters: tuple[str, ...] = ("rows_done",)
     stamps: tuple[str, ...] = ("started_at", "finished_at")
-    _ddl: dict[str, Ddl] = field(default_factory=dict, compare=False, repr=False)
+    _ddl: dict[str, Ddl] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in (self.schema, self.table, self.name_column, *self._columns()):

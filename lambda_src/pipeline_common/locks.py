@@ -88,10 +88,8 @@ def _pg_call(function: str, key: LegacyKey) -> tuple[str, tuple[int, ...]]:
     return f"{function}(%s)", (key,)
 
 
-def _pg_function(scope: Scope, verb: str) -> str:
-    # verb: "try" or "wait"
-    prefix = "pg_try_advisory" if verb == "try" else "pg_advisory"
-    return f"{prefix}_xact_lock" if scope is Scope.TRANSACTION else f"{prefix}_lock"
+def _pg_function(scope: Scope, *, wait: bool) -> str:
+    return ("pg_advisory" if wait else "pg_try_advisory") + ("_xact_lock" if scope is Scope.TRANSACTION else "_lock")
 
 
 def try_lock(conn: Any, key: LockKey, scope: Scope) -> bool:
@@ -101,7 +99,7 @@ def try_lock(conn: Any, key: LockKey, scope: Scope) -> bool:
     if engine_of(conn) == "mysql":
         _mysql_scope(scope)
         return _mysql_get(conn, key, 0)
-    calls = [_pg_call(_pg_function(scope, "try"), k) for k in key.pg_keys()]
+    calls = [_pg_call(_pg_function(scope, wait=False), k) for k in key.pg_keys()]
     with conn.cursor() as cur:
         # One round trip for the usual single key and for a key with legacy keys alike.
         cur.execute(
@@ -148,7 +146,7 @@ def lock(conn: Any, key: LockKey, scope: Scope, *, timeout_ms: float | None) -> 
             try:
                 # Out of time between keys: one last 1 ms try still takes a free key.
                 with _lock_timeout(conn, cur, None if left is None else max(1.0, left)):
-                    text, params = _pg_call(_pg_function(scope, "wait"), pg_key)
+                    text, params = _pg_call(_pg_function(scope, wait=True), pg_key)
                     cur.execute(f"SELECT {text}", params)
             except errors.LockNotAvailable:
                 if scope is Scope.SESSION and taken:
@@ -250,7 +248,7 @@ class Ddl:
 
     key: LockKey
     statements: Sequence[Any]
-    _done: set[tuple[Any, ...]] = field(default_factory=set, repr=False)
+    _done: set[tuple[Any, ...]] = field(default_factory=set, init=False, repr=False)
 
     def ensure(self, conn: Any) -> None:
         session = session_identity(conn)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from pipeline_common.errors import is_retryable
 from pipeline_common.values import display
 
 
@@ -39,8 +40,7 @@ class TableResult:
     retryable: bool | None = field(default=None, repr=False)
 
     def fail(self, exc: BaseException, message: str | None = None) -> None:
-        from pipeline_common.errors import is_retryable
-
+        """Failed with `exc`; the error shows `message`, else the first line of `exc`."""
         text = str(exc).strip()
         self.status = "failed"
         self.error = f"{type(exc).__name__}: {message if message is not None else text.splitlines()[0] if text else ''}"
