@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg2
-import pymysql
 import pytest
 
 
@@ -27,14 +26,7 @@ def connect(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
         database = request.getfixturevalue("mariadb_database")
 
         def open_one() -> Any:
-            return pymysql.connect(
-                host=server.host,
-                port=server.port,
-                user=server.user,
-                password=server.password,
-                database=database,
-                charset="utf8mb4",
-            )
+            return server.connect(database)
 
     opened: list[Any] = []
 

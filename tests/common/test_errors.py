@@ -70,10 +70,9 @@ def test_mysql_errors_by_what_they_mean(mariadb, mariadb_conn):
     # A row lock held by another session: the lock wait timeout is worth another try.
     with mariadb_conn.cursor() as cur:
         cur.execute("UPDATE t SET id = 1 WHERE id = 1")
-    other = pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.user, password=mariadb.password)
+    other = mariadb.connect(mariadb_conn.db.decode())
     try:
         with other.cursor() as cur:
-            cur.execute(f"USE `{mariadb_conn.db.decode()}`")
             cur.execute("SET SESSION innodb_lock_wait_timeout = 1")
             with pytest.raises(pymysql.err.OperationalError) as waited:
                 cur.execute("UPDATE t SET id = 1 WHERE id = 1")

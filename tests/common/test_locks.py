@@ -8,7 +8,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg2
-import pymysql
 import pytest
 
 from pipeline_common.db import SessionScopeOnly
@@ -117,12 +116,7 @@ def test_mysql_refuses_transaction_scoped_locks(mariadb_conn):
 def test_mysql_lock_names_are_per_database_and_fit_64_characters(mariadb, mariadb_database):
     mariadb.sql("CREATE DATABASE IF NOT EXISTS other_db")
 
-    def connect(database: str) -> pymysql.Connection:
-        return pymysql.connect(
-            host=mariadb.host, port=mariadb.port, user=mariadb.user, password=mariadb.password, database=database
-        )
-
-    here, again, elsewhere = connect(mariadb_database), connect(mariadb_database), connect("other_db")
+    here, again, elsewhere = (mariadb.connect(db) for db in (mariadb_database, mariadb_database, "other_db"))
     try:
         long_key = LockKey("n" * 300, "j" * 300)
         assert try_lock(here, long_key, Scope.SESSION)
