@@ -4,6 +4,7 @@ real PostgreSQL target."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -456,7 +457,13 @@ def test_a_table_locked_by_another_run_is_skipped(source, target, sync):
         assert result.status == "skipped"
         assert target.execute("SELECT count(*) FROM public.items") == [(0,)]
     finally:
+        pid = other.get_backend_pid()
         other.close()
+    # The server ends a closed session (and releases its locks) a moment after the client leaves.
+    deadline = time.monotonic() + 10
+    while target.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)) != [(0,)]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     assert sync([_ts_table(source)]).tables[0].rows_read == 3
 
 
