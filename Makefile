@@ -102,10 +102,10 @@ bench: setup package ## Run the pipeline benchmarks (BENCH=name for one); each p
 	PYTHONPATH=lambda_src $(PY) -m scripts.bench $(BENCH)
 
 demo: setup ## Every pipeline end to end on this machine: moto + local PostgreSQL + terraform apply + event router (KEEP=1 leaves it up)
-	$(PY) scripts/demo.py $(if $(KEEP),--keep)
+	$(PY) -m scripts.demo $(if $(KEEP),--keep)
 
 demo-down: ## Stop and remove what a killed `make demo` left in build/demo
-	$(PY) scripts/demo.py --down
+	$(PY) -m scripts.demo --down
 
 clean: ## Remove build output, Terraform working directories and caches (keeps .venv)
 	rm -rf $(BUILD_DIR) .terraform-cli .pytest_cache .ruff_cache

@@ -15,7 +15,6 @@ from typing import Any
 
 import boto3
 import psycopg2
-import pymysql
 import pytest
 from moto import mock_aws
 
@@ -99,15 +98,7 @@ def mariadb_database(mariadb: MariaDBServer) -> Iterator[str]:
 
 @pytest.fixture
 def mariadb_conn(mariadb: MariaDBServer, mariadb_database: str) -> Iterator[Any]:
-    conn = pymysql.connect(
-        host=mariadb.host,
-        port=mariadb.port,
-        user=mariadb.user,
-        password=mariadb.password,
-        database=mariadb_database,
-        charset="utf8mb4",
-        autocommit=False,
-    )
+    conn = mariadb.connect(mariadb_database)
     yield conn
     conn.close()
 

@@ -2,7 +2,7 @@
 
 It is what tflocal generates for LocalStack: the module's own code has no provider block (it is meant
 to be called as a module too), so a run against moto adds this one to a copy of the Terraform tree.
-`make demo` (scripts/demo.py) and the Terraform apply test (tests/terraform/tfkit.py) both write it
+`make demo` (scripts/demo/) and the Terraform apply test (tests/terraform/tfkit.py) both write it
 here, so they point the same services at moto.
 """
 
