@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from backfill.idempotence import unquote
 from backfill.jobs import Job
-from backfill.sqltext import unquote
 from pipeline_common.db import engine_of
 from pipeline_common.errors import PermanentError
 

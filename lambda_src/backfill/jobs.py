@@ -28,7 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backfill.sqltext import RULES, BoundSql, SqlTextError, StatementShape, bind, check_select, check_statement
+from backfill.idempotence import RULES, StatementShape, check_select, check_statement
+from backfill.sqltext import BoundSql, SqlTextError, bind
 from pipeline_common.config import ConfigError
 from pipeline_common.identifiers import IdentifierError, quote, validate_identifier
 

@@ -133,11 +133,12 @@ def run_job(job: Job, conn: Any, runtime: Runtime, result: JobResult) -> None:
             unlock(conn, key)
 
 
-def begin(job: Job, conn: Any, state: CheckpointTable, keyset: Keyset) -> Checkpoint:
-    """The job's checkpoint; on the first run, created with the key range it will cover."""
+def begin(job: Job, conn: Any, state: CheckpointTable, keyset: Keyset) -> tuple[Checkpoint, bool]:
+    """The job's checkpoint, and whether this run created it (with the key range it will cover)."""
     with conn.cursor() as cur:
         check_job(cur, job)
         checkpoint = state.load(cur, job.name)
+        created = checkpoint is None
         if checkpoint is None:
             identity = {"driving_table": str(job.table), "key_columns": ",".join(job.key)}
             state.start(cur, job.name, identity=identity, stamp="started_at")
@@ -160,20 +161,20 @@ def begin(job: Job, conn: Any, state: CheckpointTable, keyset: Keyset) -> Checkp
             f"job {job.name} was started on {stored[0]} ({stored[1]}) but now names {expected[0]} ({expected[1]}); "
             f"rename the job, or delete its row from {state.qualified} to start over"
         )
-    return checkpoint
+    return checkpoint, created
 
 
 def _run_locked(job: Job, conn: Any, runtime: Runtime, result: JobResult) -> None:
     engine = engine_of(conn)
     keyset = Keyset.for_job(job, engine)
     state = runtime.state
-    checkpoint = begin(job, conn, state, keyset)
+    checkpoint, created = begin(job, conn, state, keyset)
     result.rows_done = checkpoint["rows_done"]
     result.rows_written_total = checkpoint["rows_written"]
     lo, end = _key(checkpoint["position"]), _key(checkpoint["end_key"])
     result.position, result.end = lo, end
-    if checkpoint["finished_at"] is not None:
-        result.status = "done_before"
+    if checkpoint["finished_at"] is not None:  # done before, or an empty table seen just now
+        result.status = "finished" if created else "done_before"
         result.estimated_total_rows, result.remaining_rows, result.percent = result.rows_done, 0, 100.0
         return
     assert lo is not None and end is not None
