@@ -17,7 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -262,8 +262,9 @@ def _mariadbd() -> str:
 
 
 @contextlib.contextmanager
-def mariadb_server(base_dir: str | None = None) -> Iterator[MariaDBServer]:
-    """Start MariaDB (utf8mb4) in a new directory with a password user on TCP; clean up on exit."""
+def mariadb_server(base_dir: str | None = None, options: Sequence[str] = ()) -> Iterator[MariaDBServer]:
+    """Start MariaDB (utf8mb4) in a new directory with a password user on TCP; clean up on exit.
+    `options` are added to the server's command line (later ones win: `--log-bin` for a primary)."""
     daemon = _mariadbd()
     directory = Path(tempfile.mkdtemp(prefix="mariadb-", dir=base_dir))
     os.chmod(directory, 0o755)
@@ -303,6 +304,7 @@ def mariadb_server(base_dir: str | None = None) -> Iterator[MariaDBServer]:
                 "--innodb-flush-log-at-trx-commit=0",
                 "--innodb-buffer-pool-size=256M",
                 "--max-connections=200",
+                *options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

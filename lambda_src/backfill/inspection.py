@@ -122,7 +122,7 @@ def verify(
         with conn.cursor() as cur:
             checkpoint = _checkpoint(cur, state, job)
         conn.rollback()
-        if checkpoint is None or checkpoint["position"] is None:
+        if checkpoint is None or checkpoint["position"] in (None, checkpoint["start_key"]):
             return {"complete": True, "ranges": 0, "note": "the job has covered no rows yet"}
         lo: Key = tuple(after) if after is not None else tuple(checkpoint["start_key"])
         upto: Key = tuple(checkpoint["position"])

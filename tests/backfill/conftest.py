@@ -16,6 +16,7 @@ from typing import Any
 import psycopg2
 import pytest
 
+from backfill.catalog import table_shape
 from backfill.jobs import Job, parse_jobs
 from backfill.results import RunReport
 from backfill.runner import Runtime, run_jobs, state_table
@@ -130,7 +131,7 @@ class Db:
         conn = self.connect()
         try:
             with conn.cursor() as cur:
-                return self.state.load(cur, name)
+                return self.state.load(cur, name) if table_shape(cur, self.state.qualified) else None
         finally:
             conn.close()
 
@@ -173,12 +174,13 @@ def orders(db: Db) -> Db:
     return db
 
 
-def slow_job(engine: str, seconds: float, **overrides: Any) -> dict[str, Any]:
-    """The example job with a first statement that sleeps once per chunk (a window to kill it in,
-    or a chunk long enough to meet a deadline), marked `backfill-slow` in its text."""
+def slow_job(engine: str, seconds: float, *, statement: int = 0, **overrides: Any) -> dict[str, Any]:
+    """The example job whose `statement`-th statement sleeps once per chunk (a window to kill a
+    chunk in, or a chunk long enough to meet a deadline), marked `backfill-slow` in its text."""
     pause = "SELECT SLEEP({s}) AS s" if engine == "mysql" else "SELECT pg_sleep({s}) AS s"
     statements = example.statements(engine)
-    first = statements[0].replace(
-        "FROM orders o WHERE", f"FROM orders o JOIN ({pause.format(s=seconds)}) AS backfill_slow ON 1 = 1 WHERE", 1
+    slow = statements[statement].replace(
+        "FROM orders o ", f"FROM orders o JOIN ({pause.format(s=seconds)}) AS backfill_slow ON 1 = 1 ", 1
     )
-    return example.job(engine, statements=[f"/* backfill-slow */ {first}", *statements[1:]], **overrides)
+    statements[statement] = f"/* backfill-slow */ {slow}"
+    return example.job(engine, statements=statements, **overrides)
