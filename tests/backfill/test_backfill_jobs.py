@@ -226,9 +226,8 @@ def test_the_mysql_expansion_means_the_row_comparison(mariadb_conn: Any) -> None
         cur.executemany("INSERT INTO g VALUES (%s, %s, %s)", grid)
         for operator, bound in itertools.product((">", ">=", "<", "<="), [(1, 1, 1), (0, 2, 0), (2, 0, 2)]):
             expanded = expand_row_comparison(["a", "b", "c"], operator, ["%(v0)s", "%(v1)s", "%(v2)s"])
-            cur.execute(
-                f"SELECT a, b, c FROM g WHERE {expanded} ORDER BY a, b, c", dict(zip(("v0", "v1", "v2"), bound))
-            )
+            named = dict(zip(("v0", "v1", "v2"), bound, strict=True))
+            cur.execute(f"SELECT a, b, c FROM g WHERE {expanded} ORDER BY a, b, c", named)
             got = [tuple(r) for r in cur.fetchall()]
             cur.execute(f"SELECT a, b, c FROM g WHERE (a, b, c) {operator} (%s, %s, %s) ORDER BY a, b, c", bound)
             assert got == [tuple(r) for r in cur.fetchall()], (operator, bound)

@@ -48,8 +48,9 @@ def replication() -> Iterator[tuple[MariaDBServer, MariaDBServer]]:
         # Replicate from now on: the primary's own setup (its user) is in its binary log already.
         position = primary.sql("SELECT @@gtid_binlog_pos").strip()
         replica.sql(
-            f"SET GLOBAL gtid_slave_pos = '{position}'; CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={primary.port}, MASTER_USER='{primary.user}', "
-            f"MASTER_PASSWORD='{primary.password}', MASTER_USE_GTID=slave_pos; START SLAVE;"
+            f"SET GLOBAL gtid_slave_pos = '{position}'; CHANGE MASTER TO MASTER_HOST='127.0.0.1', "
+            f"MASTER_PORT={primary.port}, MASTER_USER='{primary.user}', MASTER_PASSWORD='{primary.password}', "
+            "MASTER_USE_GTID=slave_pos; START SLAVE;"
         )
         primary.sql(f"CREATE DATABASE {DATABASE}")
         _wait_caught_up(replica)

@@ -134,7 +134,8 @@ def test_a_composite_key_walks_in_row_value_order(db: Db) -> None:
         "PRIMARY KEY (region, seq))"
     )
     db.execute(
-        "CREATE TABLE events_copy (region varchar(8) NOT NULL, seq int NOT NULL, payload varchar(40), PRIMARY KEY (region, seq))"
+        "CREATE TABLE events_copy (region varchar(8) NOT NULL, seq int NOT NULL, payload varchar(40), "
+        "PRIMARY KEY (region, seq))"
     )
     rows = [(region, seq, f"{region}-{seq}") for region in ("eu", "us", "ap", "sa") for seq in range(1, 151)]
     with db.admin.cursor() as cur:
@@ -174,7 +175,8 @@ def test_start_after_and_an_empty_table(orders: Db) -> None:
         "table": "nothing",
         "key": "id",
         "statements": [
-            f"INSERT {ignore}INTO order_archive (order_id) SELECT id FROM nothing WHERE id > :lo AND id <= :hi{conflict}"
+            f"INSERT {ignore}INTO order_archive (order_id) SELECT id FROM nothing "
+            f"WHERE id > :lo AND id <= :hi{conflict}"
         ],
     }
     (done,) = orders.run(orders.jobs(empty)).jobs
@@ -198,7 +200,8 @@ def test_jobs_the_database_cannot_replay_are_refused_before_any_row_moves(orders
             "table": table,
             "key": "id",
             "statements": [
-                f"INSERT {ignore}INTO {target} ({columns}) SELECT {select} FROM {table} WHERE id > :lo AND id <= :hi{conflict}"
+                f"INSERT {ignore}INTO {target} ({columns}) SELECT {select} FROM {table} "
+                f"WHERE id > :lo AND id <= :hi{conflict}"
             ],
         }
 
