@@ -24,8 +24,13 @@ TF_FMT_DIRS := modules environments examples tests
 
 .PHONY: help setup system-packages package-prerequisites package test tf-check lint fmt bench clean plan apply tflocal-apply docs demo demo-down
 
+# Variables the target descriptions mention: `make help` prints their values, not their names.
+HELP_VARS := BUILD_DIR ENV RUNTIME ARCH
+
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
+	  | sed $(foreach v,$(HELP_VARS),-e 's|$$($(v))|$($(v))|g') \
+	  | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 setup: system-packages $(VENV)/.installed $(CHECKOV_VENV)/.installed $(TF_CLI_CONFIG_FILE) ## Install system packages (as root), the pinned .venv and the Terraform CLI config
 
@@ -110,4 +115,5 @@ demo-down: ## Stop and remove what a killed `make demo` left in build/demo
 clean: ## Remove build output, Terraform working directories and caches (keeps .venv)
 	rm -rf $(BUILD_DIR) .terraform-cli .pytest_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o \( -name .terraform -o -name __pycache__ \) -type d -print0 | xargs -0 rm -rf
-	find . -path ./$(VENV) -prune -o \( -name .terraform.lock.hcl -o -name 'terraform.tfstate*' \) -type f -print0 | xargs -0 rm -f
+	@# Lock files of scratch runs go; the root's, which pins the provider, is committed and stays.
+	find . -path ./$(VENV) -prune -o \( \( -name .terraform.lock.hcl ! -path ./.terraform.lock.hcl \) -o -name 'terraform.tfstate*' \) -type f -print0 | xargs -0 rm -f
