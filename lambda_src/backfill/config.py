@@ -1,9 +1,10 @@
 """The backfill function's settings, from the environment Terraform sets (docs/contracts.md).
 
 - `BACKFILL_JOBS`: JSON list of jobs (`backfill.jobs`);
-- `DB_ENGINE` (`mysql` | `postgresql`), `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_SECRET_ARN`,
-  `DB_SSLMODE`: the database the jobs run in;
-- `DB_REPLICA_HOSTS`: MySQL/MariaDB replicas whose lag pauses the jobs, `host[:port]`,
+- `BACKFILL_DB_ENGINE` (`mysql` | `postgresql`), `BACKFILL_DB_HOST`, `_PORT`, `_NAME`,
+  `_SECRET_ARN`, `_SSLMODE`: the database the jobs run in (its own prefix: it is rarely the unified
+  database the other pipelines call `DB`);
+- `BACKFILL_DB_REPLICA_HOSTS`: MySQL/MariaDB replicas whose lag pauses the jobs, `host[:port]`,
   comma-separated (same credentials);
 - `STATE_SCHEMA`: where the checkpoint table lives (default: the connection's database on MySQL,
   `pipeline_state` on PostgreSQL);
@@ -49,9 +50,11 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
-        database = DatabaseSettings.from_env("DB", environ=environ)
+        database = DatabaseSettings.from_env("BACKFILL_DB", environ=environ)
         if database.engine not in ("mysql", "postgresql"):
-            raise ConfigError(f"environment variable DB_ENGINE must be mysql or postgresql, got {database.engine!r}")
+            raise ConfigError(
+                f"environment variable BACKFILL_DB_ENGINE must be mysql or postgresql, got {database.engine!r}"
+            )
         state_schema = env_optional("STATE_SCHEMA", environ=environ)
         if state_schema is None and database.engine == "postgresql":
             state_schema = "pipeline_state"
@@ -65,7 +68,7 @@ class Settings:
             database=database,
             state_schema=state_schema,
             replicas=tuple(
-                replica_settings(database, host) for host in env_list("DB_REPLICA_HOSTS", [], environ=environ)
+                replica_settings(database, host) for host in env_list("BACKFILL_DB_REPLICA_HOSTS", [], environ=environ)
             ),
             schedule_name=env_optional("SCHEDULE_NAME", environ=environ),
             schedule_group=env_str("SCHEDULE_GROUP", "default", environ=environ),
@@ -78,8 +81,8 @@ class Settings:
 def replica_settings(database: DatabaseSettings, text: str) -> DatabaseSettings:
     """`host` or `host:port` of a MySQL replica, reached like the primary."""
     if database.engine != "mysql":
-        raise ConfigError("environment variable DB_REPLICA_HOSTS applies to MySQL/MariaDB only")
+        raise ConfigError("environment variable BACKFILL_DB_REPLICA_HOSTS applies to MySQL/MariaDB only")
     host, _, port = text.partition(":")
     if not host or (port and not port.isdigit()) or (port and not 1 <= int(port) <= 65535):
-        raise ConfigError(f"environment variable DB_REPLICA_HOSTS: {text!r} is not host or host:port")
+        raise ConfigError(f"environment variable BACKFILL_DB_REPLICA_HOSTS: {text!r} is not host or host:port")
     return replace(database, host=host, port=int(port) if port else database.port)

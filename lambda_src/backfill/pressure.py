@@ -3,7 +3,7 @@ background migrations do), read between chunks.
 
 - replica lag: PostgreSQL's `pg_stat_replication.replay_lag` (the worst standby, read on the
   primary); MySQL/MariaDB have no view of their replicas on the primary, so each replica named in
-  `DB_REPLICA_HOSTS` is asked `SHOW REPLICA STATUS` (`SHOW SLAVE STATUS` before MySQL 8.0.22 /
+  `BACKFILL_DB_REPLICA_HOSTS` is asked `SHOW REPLICA STATUS` (`SHOW SLAVE STATUS` before MySQL 8.0.22 /
   MariaDB 10.5). A replica whose replication is stopped (`Seconds_Behind_Master` NULL) counts as
   infinitely late, as pt-archiver counts it.
 - running threads / active sessions: `Threads_running` (less this session) / `pg_stat_activity`

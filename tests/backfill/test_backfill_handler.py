@@ -51,12 +51,12 @@ def invoke(
         Target={"Arn": "arn:aws:lambda:us-east-1:123456789012:function:f", "RoleArn": role, "Input": "{}"},
     )
     environment = {
-        "DB_ENGINE": orders.engine,
-        "DB_HOST": server.host,
-        "DB_PORT": str(server.port),
-        "DB_NAME": database,
-        "DB_SECRET_ARN": secret,
-        "DB_SSLMODE": sslmode,
+        "BACKFILL_DB_ENGINE": orders.engine,
+        "BACKFILL_DB_HOST": server.host,
+        "BACKFILL_DB_PORT": str(server.port),
+        "BACKFILL_DB_NAME": database,
+        "BACKFILL_DB_SECRET_ARN": secret,
+        "BACKFILL_DB_SSLMODE": sslmode,
         "SCHEDULE_NAME": SCHEDULE,
         "POWERTOOLS_METRICS_NAMESPACE": "Pipelines/Backfill",
         "POWERTOOLS_SERVICE_NAME": "pipelines-test-backfill",

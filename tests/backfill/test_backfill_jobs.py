@@ -149,11 +149,11 @@ def test_settings_come_from_the_environment() -> None:
 
     env = {
         "BACKFILL_JOBS": json.dumps([example.job("mysql")]),
-        "DB_ENGINE": "mysql",
-        "DB_HOST": "db.internal",
-        "DB_NAME": "shop",
-        "DB_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:shop-AbCdEf",
-        "DB_REPLICA_HOSTS": "replica-1.internal, replica-2.internal:3307",
+        "BACKFILL_DB_ENGINE": "mysql",
+        "BACKFILL_DB_HOST": "db.internal",
+        "BACKFILL_DB_NAME": "shop",
+        "BACKFILL_DB_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:shop-AbCdEf",
+        "BACKFILL_DB_REPLICA_HOSTS": "replica-1.internal, replica-2.internal:3307",
         "SCHEDULE_NAME": "pipelines-dev-backfill",
     }
     settings = Settings.from_env(env)
@@ -162,14 +162,14 @@ def test_settings_come_from_the_environment() -> None:
     assert settings.schedule_name == "pipelines-dev-backfill" and settings.disable_schedule_when_done
     postgresql = {
         **env,
-        "DB_ENGINE": "postgresql",
-        "DB_REPLICA_HOSTS": "",
+        "BACKFILL_DB_ENGINE": "postgresql",
+        "BACKFILL_DB_REPLICA_HOSTS": "",
         "BACKFILL_JOBS": json.dumps([example.job("postgresql")]),
     }
     assert Settings.from_env(postgresql).state_schema == "pipeline_state"
     for change, message in (
-        ({"DB_ENGINE": "sqlserver"}, "DB_ENGINE must be mysql or postgresql"),
-        ({"DB_REPLICA_HOSTS": "host:port"}, "DB_REPLICA_HOSTS"),
+        ({"BACKFILL_DB_ENGINE": "sqlserver"}, "BACKFILL_DB_ENGINE must be mysql or postgresql"),
+        ({"BACKFILL_DB_REPLICA_HOSTS": "host:port"}, "BACKFILL_DB_REPLICA_HOSTS"),
         ({"STATE_SCHEMA": "bad name"}, "STATE_SCHEMA"),
         ({"BACKFILL_JOBS": "[{"}, "BACKFILL_JOBS is not valid JSON"),
         ({"DISABLE_SCHEDULE_WHEN_DONE": "maybe"}, "DISABLE_SCHEDULE_WHEN_DONE"),
