@@ -130,6 +130,11 @@ output "table_sync_odbc_layer_arn" {
   value       = module.table_sync.odbc_layer_arn
 }
 
+output "backfill_source_secret_arn" {
+  description = "Secret of the backfill database's credentials (backfill.source). If this module created it, set its value out of band (see docs/backfill.md)."
+  value       = module.backfill.source_secret_arn
+}
+
 output "schema_migrations_results_topic_arn" {
   description = "SNS topic with the result of every migration run."
   value       = module.schema_migrations.results_topic_arn

@@ -1,8 +1,8 @@
 """Throwaway PostgreSQL and MariaDB servers for tests, benchmarks and the local demo.
 
 Each server lives in its own temporary directory on a free loopback port and is started from the
-installed binaries (never the system services). PostgreSQL runs with TLS (a self-signed
-certificate made at start), so the default `sslmode=require` is exercised for real.
+installed binaries (never the system services). Both run with TLS (a self-signed certificate made
+at start), so the default `sslmode=require` is exercised for real.
 When run as root, the servers run as the `postgres` / `mysql` users, as their binaries require.
 """
 
@@ -275,6 +275,11 @@ def mariadb_server(base_dir: str | None = None, options: Sequence[str] = ()) -> 
     if os.geteuid() == 0:
         _chown(directory, "mysql")
     process: subprocess.Popen | None = None
+    # TLS as on PostgreSQL, so `sslmode=require` connects for real; plain connections still work.
+    tls = []
+    if shutil.which("openssl"):
+        _make_certificate(directory, "mysql" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name)
+        tls = [f"--ssl-cert={directory / 'server.crt'}", f"--ssl-key={directory / 'server.key'}"]
     try:
         _run(
             [
@@ -304,6 +309,7 @@ def mariadb_server(base_dir: str | None = None, options: Sequence[str] = ()) -> 
                 "--innodb-flush-log-at-trx-commit=0",
                 "--innodb-buffer-pool-size=256M",
                 "--max-connections=200",
+                *tls,
                 *options,
             ],
             stdout=subprocess.DEVNULL,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import os
 import sys
 import time
@@ -155,7 +156,7 @@ def host_runtime() -> str:
 
 def needs_mariadb() -> bool:
     text = (REPO_ROOT / "environments" / "local.tfvars").read_text()
-    return 'engine      = "mysql"' in text or 'engine = "mysql"' in text
+    return re.search(r'^\s*engine\s*=\s*"mysql"', text, re.MULTILINE) is not None
 
 
 @contextlib.contextmanager
