@@ -97,6 +97,7 @@ output "network" {
     s3_gateway_endpoint_id       = module.network.s3_gateway_endpoint_id
     interface_endpoint_ids       = module.network.interface_endpoint_ids
     table_sync_security_group_id = module.table_sync.source_security_group_id
+    backfill_security_group_id   = module.backfill.security_group_id
   } : null
 }
 
