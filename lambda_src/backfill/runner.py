@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from backfill.catalog import check_job
 from backfill.jobs import Job
-from backfill.keyset import Keyset, params
+from backfill.keyset import Key, Keyset, params
 from backfill.pressure import read_pressure
 from backfill.results import JobResult, RunReport
 from pipeline_common.checkpoint import Checkpoint, CheckpointTable
@@ -194,11 +194,10 @@ def _run_locked(job: Job, conn: Any, runtime: Runtime, result: JobResult) -> Non
     size = min(ceiling, checkpoint["chunk_rows"] or sizing.initial_rows)
     run_started = runtime.clock()
     backoff = job.pressure.pause_seconds
-    mysql = engine == "mysql"
     while True:
         if _under_pressure(job, conn, runtime, result):
             size = max(sizing.min_rows, size // 2)
-            if runtime.deadline.usable_ms() <= backoff * 1000 + pacer.slowest_ms * pacer.margin:
+            if not _fits(runtime, pacer, backoff):
                 result.status = "paused"
                 break
             runtime.sleep(backoff)
@@ -209,45 +208,25 @@ def _run_locked(job: Job, conn: Any, runtime: Runtime, result: JobResult) -> Non
         if not pacer.fits():
             result.status = "continues"
             break
-        try:
-            with pacer.unit(), conn.cursor() as cur:
-                bound_statements(cur, pacer, session=mysql)
-                hi, rows = keyset.next_bound(cur, lo, end, size)
-                written = 0
-                for statement in job.statements:
-                    cur.execute(statement.bound.text, statement.bound.params({"lo": params(lo), "hi": params(hi)}))
-                    written += max(cur.rowcount, 0)
-                finished = hi == end
-                state.save(
-                    cur,
-                    job.name,
-                    positions={"position": hi, "chunk_rows": size},
-                    add={"rows_done": rows, "rows_written": written, "chunks": 1},
-                    stamp=("finished_at",) if finished else (),
-                )
-                conn.commit()
-        except Exception as exc:
-            if not _cancelled(exc):
-                raise
-            conn.rollback()  # the statement ran into the deadline's reserve: the next run resumes
-            logger.warning("chunk cancelled at the deadline; the next run resumes", extra={"job": job.name})
+        done = _chunk(job, conn, state, keyset, pacer, lo, end, size)
+        if done is None:
             result.status = "continues"
             break
-        lo = hi
-        result.position = hi
+        lo, rows, written = done
+        result.position = lo
         result.chunks += 1
         result.rows += rows
         result.rows_written += written
         result.rows_done += rows
         result.rows_written_total += written
-        if finished:
+        if lo == end:
             result.status = "finished"
             break
         size = pacer.next_size(size)
         if job.max_rows_per_second:
             wait = run_started + result.rows / job.max_rows_per_second - runtime.clock()
             if wait > 0:
-                if runtime.deadline.usable_ms() <= wait * 1000 + pacer.slowest_ms * pacer.margin:
+                if not _fits(runtime, pacer, wait):
                     result.status = "continues"
                     break
                 runtime.sleep(wait)
@@ -255,6 +234,42 @@ def _run_locked(job: Job, conn: Any, runtime: Runtime, result: JobResult) -> Non
     result.chunk_rows = size
     result.rows_per_second = result.rows / elapsed if elapsed > 0 and result.rows else None
     _estimate(result, keyset, conn, checkpoint, lo, end)
+
+
+def _chunk(
+    job: Job, conn: Any, state: CheckpointTable, keyset: Keyset, pacer: Pacer, lo: Key, end: Key, size: int
+) -> tuple[Key, int, int] | None:
+    """One chunk in one transaction: (hi, driving rows, rows written), or None when the server
+    cancelled a statement at the deadline (rolled back; the next run does the chunk)."""
+    try:
+        with pacer.unit(), conn.cursor() as cur:
+            bound_statements(cur, pacer, session=engine_of(conn) == "mysql")
+            hi, rows = keyset.next_bound(cur, lo, end, size)
+            bounds = {"lo": params(lo), "hi": params(hi)}
+            written = 0
+            for statement in job.statements:
+                cur.execute(statement.bound.text, statement.bound.params(bounds))
+                written += max(cur.rowcount, 0)
+            state.save(
+                cur,
+                job.name,
+                positions={"position": hi, "chunk_rows": size},
+                add={"rows_done": rows, "rows_written": written, "chunks": 1},
+                stamp=("finished_at",) if hi == end else (),
+            )
+            conn.commit()
+    except Exception as exc:
+        if not _cancelled(exc):
+            raise
+        conn.rollback()
+        logger.warning("chunk cancelled at the deadline; the next run resumes", extra={"job": job.name})
+        return None
+    return hi, rows, written
+
+
+def _fits(runtime: Runtime, pacer: Pacer, wait_seconds: float) -> bool:
+    """Whether a wait still leaves room for a chunk before the deadline's reserve."""
+    return runtime.deadline.usable_ms() > wait_seconds * 1000 + pacer.slowest_ms * pacer.margin
 
 
 def _under_pressure(job: Job, conn: Any, runtime: Runtime, result: JobResult) -> bool:
@@ -278,13 +293,11 @@ def _cancelled(exc: BaseException) -> bool:
     return module == "pymysql" and bool(exc.args) and exc.args[0] in (1969, 3024)
 
 
-def _key(document: Any) -> tuple[Any, ...] | None:
+def _key(document: Any) -> Key | None:
     return None if document is None else tuple(document)
 
 
-def _estimate(
-    result: JobResult, keyset: Keyset, conn: Any, checkpoint: Checkpoint, lo: tuple[Any, ...], end: tuple[Any, ...]
-) -> None:
+def _estimate(result: JobResult, keyset: Keyset, conn: Any, checkpoint: Checkpoint, lo: Key, end: Key) -> None:
     """Total, remaining, percent and ETA (from the pace since the job started)."""
     if result.status == "finished":
         remaining = 0
