@@ -60,6 +60,19 @@ locals {
         secret_kms_key_arn = null
       }
     }
+    backfill = {
+      enabled   = var.enable_backfill
+      functions = ["backfill"]
+      layers    = []
+      vpc       = true
+      # In its own database (`source`), or else in the unified one, straight to the instance: the
+      # jobs hold session advisory locks, which would pin a proxy's connections anyway.
+      database = var.backfill.source != null ? null : {
+        endpoint           = "instance"
+        secret_arn         = var.backfill.database_secret_arn
+        secret_kms_key_arn = var.backfill.database_secret_kms_key_arn
+      }
+    }
   }
 
   enabled           = { for k, p in local.pipelines : k => var.create && p.enabled }
@@ -174,6 +187,11 @@ resource "terraform_data" "settings" {
     precondition {
       condition     = length(local.conflicting_secret_keys) == 0
       error_message = "${join(" and ", distinct(flatten([for arn in local.conflicting_secret_keys : [for u in local.pipeline_secrets_by_arn[arn] : u.key]])))} share the database secret ${join(", ", local.conflicting_secret_keys)} but name different database_secret_kms_key_arn values: give all of them the secret's one key."
+    }
+
+    precondition {
+      condition     = !local.enabled.backfill || length(var.backfill.jobs) > 0
+      error_message = "enable_backfill is true: add at least one job to backfill.jobs (see docs/backfill.md)."
     }
 
     precondition {
@@ -565,6 +583,51 @@ module "schema_migrations" {
   tags = local.tags
 }
 
+module "backfill" {
+  source = "./modules/backfill"
+
+  create = local.enabled.backfill
+  name   = "${local.name}-backfill"
+
+  jobs            = var.backfill.jobs
+  source_database = var.backfill.source
+  database        = lookup(local.database_access, "backfill", null)
+  state_schema    = var.backfill.state_schema
+
+  source_secret_arn              = var.backfill.source_secret_arn
+  source_secret_kms_key_arn      = var.backfill.source_secret_kms_key_arn
+  secret_recovery_window_in_days = var.secret_recovery_window_in_days
+  kms_key_arn                    = local.kms_key_arn
+
+  package      = local.packages.backfill
+  runtime      = var.lambda_runtime
+  architecture = var.lambda_architecture
+  memory_size  = var.backfill.memory_size
+  timeout      = var.backfill.timeout
+  log_level    = var.log_level
+
+  schedule_rate_minutes      = var.backfill.schedule_rate_minutes
+  schedule_enabled           = var.backfill.schedule_enabled
+  disable_schedule_when_done = var.backfill.disable_schedule_when_done
+  stalled_alarm_minutes      = var.backfill.stalled_alarm_minutes
+
+  log_retention_days = var.log_retention_days
+  log_kms_key_arn    = local.kms_key_arn
+
+  secret_ttl_seconds     = var.secret_ttl_seconds
+  vpc_id                 = module.network.vpc_id
+  vpc_subnet_ids         = local.lambda_subnet_ids
+  vpc_security_group_ids = local.lambda_security_group_ids
+
+  create_alarms   = var.create_alarms
+  alarm_topic_arn = local.alarm_topic_arn
+
+  role_path                 = var.iam_role_path
+  role_permissions_boundary = var.iam_role_permissions_boundary
+
+  tags = local.tags
+}
+
 locals {
   # Every pipeline module by its key in local.pipelines: the outputs read functions and buckets
   # from each (a disabled module reports none).
@@ -572,5 +635,6 @@ locals {
     file_loader       = module.file_loader
     table_sync        = module.table_sync
     schema_migrations = module.schema_migrations
+    backfill          = module.backfill
   }
 }

@@ -97,6 +97,7 @@ output "network" {
     s3_gateway_endpoint_id       = module.network.s3_gateway_endpoint_id
     interface_endpoint_ids       = module.network.interface_endpoint_ids
     table_sync_security_group_id = module.table_sync.source_security_group_id
+    backfill_security_group_id   = module.backfill.security_group_id
   } : null
 }
 
@@ -128,6 +129,11 @@ output "table_sync_source_secret_arn" {
 output "table_sync_odbc_layer_arn" {
   description = "ARN of the ODBC layer version (unixODBC + FreeTDS) the table sync runs with."
   value       = module.table_sync.odbc_layer_arn
+}
+
+output "backfill_source_secret_arn" {
+  description = "Secret of the backfill database's credentials (backfill.source). If this module created it, set its value out of band (see docs/backfill.md)."
+  value       = module.backfill.source_secret_arn
 }
 
 output "schema_migrations_results_topic_arn" {

@@ -151,6 +151,12 @@ variable "enable_schema_migrations" {
   default     = false
 }
 
+variable "enable_backfill" {
+  description = "Deploy the backfill: chunked, resumable, self-pacing data migrations inside MySQL/MariaDB or PostgreSQL, run every N minutes by EventBridge Scheduler."
+  type        = bool
+  default     = false
+}
+
 variable "file_loader" {
   description = "File loader settings: `routes` (see modules/file_loader), function size, `maximum_concurrency` (= most connections it opens; size it against max_connections), and the database user it connects as: `database_secret_arn`, the complete ARN (with its 6-character suffix) of an existing Secrets Manager secret with JSON {\"username\", \"password\"} of a least-privilege PostgreSQL role you created (e.g. in a migration), plus `database_secret_kms_key_arn` when that secret is encrypted with a customer managed key. The function may read only that secret (and decrypt with only that key), and an RDS Proxy registers it. Null uses the RDS-managed master secret."
   type = object({
@@ -271,6 +277,75 @@ variable "schema_migrations" {
     timeout              = optional(number, 300)
   })
   default = {}
+}
+
+variable "backfill" {
+  description = "Backfill settings: `jobs` (see modules/backfill and docs/backfill.md), the database they run in: `source` (a MySQL/MariaDB or PostgreSQL database: engine, host, port, name, sslmode, cidr_blocks, replica_hosts) with an existing `source_secret_arn` (null creates an empty secret to fill out of band) and its `source_secret_kms_key_arn`, or, when `source` is null, the unified PostgreSQL database (straight to the instance: the jobs hold session advisory locks) as the master user or the least-privilege user of `database_secret_arn` (complete ARN) and `database_secret_kms_key_arn`; `state_schema` of the checkpoint table; the schedule every `schedule_rate_minutes`, disabled by the function once every job is finished (`disable_schedule_when_done`); `stalled_alarm_minutes` without progress before a job's alarm; function size."
+  type = object({
+    jobs = optional(list(object({
+      name        = string
+      table       = string
+      key         = list(string)
+      statements  = list(string)
+      idempotence = optional(string, "insert_ignore")
+      chunk = optional(object({
+        initial_rows   = optional(number, 1000)
+        min_rows       = optional(number, 100)
+        max_rows       = optional(number, 50000)
+        target_seconds = optional(number, 2)
+      }), {})
+      max_rows_per_second = optional(number)
+      pressure = optional(object({
+        max_replica_lag_seconds = optional(number, 30)
+        max_running_threads     = optional(number, 0)
+        max_transaction_seconds = optional(number, 0)
+        pause_seconds           = optional(number, 10)
+        max_pause_seconds       = optional(number, 120)
+      }), {})
+      verify = optional(list(object({
+        source = string
+        target = string
+      })), [])
+      start_after = optional(list(string))
+    })), [])
+    source = optional(object({
+      engine        = string
+      host          = string
+      port          = optional(number)
+      name          = string
+      sslmode       = optional(string, "require")
+      cidr_blocks   = list(string)
+      replica_hosts = optional(list(string), [])
+    }))
+    source_secret_arn         = optional(string)
+    source_secret_kms_key_arn = optional(string)
+    # Least-privilege user in the unified database when `source` is null (null = the master secret).
+    database_secret_arn         = optional(string)
+    database_secret_kms_key_arn = optional(string)
+    state_schema                = optional(string)
+    schedule_rate_minutes       = optional(number, 15)
+    schedule_enabled            = optional(bool, true)
+    disable_schedule_when_done  = optional(bool, true)
+    stalled_alarm_minutes       = optional(number, 60)
+    memory_size                 = optional(number, 256)
+    timeout                     = optional(number, 840)
+  })
+  default = {}
+
+  validation {
+    condition     = var.backfill.database_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$", var.backfill.database_secret_arn))
+    error_message = "backfill.database_secret_arn must be null (the master secret) or the complete ARN of an existing Secrets Manager secret, with the 6-character suffix Secrets Manager appends to the name (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf): IAM grants match the complete ARN only."
+  }
+
+  validation {
+    condition     = var.backfill.database_secret_kms_key_arn == null || (var.backfill.database_secret_arn != null && can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.backfill.database_secret_kms_key_arn)))
+    error_message = "backfill.database_secret_kms_key_arn must be null or a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>, not an alias), and is only used together with backfill.database_secret_arn."
+  }
+
+  validation {
+    condition     = var.backfill.source == null || (var.backfill.database_secret_arn == null && var.backfill.database_secret_kms_key_arn == null)
+    error_message = "backfill.database_secret_arn names a user of the unified database, which the jobs use only when backfill.source is null; for backfill.source set source_secret_arn."
+  }
 }
 
 variable "bucket_force_destroy" {

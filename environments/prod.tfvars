@@ -10,6 +10,7 @@ tags = {
 enable_file_loader       = true
 enable_table_sync        = true
 enable_schema_migrations = true
+enable_backfill          = true
 
 log_level          = "INFO"
 log_retention_days = 365
@@ -88,4 +89,57 @@ table_sync = {
 schema_migrations = {
   allowed_databases = ["postgres", "pipelines", "analytics"]
   timeout           = 600
+}
+
+# The seed's job (docs/backfill.md) against the production shop database: paced by the replicas'
+# lag, busy sessions and long transactions, and capped at 5,000 orders a second.
+backfill = {
+  source = {
+    engine        = "mysql"
+    host          = "shop-mysql.prod.example.internal"
+    name          = "shop"
+    cidr_blocks   = ["10.60.1.0/24"]
+    replica_hosts = ["shop-mysql-replica.prod.example.internal"]
+  }
+  jobs = [
+    {
+      name  = "order_archive"
+      table = "orders"
+      key   = ["id"]
+      # Each statement copies, for the orders of the chunk (o.id in (:lo, :hi]) in a final status,
+      # one table; the archive tables are keyed by the source ids, so a replayed chunk adds nothing.
+      statements = [
+        <<-SQL
+        INSERT IGNORE INTO order_archive (order_id, customer_id, final_status, total, created_at, finalized_at)
+        SELECT o.id, o.customer_id, o.status, o.total, o.created_at, o.updated_at FROM orders o
+        WHERE o.id > :lo AND o.id <= :hi AND o.status IN ('uncollected', 'cancelled', 'dispensed')
+        SQL
+        ,
+        <<-SQL
+        INSERT IGNORE INTO order_item_archive (item_id, order_id, sku, quantity, unit_price)
+        SELECT i.id, i.order_id, i.sku, i.quantity, i.unit_price FROM orders o JOIN order_items i ON i.order_id = o.id
+        WHERE o.id > :lo AND o.id <= :hi AND o.status IN ('uncollected', 'cancelled', 'dispensed')
+        SQL
+        ,
+        <<-SQL
+        INSERT IGNORE INTO order_status_archive (history_id, order_id, status, changed_at)
+        SELECT h.id, h.order_id, h.status, h.changed_at FROM orders o JOIN order_status_history h ON h.order_id = o.id
+        WHERE o.id > :lo AND o.id <= :hi AND o.status IN ('uncollected', 'cancelled', 'dispensed')
+        SQL
+      ]
+      chunk               = { initial_rows = 2000, min_rows = 500, max_rows = 50000, target_seconds = 2 }
+      max_rows_per_second = 5000
+      pressure            = { max_replica_lag_seconds = 10, max_running_threads = 32, max_transaction_seconds = 600 }
+      verify = [
+        {
+          source = "SELECT COUNT(*), COALESCE(SUM(o.total), 0) FROM orders o WHERE o.id > :lo AND o.id <= :hi AND o.status IN ('uncollected', 'cancelled', 'dispensed')"
+          target = "SELECT COUNT(*), COALESCE(SUM(total), 0) FROM order_archive WHERE order_id > :lo AND order_id <= :hi"
+        },
+        {
+          source = "SELECT COUNT(*) FROM orders o JOIN order_items i ON i.order_id = o.id WHERE o.id > :lo AND o.id <= :hi AND o.status IN ('uncollected', 'cancelled', 'dispensed')"
+          target = "SELECT COUNT(*) FROM order_item_archive WHERE order_id > :lo AND order_id <= :hi"
+        },
+      ]
+    },
+  ]
 }

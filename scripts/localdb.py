@@ -1,8 +1,8 @@
 """Throwaway PostgreSQL and MariaDB servers for tests, benchmarks and the local demo.
 
 Each server lives in its own temporary directory on a free loopback port and is started from the
-installed binaries (never the system services). PostgreSQL runs with TLS (a self-signed
-certificate made at start), so the default `sslmode=require` is exercised for real.
+installed binaries (never the system services). Both run with TLS (a self-signed certificate made
+at start), so the default `sslmode=require` is exercised for real.
 When run as root, the servers run as the `postgres` / `mysql` users, as their binaries require.
 """
 
@@ -17,7 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -262,8 +262,9 @@ def _mariadbd() -> str:
 
 
 @contextlib.contextmanager
-def mariadb_server(base_dir: str | None = None) -> Iterator[MariaDBServer]:
-    """Start MariaDB (utf8mb4) in a new directory with a password user on TCP; clean up on exit."""
+def mariadb_server(base_dir: str | None = None, options: Sequence[str] = ()) -> Iterator[MariaDBServer]:
+    """Start MariaDB (utf8mb4) in a new directory with a password user on TCP; clean up on exit.
+    `options` are added to the server's command line (later ones win: `--log-bin` for a primary)."""
     daemon = _mariadbd()
     directory = Path(tempfile.mkdtemp(prefix="mariadb-", dir=base_dir))
     os.chmod(directory, 0o755)
@@ -274,6 +275,11 @@ def mariadb_server(base_dir: str | None = None) -> Iterator[MariaDBServer]:
     if os.geteuid() == 0:
         _chown(directory, "mysql")
     process: subprocess.Popen | None = None
+    # TLS as on PostgreSQL, so `sslmode=require` connects for real; plain connections still work.
+    tls = []
+    if shutil.which("openssl"):
+        _make_certificate(directory, "mysql" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name)
+        tls = [f"--ssl-cert={directory / 'server.crt'}", f"--ssl-key={directory / 'server.key'}"]
     try:
         _run(
             [
@@ -303,6 +309,8 @@ def mariadb_server(base_dir: str | None = None) -> Iterator[MariaDBServer]:
                 "--innodb-flush-log-at-trx-commit=0",
                 "--innodb-buffer-pool-size=256M",
                 "--max-connections=200",
+                *tls,
+                *options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

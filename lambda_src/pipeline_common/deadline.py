@@ -84,7 +84,9 @@ class Pacer:
     `fits()` is asked before each unit: there must be room for the slowest unit so far times
     `margin` (a unit may take longer than any before it). `unit()` times one. `next_size(size)`
     scales the size of the next unit toward `target_ms` from the last unit's rate, by at most
-    `step` (x2: doubling or halving) at a time, within `minimum` and `maximum`. `usable_ms()`
+    `step` (x2: doubling or halving) at a time, within `minimum` and `maximum`; with `smoothing`
+    (0 to 1) the time per item it scales from is a moving average, that weight given to the past,
+    so one slow or fast unit (a lock wait, a cached page) does not swing the size. `usable_ms()`
     answers from the last `fits()` without asking the deadline again, so the unit's statements
     can be bounded (`bound_statements(cur, pacer)`) at no extra cost.
     """
@@ -98,15 +100,20 @@ class Pacer:
         minimum: int = 1,
         maximum: int | None = None,
         step: float = 2.0,
+        smoothing: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not 0 <= smoothing < 1:
+            raise ValueError("Pacer smoothing must be at least 0 and below 1")
         self.deadline = deadline
         self.margin = margin
         self.target_ms = target_ms
         self.minimum = minimum
         self.maximum = maximum
         self.step = step
+        self.smoothing = smoothing
         self._clock = clock
+        self._per_item: tuple[int, float] | None = None  # (units seen, smoothed ms per item)
         self.units = 0
         self.slowest_ms = 0.0
         self.last_ms = 0.0
@@ -147,12 +154,23 @@ class Pacer:
             wanted = float(size)
         elif self.last_ms <= 0:
             wanted = size * self.step
-        else:
+        elif not self.smoothing:
             wanted = size * self.target_ms / self.last_ms
+        else:
+            wanted = self.target_ms / self._smoothed_ms_per_item(size)
         wanted = min(max(wanted, size / self.step), size * self.step)
         if self.maximum is not None:
             wanted = min(wanted, self.maximum)
         return max(self.minimum, int(wanted))
+
+    def _smoothed_ms_per_item(self, size: int) -> float:
+        """The last unit's time per item, averaged with the earlier units' (updated once per unit)."""
+        last = self.last_ms / max(size, 1)
+        if self._per_item is None:
+            self._per_item = (self.units, last)
+        elif self._per_item[0] != self.units:
+            self._per_item = (self.units, self.smoothing * self._per_item[1] + (1 - self.smoothing) * last)
+        return self._per_item[1]
 
 
 def bound_statements(cur: Any, deadline: TimeBudget, *, session: bool = False) -> int:

@@ -63,6 +63,11 @@ output "schedule_arn" {
   value       = try(aws_scheduler_schedule.this[0].arn, null)
 }
 
+output "schedule_role_arn" {
+  description = "ARN of the role EventBridge Scheduler invokes the function with, if any (passed again by whoever updates the schedule)."
+  value       = try(aws_iam_role.scheduler[0].arn, null)
+}
+
 output "schedule_expression" {
   description = "Expression of the schedule, if any."
   value       = try(var.schedule.expression, null)

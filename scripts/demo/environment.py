@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -155,7 +156,7 @@ def host_runtime() -> str:
 
 def needs_mariadb() -> bool:
     text = (REPO_ROOT / "environments" / "local.tfvars").read_text()
-    return 'engine      = "mysql"' in text or 'engine = "mysql"' in text
+    return re.search(r'^\s*engine\s*=\s*"mysql"', text, re.MULTILINE) is not None
 
 
 @contextlib.contextmanager

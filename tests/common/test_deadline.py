@@ -85,6 +85,22 @@ def test_pacer_sizes_units_toward_the_target_duration():
         Pacer(Deadline.in_seconds(1)).next_size(10)
 
 
+def test_pacer_smooths_the_time_per_item_across_units():
+    clock = Clock()
+    deadline = Deadline.in_seconds(900, clock=clock)
+    pacer = Pacer(deadline, target_ms=1_000, minimum=10, maximum=100_000, smoothing=0.5, clock=clock)
+    pacer.observe(1_000)  # 1,000 items in 1 s: 1 ms each, right on target
+    assert pacer.next_size(1_000) == 1_000
+    pacer.observe(250)  # one fast unit (cached pages): 0.25 ms each, averaged with 1 ms to 0.625 ms
+    assert pacer.next_size(1_000) == 1_600  # without smoothing: 2,000
+    assert pacer.next_size(1_000) == 1_600  # asked again for the same unit, the average moves once
+    pacer.observe(4_000)  # 1,600 items in 4 s: 2.5 ms each, averaged to 1.5625 ms
+    assert pacer.next_size(1_600) == 800  # 640 wanted, halving at most
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="smoothing"):
+            Pacer(deadline, target_ms=1_000, smoothing=bad)
+
+
 def test_statement_timeouts_follow_the_deadline_on_postgresql(pg_conn):
     deadline = Deadline.in_seconds(0.3)
     with pg_conn.cursor() as cur:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from scripts import backfill_example as example
 from scripts.demo import environment, processes
 from scripts.demo.pipelines import PIPELINES, drive_all
 from scripts.demo.pipelines.schema_migrations import MIGRATIONS
@@ -113,6 +114,28 @@ def test_table_sync_report_matches_source_and_target(demo_run) -> None:
         demo, source_db, checksum.format("public.orders")
     )
     assert numbers["shipped"] == numbers["changed"]
+
+
+def test_backfill_report_matches_the_database(demo_run) -> None:
+    demo, reports = demo_run
+    numbers = reports["backfill"].numbers
+    database = demo.function_env("backfill")["BACKFILL_DB_NAME"]
+    final = "o.status IN ('uncollected', 'cancelled', 'dispensed')"
+    with contextlib.closing(demo.databases.mariadb.connect(database)) as conn, conn.cursor() as cur:
+
+        def count(sql: str) -> int:
+            cur.execute(sql)
+            return int(cur.fetchone()[0])
+
+        assert count("SELECT COUNT(*) FROM orders") == numbers["orders"]
+        assert count(f"SELECT COUNT(*) FROM orders o WHERE {final}") == numbers["order_archive"] > 0
+        items = count(f"SELECT COUNT(*) FROM orders o JOIN order_items i ON i.order_id = o.id WHERE {final}")
+        assert items == numbers["order_item_archive"]
+        cur.execute("SELECT rows_done, rows_written, finished_at FROM backfill_jobs WHERE job = 'order_archive'")
+        rows_done, rows_written, finished_at = cur.fetchone()
+    assert rows_done == numbers["orders"] and finished_at is not None
+    assert rows_written == numbers["rows_written"] == sum(numbers[t] for t in example.TARGET_TABLES)
+    assert numbers["mismatched_ranges"] == 0
 
 
 def test_stale_run_directory_is_cleaned_up(tmp_path: Path) -> None:

@@ -123,9 +123,15 @@ def _function(deployment: Deployment, name: str) -> dict[str, Any]:
     return deployment.client("lambda").get_function(FunctionName=deployment.functions[name]["function_name"])
 
 
-def _deployed_functions(deployment: Deployment) -> set[str]:
-    """What the `pipelines` output says the enabled pipelines deploy."""
-    return {f for p in deployment.outputs["pipelines"].values() if p["enabled"] for f in p["functions"]}
+def _deployed_functions(deployment: Deployment, unified_database: bool | None = None) -> set[str]:
+    """What the `pipelines` output says the enabled pipelines deploy (those that use the unified
+    database, or do not, when `unified_database` says so)."""
+    return {
+        f
+        for p in deployment.outputs["pipelines"].values()
+        if p["enabled"] and unified_database in (None, p["unified_database"])
+        for f in p["functions"]
+    }
 
 
 def test_outputs_describe_every_function(deployment: Deployment) -> None:
@@ -175,6 +181,8 @@ def test_functions_run_with_their_own_role_environment_and_private_subnets(deplo
         )
         assert network["lambda_security_group_id"] in config["VpcConfig"]["SecurityGroupIds"]
         variables = config["Environment"]["Variables"]
+        if name not in _deployed_functions(deployment, unified_database=True):
+            continue  # the backfill runs in its own database (below)
         assert variables["DB_SECRET_ARN"] == database["master_user_secret_arn"]
         expected_host = database["endpoint"] if name == "schema_migrations" else database["connect_endpoint"]
         assert variables["DB_HOST"] == expected_host
@@ -411,6 +419,73 @@ def test_table_sync_schedule_concurrency_layer_and_source_access(deployment: Dep
     assert egress == [("tcp", 5432, 5432, "127.0.0.1/32")]
 
 
+def test_backfill_schedule_concurrency_own_schedule_and_alarm(deployment: Deployment) -> None:
+    function = deployment.functions["backfill"]
+    name = function["function_name"]
+    scheduler, iam, lam = (deployment.client(s) for s in ("scheduler", "iam", "lambda"))
+    schedule = scheduler.get_schedule(Name=name)
+    assert schedule["ScheduleExpression"] == function["event_source"]["schedule_expression"] == "rate(5 minutes)"
+    assert schedule["State"] == "ENABLED" and schedule["Target"]["Arn"] == function["arn"]
+    assert json.loads(schedule["Target"]["Input"]) == {"source": "schedule"}
+    assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 1
+    config = lam.get_function(FunctionName=name)["Configuration"]
+    assert config["Timeout"] == 120 < 5 * 60
+
+    # It may read and disable exactly its own schedule, and pass exactly that schedule's role.
+    document = iam.get_role_policy(RoleName=function["role_name"], PolicyName=f"{name}-own-schedule")["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    by_sid = {statement["Sid"]: statement for statement in document["Statement"]}
+    assert set(by_sid) == {"ReadAndDisableOwnSchedule", "PassOwnScheduleRole"}
+    assert sorted(by_sid["ReadAndDisableOwnSchedule"]["Action"]) == [
+        "scheduler:GetSchedule",
+        "scheduler:UpdateSchedule",
+    ]
+    assert by_sid["ReadAndDisableOwnSchedule"]["Resource"] == schedule["Arn"]
+    assert by_sid["PassOwnScheduleRole"]["Action"] == "iam:PassRole"
+    assert by_sid["PassOwnScheduleRole"]["Resource"] == schedule["Target"]["RoleArn"]
+    assert by_sid["PassOwnScheduleRole"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
+    }
+
+    # Its own database, its own secret (created empty, encrypted with the key), its own egress.
+    variables = config["Environment"]["Variables"]
+    assert (variables["BACKFILL_DB_ENGINE"], variables["BACKFILL_DB_HOST"], variables["BACKFILL_DB_PORT"]) == (
+        "mysql",
+        "127.0.0.1",
+        "3306",
+    )
+    assert variables["BACKFILL_DB_SECRET_ARN"] == deployment.outputs["backfill_source_secret_arn"]
+    assert [job["name"] for job in json.loads(variables["BACKFILL_JOBS"])] == ["order_archive"]
+    secret = deployment.client("secretsmanager").describe_secret(SecretId=variables["BACKFILL_DB_SECRET_ARN"])
+    assert secret["KmsKeyId"] in (deployment.outputs["kms_key_arn"], deployment.outputs["kms_key_arn"].split("/")[-1])
+    groups = [
+        g
+        for g in config["VpcConfig"]["SecurityGroupIds"]
+        if g != deployment.outputs["network"]["lambda_security_group_id"]
+    ]
+    rules = deployment.client("ec2").describe_security_group_rules(Filters=[{"Name": "group-id", "Values": groups}])
+    egress = [
+        (r["IpProtocol"], r["FromPort"], r["ToPort"], r.get("CidrIpv4"))
+        for r in rules["SecurityGroupRules"]
+        if r["IsEgress"]
+    ]
+    assert egress == [("tcp", 3306, 3306, "127.0.0.1/32")]
+
+    # The job's stall alarm watches the metric the function emits (namespace and dimensions).
+    alarm = deployment.client("cloudwatch").describe_alarms(AlarmNames=[f"{name}-stalled-order_archive"])[
+        "MetricAlarms"
+    ]
+    (alarm,) = alarm
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "Pipelines/Backfill",
+        "RowsAdvanced",
+        "Sum",
+    )
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {"job": "order_archive", "service": name}
+    assert alarm["Period"] == 15 * 60 and alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == [deployment.outputs["alarm_topic_arn"]]
+
+
 def test_buckets_are_hardened(deployment: Deployment) -> None:
     s3 = deployment.client("s3")
     for bucket in deployment.outputs["buckets"].values():
@@ -472,8 +547,12 @@ def test_deployed_iam_is_least_privilege(deployment: Deployment) -> None:
     iam = deployment.client("iam")
     for name, function in deployment.functions.items():
         names = iam.list_role_policies(RoleName=function["role_name"])["PolicyNames"]
-        assert names == [f"{function['function_name']}-least-privilege"], name
-        document = iam.get_role_policy(RoleName=function["role_name"], PolicyName=names[0])["PolicyDocument"]
+        # The backfill may also disable its own schedule (test_backfill_schedule_... reads it).
+        own_schedule = [f"{function['function_name']}-own-schedule"] if name == "backfill" else []
+        assert sorted(names) == sorted([f"{function['function_name']}-least-privilege", *own_schedule]), name
+        document = iam.get_role_policy(
+            RoleName=function["role_name"], PolicyName=f"{function['function_name']}-least-privilege"
+        )["PolicyDocument"]
         document = document if isinstance(document, str) else json.dumps(document)
         live = tfkit.statements_from_json(document, function["role_name"], "identity")
         assert not tfkit.iam_findings(live)
@@ -487,7 +566,11 @@ def test_deployed_iam_is_least_privilege(deployment: Deployment) -> None:
             assert function["event_source"]["queue_arn"] in resources
         if name == "schema_migrations":
             assert deployment.outputs["schema_migrations_results_topic_arn"] in resources
-        assert deployment.outputs["database"]["master_user_secret_arn"] in resources
+        if name in _deployed_functions(deployment, unified_database=True):
+            assert deployment.outputs["database"]["master_user_secret_arn"] in resources
+        else:
+            assert deployment.outputs["backfill_source_secret_arn"] in resources
+            assert deployment.outputs["database"]["master_user_secret_arn"] not in resources
 
 
 def test_the_minimal_example_deploys_the_file_loader_alone(deployments: dict[str, Deployment]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from backfill.jobs import parse_jobs
 from file_loader.routes import parse_routes
 from table_sync.config import parse_tables
 from tests.terraform import tfkit
@@ -31,8 +32,8 @@ COMMON_INVENTORY = {
     "aws_db_subnet_group": 1,
     "aws_kms_key": 1,
     "aws_kms_key_policy": 1,
-    "aws_lambda_function": 3,
-    "aws_cloudwatch_log_group": 4,  # three functions + flow logs
+    "aws_lambda_function": 4,
+    "aws_cloudwatch_log_group": 5,  # four functions + flow logs
     "aws_s3_bucket": 2,
     "aws_s3_bucket_policy": 2,
     "aws_s3_bucket_public_access_block": 2,
@@ -46,15 +47,15 @@ COMMON_INVENTORY = {
     "aws_sns_topic_subscription": 2,  # topic -> queue, topic -> migrations function
     "aws_lambda_event_source_mapping": 1,
     "aws_lambda_permission": 1,
-    "aws_scheduler_schedule": 1,
+    "aws_scheduler_schedule": 2,  # table sync, backfill
     "aws_lambda_layer_version": 1,
-    "aws_secretsmanager_secret": 1,
-    "aws_cloudwatch_metric_alarm": 8,
+    "aws_secretsmanager_secret": 2,  # the table sync's and the backfill's database credentials
+    "aws_cloudwatch_metric_alarm": 11,  # errors and throttles per function, the backfill job's stall
     "aws_dms_replication_instance": 0,
     "aws_dms_replication_task": 0,
 }
 INVENTORY = {
-    "dev": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 6, "aws_subnet": 2, "aws_iam_role": 5},
+    "dev": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 6, "aws_subnet": 2, "aws_iam_role": 7},
     # prod: three AZs, RDS Proxy (+ its role), Enhanced Monitoring role, an e-mail subscription.
     "prod": {
         **COMMON_INVENTORY,
@@ -62,10 +63,10 @@ INVENTORY = {
         "aws_db_proxy_target": 1,
         "aws_vpc_endpoint": 6,
         "aws_subnet": 3,
-        "aws_iam_role": 7,
+        "aws_iam_role": 9,
         "aws_sns_topic_subscription": 3,
     },
-    "local": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 6, "aws_subnet": 2, "aws_iam_role": 5},
+    "local": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 6, "aws_subnet": 2, "aws_iam_role": 7},
 }
 
 
@@ -239,10 +240,16 @@ def test_every_vpc_endpoint_gets_the_data_perimeter_policy(environment: str, pla
     assert _var(plan, "endpoint_allowed_account_ids") == []
 
 
-def _deployed_functions(plan: dict[str, Any]) -> set[str]:
-    """The functions the `pipelines` output says the enabled pipelines deploy."""
+def _deployed_functions(plan: dict[str, Any], unified_database: bool | None = None) -> set[str]:
+    """The functions the `pipelines` output says the enabled pipelines deploy (those of pipelines
+    that use the unified database, or do not, when `unified_database` says so)."""
     pipelines = plan["planned_values"]["outputs"]["pipelines"]["value"]
-    return {f for p in pipelines.values() if p["enabled"] for f in p["functions"]}
+    return {
+        f
+        for p in pipelines.values()
+        if p["enabled"] and unified_database in (None, p["unified_database"])
+        for f in p["functions"]
+    }
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -333,6 +340,18 @@ def test_function_environment_follows_the_contract(environment: str, plans: dict
     assert table_sync.get("SOURCE_DB_ODBC_DRIVER") == (source.get("odbc_driver") or expected_driver)
     assert table_sync["ODBCSYSINI"] == "/opt"
 
+    # The backfill runs in its own database (the shop's MySQL); its jobs go through the function's parser.
+    backfill = functions["after"]["backfill"]["environment_variables"]
+    settings = _var(plan, "backfill")
+    jobs = parse_jobs(json.loads(backfill["BACKFILL_JOBS"]), settings["source"]["engine"])
+    assert [j.name for j in jobs] == [j["name"] for j in settings["jobs"]]
+    assert [len(j.statements) for j in jobs] == [len(j["statements"]) for j in settings["jobs"]]
+    assert all(None not in j.values() for j in json.loads(backfill["BACKFILL_JOBS"]))
+    assert backfill["BACKFILL_DB_ENGINE"] == settings["source"]["engine"]
+    assert backfill["BACKFILL_DB_HOST"] == settings["source"]["host"] and "DB_HOST" not in backfill
+    assert backfill["SCHEDULE_NAME"] == f"pipelines-{environment}-backfill"
+    assert backfill.get("BACKFILL_DB_REPLICA_HOSTS", "") == ",".join(settings["source"].get("replica_hosts") or [])
+
     migrations = env("schema_migrations")
     assert migrations["USER"] == "lambda" and migrations["LOGNAME"] == "lambda"
     assert migrations["LOCK_STALE_SECONDS"] == str(_var(plan, "schema_migrations")["timeout"])
@@ -361,9 +380,15 @@ def test_triggers(environment: str, plans: dict[str, dict[str, Any]]) -> None:
     for topic in tfkit.of_type(plan, "aws_sns_topic"):
         assert _set_at_apply(topic, "kms_master_key_id"), f"{topic['address']} is not encrypted"
 
-    (schedule,) = tfkit.of_type(plan, "aws_scheduler_schedule")
-    assert tfkit.after(schedule)["schedule_expression"] == _var(plan, "table_sync")["schedule_expression"]
     modules = tfkit.function_modules(plan)
+    schedules = {tfkit.module_of(s["address"]): tfkit.after(s) for s in tfkit.of_type(plan, "aws_scheduler_schedule")}
+    assert set(schedules) == {modules["table_sync"], modules["backfill"]}
+    assert schedules[modules["table_sync"]]["schedule_expression"] == _var(plan, "table_sync")["schedule_expression"]
+    minutes = _var(plan, "backfill").get("schedule_rate_minutes", 15)  # the raw input: 15 is the default
+    assert schedules[modules["backfill"]]["schedule_expression"] == f"rate({minutes} minutes)"
+    (backfill,) = _in_module(plan, modules["backfill"], "aws_lambda_function")
+    assert tfkit.after(backfill)["reserved_concurrent_executions"] == 1
+    assert tfkit.after(backfill)["timeout"] < 60 * minutes
     (sync,) = _in_module(plan, modules["table_sync"], "aws_lambda_function")
     assert tfkit.after(sync)["reserved_concurrent_executions"] == 1
     assert tfkit.after_unknown(sync).get("layers") in (True, [True])
@@ -381,8 +406,8 @@ def test_triggers(environment: str, plans: dict[str, dict[str, Any]]) -> None:
 
     for group in tfkit.of_type(plan, "aws_cloudwatch_log_group"):
         assert _set_at_apply(group, "kms_key_id"), f"{group['address']} is not encrypted with the key"
-    (secret,) = tfkit.of_type(plan, "aws_secretsmanager_secret")
-    assert _set_at_apply(secret, "kms_key_id")
+    for secret in tfkit.of_type(plan, "aws_secretsmanager_secret"):
+        assert _set_at_apply(secret, "kms_key_id"), secret["address"]
 
 
 EXPECTED_GRANTS = {
@@ -394,6 +419,7 @@ EXPECTED_GRANTS = {
         ("secretsmanager:GetSecretValue", None),
     ],
     "table_sync": [("secretsmanager:GetSecretValue", None)],
+    "backfill": [("secretsmanager:GetSecretValue", None)],
     "schema_migrations": [
         ("s3:ListBucket", "arn:aws:s3:::pipelines-{env}-migrations"),
         ("s3:GetObject", "arn:aws:s3:::pipelines-{env}-migrations/*"),
@@ -487,7 +513,7 @@ def test_without_pipeline_secrets_every_function_uses_the_master_secret(
     assert _var(plan, "file_loader").get("database_secret_arn") is None
     assert _var(plan, "table_sync").get("database_secret_arn") is None
     functions = plan["output_changes"]["functions"]
-    for name in _deployed_functions(plan):
+    for name in _deployed_functions(plan, unified_database=True):
         # The master secret's ARN comes from the instance at apply time.
         assert functions["after_unknown"][name]["environment_variables"]["DB_SECRET_ARN"] is True, name
     statements, _ = tfkit.plan_statements(plan)

@@ -117,12 +117,13 @@ def copy_tree(destination: Path) -> Path:
 
 
 def module_root(destination: Path, module: str, calls: dict[str, dict[str, Any]]) -> Path:
-    """A scratch root module at `destination` holding a copy of modules/<module> and one `module`
-    block per entry of `calls` (label -> arguments), plus an output per call exposing the module's
-    outputs. Rewriting the calls of an initialised root needs no new `init` while the labels stay."""
+    """A scratch root module at `destination` holding a copy of modules/ (<module> and the modules it
+    builds on) and one `module` block per entry of `calls` (label -> arguments) calling <module>, plus
+    an output per call exposing the module's outputs. Rewriting the calls of an initialised root
+    needs no new `init` while the labels stay."""
     shutil.copytree(
-        REPO / "modules" / module,
-        destination / "modules" / module,
+        REPO / "modules",
+        destination / "modules",
         ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*", "README.md"),
         dirs_exist_ok=True,
     )
