@@ -12,6 +12,9 @@ RUNTIME    ?= python3.12
 ARCH       ?= x86_64
 ENV        ?= dev
 PYTEST_ARGS ?=
+# Test processes: the Terraform checks run in one (they share session-wide plans), the other files
+# spread over the rest (tests/conftest.py groups them).
+TEST_WORKERS ?= 2
 PACKAGE_ARGS ?=
 
 # Terraform: the binary on PATH with a project-local CLI config that installs the hashicorp
@@ -64,7 +67,7 @@ package: package-prerequisites ## Build one reproducible zip per function + the 
 	$(PY) scripts/package.py --build-dir $(BUILD_DIR) --runtime $(RUNTIME) --arch $(ARCH) $(PACKAGE_ARGS)
 
 test: setup package ## Run every test: unit, real databases, moto, Terraform (validate, plan, checkov, apply)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 tf-check: setup package ## Terraform checks only: fmt, validate, plan per environment, checkov, apply to moto
 	$(PY) -m pytest tests/terraform $(PYTEST_ARGS)

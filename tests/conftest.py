@@ -40,6 +40,19 @@ os.environ.update(_AWS_ENV)
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "tests")
 
 
+# Fixtures computed once per session that several Terraform test files share: the files using them
+# run in one test process (`make test` runs two, pytest-xdist --dist loadgroup) so each is computed
+# once; every other file is a unit of its own, so its module fixtures are built once too.
+_SHARED_TERRAFORM_FIXTURES = {"validated", "plan_root", "plans", "pipeline_secrets_plan"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        shared = _SHARED_TERRAFORM_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        group = "terraform-shared-plans" if shared else item.path.as_posix()
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 # --- PostgreSQL -------------------------------------------------------------------------------
 
 
