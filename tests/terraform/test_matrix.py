@@ -234,15 +234,22 @@ def test_an_existing_database_replaces_the_created_one(matrix: dict[str, Any]) -
     values, unknown = _output(matrix, instance)
     assert values["database"]["endpoint"] == values["database"]["connect_endpoint"] == given["db_host"]
     assert values["database"]["identifier"] is None
+    table = values["pipelines"]
     for key, function in values["functions"].items():
+        if not table[function["pipeline"]]["unified_database"]:
+            continue
+        # A pipeline names its database under its own prefix (DB_, BACKFILL_DB_, ...).
         environment = function["environment_variables"]
-        assert "DB_HOST" not in unknown.get("functions", {}).get(key, {}).get("environment_variables", {}), key
-        assert (environment["DB_HOST"], environment["DB_PORT"], environment["DB_NAME"]) == (
-            given["db_host"],
-            given["db_port"],
-            given["db_name"],
-        ), key
-        assert environment["DB_SECRET_ARN"] == given["db_master_user_secret_arn"], key
+        prefixes = [name.removesuffix("_SECRET_ARN") for name in environment if name.endswith("_SECRET_ARN")]
+        assert prefixes, f"{key} reaches no database: {sorted(environment)}"
+        for prefix in prefixes:
+            assert f"{prefix}_HOST" not in unknown.get("functions", {}).get(key, {}).get("environment_variables", {})
+            assert (environment[f"{prefix}_HOST"], environment[f"{prefix}_PORT"], environment[f"{prefix}_NAME"]) == (
+                given["db_host"],
+                given["db_port"],
+                given["db_name"],
+            ), key
+            assert environment[f"{prefix}_SECRET_ARN"] == given["db_master_user_secret_arn"], key
 
     (ingress,) = [
         r for r in resources if r["type"] == "aws_vpc_security_group_ingress_rule" and r["name"] == "database"
