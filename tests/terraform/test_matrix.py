@@ -261,7 +261,9 @@ def test_an_existing_database_replaces_the_created_one(matrix: dict[str, Any]) -
     assert not [r for r in resources if r["type"] == "aws_security_group" and r["name"] == "database"]
 
     statements, _ = tfkit.plan_statements(matrix)
-    for key in values["functions"]:
+    for key, function in values["functions"].items():
+        if not table[function["pipeline"]]["unified_database"]:
+            continue
         module = f"module.{instance}.module.{key}.module.function.data.aws_iam_policy_document.this"
         own = [s for s in statements if s.where.startswith(module)]
         reads = {r for s in own if "secretsmanager:GetSecretValue" in s.actions for r in s.resources}
