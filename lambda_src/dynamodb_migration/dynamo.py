@@ -1,0 +1,196 @@
+"""DynamoDB calls with the retries a migration needs: throttling and partial batches.
+
+Throttling (ProvisionedThroughputExceeded, ThrottlingException, RequestLimitExceeded,
+TransactionConflict) and server errors are retried with full-jitter backoff; so is every
+`UnprocessedItems` / `UnprocessedKeys` remainder, which DynamoDB returns instead of an error when
+it throttles part of a batch. Nothing is dropped: a remainder that never goes through raises
+`RetryableError`, and the caller keeps its checkpoint where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from dynamodb_migration.interim import Pacer, PermanentError, RetryableError, backoff_sleep
+from pipeline_common.deadline import Deadline
+
+logger = logging.getLogger(__name__)
+
+RETRYABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+MAX_ATTEMPTS = 12  # with a 5 s cap: about half a minute of backing off before giving up
+BATCH_WRITE_SIZE = 25
+BATCH_GET_SIZE = 100
+
+
+class Counters:
+    """Thread-safe tallies of what had to be retried, for results and logs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.throttled = 0
+        self.unprocessed = 0
+
+    def add(self, *, throttled: int = 0, unprocessed: int = 0) -> None:
+        with self._lock:
+            self.throttled += throttled
+            self.unprocessed += unprocessed
+
+
+def error_code(exc: BaseException) -> str:
+    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+
+
+def call(
+    operation: Callable[..., dict[str, Any]],
+    deadline: Deadline,
+    counters: Counters | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """`operation(**kwargs)`, retried with backoff on throttling and server errors."""
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            return operation(**kwargs)
+        except ClientError as exc:
+            code = error_code(exc)
+            if code not in RETRYABLE_CODES:
+                raise
+            if counters:
+                counters.add(throttled=1)
+            logger.warning("%s: %s, backing off (attempt %d)", _name(operation), code, attempt + 1)
+            if attempt + 1 == MAX_ATTEMPTS:
+                raise RetryableError(
+                    f"{_name(operation)} still failing with {code} after {MAX_ATTEMPTS} attempts"
+                ) from exc
+            backoff_sleep(attempt, deadline)
+    raise AssertionError("unreachable")
+
+
+def _name(operation: Callable[..., Any]) -> str:
+    return getattr(operation, "__name__", "call")
+
+
+def chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def write_batch(
+    client: Any,
+    table: str,
+    requests: Sequence[dict[str, Any]],
+    deadline: Deadline,
+    *,
+    pacer: Pacer | None = None,
+    counters: Counters | None = None,
+) -> None:
+    """BatchWriteItem `requests` (PutRequest / DeleteRequest, distinct keys) 25 at a time, resending
+    every UnprocessedItems remainder after a backoff until all are written."""
+    for chunk in chunks(requests, BATCH_WRITE_SIZE):
+        if pacer:
+            pacer.take(len(chunk), deadline)
+        pending = list(chunk)
+        for attempt in range(MAX_ATTEMPTS):
+            response = call(client.batch_write_item, deadline, counters, RequestItems={table: pending})
+            pending = response.get("UnprocessedItems", {}).get(table, [])
+            if not pending:
+                break
+            if counters:
+                counters.add(unprocessed=len(pending))
+            if attempt + 1 == MAX_ATTEMPTS:
+                raise RetryableError(f"BatchWriteItem on {table}: {len(pending)} items still unprocessed")
+            backoff_sleep(attempt, deadline)
+
+
+def get_batch(
+    client: Any,
+    table: str,
+    keys: Sequence[dict[str, Any]],
+    deadline: Deadline,
+    *,
+    projection: Sequence[str] = (),
+    counters: Counters | None = None,
+) -> list[dict[str, Any]]:
+    """Strongly consistent BatchGetItem of `keys` (distinct), 100 at a time, UnprocessedKeys resent
+    after a backoff. Returns the items found, in no particular order."""
+    found: list[dict[str, Any]] = []
+    request: dict[str, Any] = {"ConsistentRead": True, **(projected(projection) if projection else {})}
+    for chunk in chunks(keys, BATCH_GET_SIZE):
+        pending = list(chunk)
+        for attempt in range(MAX_ATTEMPTS):
+            response = call(
+                client.batch_get_item, deadline, counters, RequestItems={table: {**request, "Keys": pending}}
+            )
+            found += response.get("Responses", {}).get(table, [])
+            pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+            if not pending:
+                break
+            if counters:
+                counters.add(unprocessed=len(pending))
+            if attempt + 1 == MAX_ATTEMPTS:
+                raise RetryableError(f"BatchGetItem on {table}: {len(pending)} keys still unprocessed")
+            backoff_sleep(attempt, deadline)
+    return found
+
+
+def describe_key(client: Any, table: str) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The table's key attribute names (partition, then sort) and its description."""
+    try:
+        description = client.describe_table(TableName=table)["Table"]
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            raise PermanentError(f"table {table} does not exist") from None
+        raise
+    schema = sorted(description["KeySchema"], key=lambda k: k["KeyType"] != "HASH")
+    return tuple(k["AttributeName"] for k in schema), description
+
+
+def scan_segment(
+    client: Any,
+    table: str,
+    segment: int,
+    total_segments: int,
+    deadline: Deadline,
+    *,
+    need_ms: float = 0,
+    counters: Counters | None = None,
+    **request: Any,
+) -> Iterator[dict[str, Any]]:
+    """Strongly consistent Scan pages of one segment; stops early (the caller sees fewer pages)
+    when the deadline leaves less than `need_ms` for another page. `request` adds Scan parameters."""
+    start: dict[str, Any] = {}
+    while not deadline.expired(need_ms):
+        page = call(
+            client.scan,
+            deadline,
+            counters,
+            TableName=table,
+            Segment=segment,
+            TotalSegments=total_segments,
+            ConsistentRead=True,
+            **request,
+            **start,
+        )
+        yield page
+        if "LastEvaluatedKey" not in page:
+            return
+        start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def projected(attributes: Sequence[str]) -> dict[str, Any]:
+    """Scan / GetItem / BatchGetItem parameters reading only these attributes."""
+    names = {f"#p{i}": name for i, name in enumerate(attributes)}
+    return {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
