@@ -15,6 +15,7 @@ from typing import Any
 
 from dynamodb_migration.config import Settings
 from dynamodb_migration.copy import run_copy
+from dynamodb_migration.dynamo import Counters
 from dynamodb_migration.guard import Tables
 from dynamodb_migration.interim import Clients, Pacer
 from dynamodb_migration.state import StateTable
@@ -52,13 +53,15 @@ def reset_sandbox() -> None:
 
 
 def tables_for(settings: Settings, client: Any) -> Tables:
+    counters = Counters()
     return Tables(
         client=client,
         source=settings.source_table,
         target=settings.target_table,
         key_attributes=settings.key_attributes,
         transform=settings.transform,
-        state=StateTable(client, settings.state_table, settings.key_attributes),
+        state=StateTable(client, settings.state_table, settings.key_attributes, counters=counters),
+        counters=counters,
         pacer=Pacer(settings.write_rate_limit) if settings.write_rate_limit else None,
     )
 

@@ -39,14 +39,12 @@ class PermanentError(MigrationError):
     """Bad configuration or data; retrying cannot help until someone fixes it."""
 
 
-def backoff_sleep(
-    attempt: int,
-    deadline: Deadline,
-    *,
-    base: float = 0.05,
-    cap: float = 5.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> None:
+def sleep(seconds: float) -> None:
+    """Every wait of the migration goes through here (tests replace it)."""
+    time.sleep(seconds)
+
+
+def backoff_sleep(attempt: int, deadline: Deadline, *, base: float = 0.05, cap: float = 5.0) -> None:
     """Sleep a random time in [0, min(cap, base * 2**attempt)] ("full jitter"), never into the
     deadline's reserve: raises RetryableError when not even the wait fits."""
     delay = random.uniform(0, min(cap, base * 2**attempt))
@@ -68,7 +66,7 @@ class Pacer:
         self._tokens = rate
         self._stamp = clock()
 
-    def take(self, units: int, deadline: Deadline, sleep: Callable[[float], None] = time.sleep) -> float:
+    def take(self, units: int, deadline: Deadline) -> float:
         """Wait for `units` tokens; returns the seconds waited."""
         if self.rate <= 0:
             return 0.0

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from dynamodb_migration import interim
 from dynamodb_migration.copy import run_copy
 from dynamodb_migration.interim import Pacer, PermanentError
 from dynamodb_migration.state import StateTable
@@ -203,14 +204,15 @@ def test_a_page_the_target_refuses_fails_its_segment_only(make_migration: Callab
     assert "huge" not in migration.target()
 
 
-def test_the_write_rate_cap_paces_every_write(migration: Migration) -> None:
+def test_the_write_rate_cap_paces_every_write(migration: Migration, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interim, "sleep", lambda seconds: None)
     migration.fill_source(120)
     taken: list[int] = []
 
     class CountingPacer(Pacer):
-        def take(self, units: int, deadline: Deadline, sleep: Any = time.sleep) -> float:
+        def take(self, units: int, deadline: Deadline) -> float:
             taken.append(units)
-            return super().take(units, deadline, sleep=lambda s: None)
+            return super().take(units, deadline)
 
     tables = migration.tables
     tables.pacer = CountingPacer(50)
@@ -219,7 +221,7 @@ def test_the_write_rate_cap_paces_every_write(migration: Migration) -> None:
     assert sum(taken) == 120 and max(taken) <= 25
 
 
-def test_the_pacer_holds_the_rate_across_threads() -> None:
+def test_the_pacer_holds_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     now = {"t": 0.0}
     slept: list[float] = []
 
@@ -227,10 +229,11 @@ def test_the_pacer_holds_the_rate_across_threads() -> None:
         slept.append(seconds)
         now["t"] += seconds
 
+    monkeypatch.setattr(interim, "sleep", sleep)
     pacer = Pacer(100, clock=lambda: now["t"])
     deadline = Deadline.in_seconds(60)
     for _ in range(12):
-        pacer.take(25, deadline, sleep=sleep)
+        pacer.take(25, deadline)
     # 300 units at 100/s with a one-second burst: two seconds of waiting.
     assert sum(slept) == pytest.approx(2.0)
-    assert Pacer(0).take(10_000, deadline, sleep=sleep) == 0.0
+    assert Pacer(0).take(10_000, deadline) == 0.0
