@@ -1,0 +1,490 @@
+"""modules/dynamodb_migration: planned from scratch roots (every kind of target, disabled, refused
+transforms) with the real package, and applied to a moto server with the source table beside it.
+
+The planned TRANSFORM is fed to the function's own parser, and every transform the plan refuses is
+refused by the parser too: one grammar on both sides.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from dynamodb_migration.transform import TransformError, parse_transform
+from tests.terraform import tfkit
+
+REGION = "eu-west-1"
+ACCOUNT = "111122223333"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"
+SOURCE_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/99999999-4e5f-6071-8293-a4b5c6d7e8f9"
+STREAM_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/userpreferences/stream/2024-01-01T00:00:00.000"
+SEED_TRANSFORM = '{ rename = { pref = "preference" }, add = { channel = "email" }, set = { schema_version = 2 } }'
+
+PACKAGE = """
+variable "build_dir" {
+  type = string
+}
+
+locals {
+  entry   = jsondecode(file("${var.build_dir}/manifest.json")).functions.dynamodb_migration
+  package = {
+    filename         = "${var.build_dir}/${local.entry.zip}"
+    handler          = local.entry.handler
+    source_code_hash = local.entry.source_code_hash
+  }
+}
+"""
+
+# Three calls in one plan: a created target with everything on, an existing target, and off.
+PLANNED = (
+    PACKAGE
+    + f"""
+module "full" {{
+  source            = "./modules/dynamodb_migration"
+  name              = "prefs"
+  source_table_name = "userpreferences"
+  source_stream_arn = "{STREAM_ARN}"
+  key               = {{ partition_key = "id", sort_key = "preferenceType" }}
+  target = {{
+    name           = "userpreferences-v2"
+    billing_mode   = "PROVISIONED"
+    read_capacity  = 5
+    write_capacity = 50
+    global_secondary_indexes = [
+      {{ name = "by-channel", hash_key = "channel", range_key = "id", read_capacity = 5, write_capacity = 50 }},
+    ]
+  }}
+  transform              = {SEED_TRANSFORM}
+  kms_key_arn            = "{KEY_ARN}"
+  copy                   = {{ schedule = "rate(5 minutes)", write_rate_limit = 500 }}
+  package                = local.package
+  vpc_subnet_ids         = ["subnet-0a1b2c3d"]
+  vpc_security_group_ids = ["sg-0a1b2c3d"]
+  tags                   = {{ Team = "data" }}
+}}
+
+module "existing" {{
+  source             = "./modules/dynamodb_migration"
+  name               = "prefs-into-existing"
+  source_table_name  = "userpreferences"
+  source_stream_arn  = "{STREAM_ARN}"
+  source_kms_key_arn = "{SOURCE_KEY_ARN}"
+  key                = {{ partition_key = "id", partition_key_type = "N" }}
+  target             = {{ name = "prefs-existing", create = false }}
+  kms_key_arn        = "{KEY_ARN}"
+  package            = local.package
+}}
+
+module "off" {{
+  source            = "./modules/dynamodb_migration"
+  create            = false
+  name              = "prefs-off"
+  source_table_name = "userpreferences"
+  source_stream_arn = "{STREAM_ARN}"
+  key               = {{ partition_key = "id" }}
+  target            = {{ name = "prefs-off" }}
+  kms_key_arn       = "{KEY_ARN}"
+  package           = local.package
+}}
+
+output "full" {{
+  value = module.full
+}}
+
+output "existing" {{
+  value = module.existing
+}}
+
+output "off" {{
+  value = module.off
+}}
+"""
+)
+
+REFUSED_ROOT = (
+    PACKAGE
+    + f"""
+variable "transform" {{
+  type = any
+}}
+
+module "migration" {{
+  source            = "./modules/dynamodb_migration"
+  name              = "prefs"
+  source_table_name = "userpreferences"
+  source_stream_arn = "{STREAM_ARN}"
+  key               = {{ partition_key = "id", sort_key = "preferenceType" }}
+  target            = {{ name = "userpreferences-v2" }}
+  transform         = var.transform
+  kms_key_arn       = "{KEY_ARN}"
+  package           = local.package
+}}
+"""
+)
+
+# name: (HCL transform, JSON the parser gets, what the plan says)
+REFUSED = {
+    "unknown_step": ('{ copy = { a = "b" } }', '{"copy": {"a": "b"}}', "transform must be an object with keys among"),
+    "rename_to_a_number": (
+        "{ rename = { a = 1 } }",
+        '{"rename": {"a": 1}}',
+        "transform.rename must map attribute names",
+    ),
+    "drop_not_a_list": ('{ drop = "a" }', '{"drop": "a"}', "transform.drop must be a list of attribute names"),
+    "name_in_two_steps": (
+        "{ add = { a = 1 }, set = { a = 2 } }",
+        '{"add": {"a": 1}, "set": {"a": 2}}',
+        "use each name in one step only",
+    ),
+    "key_renamed": (
+        '{ rename = { preferenceType = "kind" } }',
+        '{"rename": {"preferenceType": "kind"}}',
+        "transform must not rename, drop, add or set a key attribute",
+    ),
+    "key_dropped": (
+        '{ drop = ["id"] }',
+        '{"drop": ["id"]}',
+        "transform must not rename, drop, add or set a key attribute",
+    ),
+}
+
+
+def _root(directory: Path, main: str, provider: str = "offline", endpoint: str = "") -> Path:
+    """A scratch root holding modules/ and `main`, initialised."""
+    shutil.copytree(
+        tfkit.REPO / "modules", directory / "modules", ignore=shutil.ignore_patterns(".terraform*", "README.md")
+    )
+    (directory / "main.tf").write_text(main)
+    if provider == "offline":
+        tfkit.write_offline_provider(directory, REGION)
+    else:
+        tfkit.write_moto_provider(directory, endpoint, "us-east-1")
+    return directory
+
+
+def _migration_build(build_dir: Path) -> Path:
+    if "dynamodb_migration" not in json.loads((build_dir / "manifest.json").read_text())["functions"]:
+        pytest.fail("build/manifest.json has no dynamodb_migration: run `make package`")
+    return build_dir
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory: pytest.TempPathFactory, tf_env: dict[str, str], build_dir: Path) -> dict[str, Any]:
+    root = _root(tmp_path_factory.mktemp("dynamodb-plan"), PLANNED)
+    tfkit.init(root, tf_env)
+    args = [
+        "plan",
+        "-refresh=false",
+        "-lock=false",
+        "-input=false",
+        "-no-color",
+        f"-var=build_dir={_migration_build(build_dir)}",
+    ]
+    tfkit.terraform(root, *args, "-out=tfplan", env=tf_env).check()
+    return json.loads(tfkit.terraform(root, "show", "-json", "tfplan", env=tf_env).check().stdout)
+
+
+def _in(plan: dict[str, Any], module: str, resource_type: str) -> list[dict[str, Any]]:
+    return [r for r in tfkit.of_type(plan, resource_type) if r["address"].startswith(f"module.{module}.")]
+
+
+def test_every_kind_of_target_plans_and_create_false_plans_nothing(planned: dict[str, Any]) -> None:
+    assert planned["errored"] is False
+    counts = {
+        m: Counter(r["type"] for r in tfkit.resources(planned) if r["address"].startswith(f"module.{m}."))
+        for m in ("full", "existing", "off")
+    }
+    assert counts["off"] == Counter()
+    assert counts["full"]["aws_lambda_function"] == counts["existing"]["aws_lambda_function"] == 3
+    assert counts["full"]["aws_dynamodb_table"] == 2 and counts["existing"]["aws_dynamodb_table"] == 1
+    assert counts["full"]["aws_lambda_event_source_mapping"] == 1
+    assert counts["full"]["aws_scheduler_schedule"] == 1 and counts["existing"]["aws_scheduler_schedule"] == 0
+    assert counts["full"]["aws_cloudwatch_metric_alarm"] == 3 * 2 + 2  # errors + throttles each; iterator age, queue
+    outputs = planned["planned_values"]["outputs"]
+    assert outputs["off"]["value"]["functions"] == {}
+    assert outputs["off"]["value"]["state_table_name"] is None
+
+
+def test_the_tables_are_encrypted_recoverable_and_protected(planned: dict[str, Any]) -> None:
+    tables = {tfkit.after(t)["name"]: tfkit.after(t) for t in _in(planned, "full", "aws_dynamodb_table")}
+    target, state = tables["userpreferences-v2"], tables["prefs-state"]
+    assert (target["hash_key"], target["range_key"]) == ("id", "preferenceType")
+    assert target["billing_mode"] == "PROVISIONED" and (target["read_capacity"], target["write_capacity"]) == (5, 50)
+    assert {(a["name"], a["type"]) for a in target["attribute"]} == {
+        ("id", "S"),
+        ("preferenceType", "S"),
+        ("channel", "S"),
+    }
+    (index,) = target["global_secondary_index"]
+    assert (index["name"], index["hash_key"], index["range_key"]) == ("by-channel", "channel", "id")
+    for table in (target, state):
+        assert table["server_side_encryption"] == [{"enabled": True, "kms_key_arn": KEY_ARN}]
+        assert table["point_in_time_recovery"][0]["enabled"] is True
+    assert target["deletion_protection_enabled"] is True
+    assert state["ttl"] == [{"attribute_name": "expires_at", "enabled": True}]
+    assert state["billing_mode"] == "PAY_PER_REQUEST" and state["hash_key"] == "pk"
+
+
+def test_the_sync_reads_the_stream_from_the_start_with_bounded_retries(planned: dict[str, Any]) -> None:
+    (mapping,) = _in(planned, "full", "aws_lambda_event_source_mapping")
+    values = tfkit.after(mapping)
+    assert values["event_source_arn"] == STREAM_ARN
+    assert values["starting_position"] == "TRIM_HORIZON"
+    assert values["function_response_types"] == ["ReportBatchItemFailures"]
+    assert values["bisect_batch_on_function_error"] is True
+    assert values["maximum_retry_attempts"] == 10 and values["maximum_record_age_in_seconds"] == 86400
+    assert tfkit.after_unknown(mapping)["destination_config"][0]["on_failure"][0]["destination_arn"] is True
+    alarms = {tfkit.after(a)["alarm_name"]: tfkit.after(a) for a in _in(planned, "full", "aws_cloudwatch_metric_alarm")}
+    assert alarms["prefs-sync-iterator-age"]["metric_name"] == "IteratorAge"
+    assert alarms["prefs-sync-dlq-0"]["dimensions"] == {"QueueName": "prefs-sync-failures"}
+    (schedule,) = _in(planned, "full", "aws_scheduler_schedule")
+    assert tfkit.after(schedule)["schedule_expression"] == "rate(5 minutes)"
+    assert tfkit.after(schedule)["name"] == "prefs-copy"
+
+
+def test_the_planned_transform_is_what_the_function_parses(planned: dict[str, Any]) -> None:
+    # The provider plans a function's environment as a whole (unknown while the topic ARN is), so
+    # read it from the module's `functions` output, where each variable is known or not on its own.
+    functions = planned["output_changes"]["full"]["after"]["functions"]
+    pending = planned["output_changes"]["full"]["after_unknown"]["functions"]
+    assert set(functions) == {"copy", "sync", "verify"}
+    for role, function in functions.items():
+        variables = function["environment_variables"]
+        assert variables["MIGRATION_FUNCTION"] == role
+        assert variables["KEY_ATTRIBUTES"] == "id,preferenceType"
+        transform = parse_transform(variables["TRANSFORM"], variables["KEY_ATTRIBUTES"].split(","))
+        assert transform.rename == {"pref": "preference"}
+        assert transform.add == {"channel": {"S": "email"}} and transform.set == {"schema_version": {"N": "2"}}
+        assert variables["SOURCE_STREAM_ARN"] == STREAM_ARN and variables["STATE_TABLE"] == "prefs-state"
+        assert variables["WRITE_RATE_LIMIT"] == "500" and variables["TOTAL_SEGMENTS"] == "8"
+        assert function["handler"] == "dynamodb_migration.handler.handler"
+    assert pending["verify"]["environment_variables"]["RESULTS_TOPIC_ARN"] is True
+    assert functions["copy"]["trigger"] == "schedule" and functions["sync"]["trigger"] == "stream"
+    copy = {tfkit.after(f)["function_name"]: tfkit.after(f) for f in _in(planned, "full", "aws_lambda_function")}[
+        "prefs-copy"
+    ]
+    assert copy["reserved_concurrent_executions"] == 1 and copy["timeout"] == 900
+
+
+def test_each_role_names_exactly_its_tables_and_stream(planned: dict[str, Any]) -> None:
+    statements, _ = tfkit.plan_statements(planned)
+    assert tfkit.iam_findings(statements) == []
+    by_function: dict[str, dict[str, list[str]]] = {}
+    for statement in statements:
+        match = re.search(r"module\.full\.module\.function\[\"(\w+)\"\]", statement.where)
+        if match and statement.kind == "identity" and statement.effect == "Allow":
+            for action in statement.actions:
+                by_function.setdefault(match.group(1), {}).setdefault(action, []).extend(statement.resources)
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table"
+    source, target, state = f"{table}/userpreferences", f"{table}/userpreferences-v2", f"{table}/prefs-state"
+    dynamodb = {
+        f: {a: sorted(set(r)) for a, r in actions.items() if a.startswith("dynamodb:")}
+        for f, actions in by_function.items()
+    }
+    assert dynamodb["copy"] == {
+        "dynamodb:DescribeTable": sorted([source, target]),
+        "dynamodb:Scan": [source],
+        "dynamodb:BatchGetItem": sorted([source, state]),
+        "dynamodb:BatchWriteItem": [target],
+        "dynamodb:GetItem": [state],
+        "dynamodb:PutItem": [state],
+        "dynamodb:UpdateItem": [state],
+    }
+    # The sync's document names the failure queue, unknown until apply: checked on the applied state.
+    assert "sync" not in dynamodb
+    assert dynamodb["verify"] == {
+        "dynamodb:Scan": sorted([source, target]),
+        "dynamodb:GetItem": sorted([source, target]),
+        "dynamodb:BatchGetItem": sorted([source, state, target]),
+        "dynamodb:BatchWriteItem": [target],
+    }
+    assert not any(
+        "/index/" in r or r.endswith("/*") for actions in dynamodb.values() for rs in actions.values() for r in rs
+    )
+    for function in ("copy", "verify"):
+        assert sorted(set(by_function[function]["kms:Encrypt"])) == [KEY_ARN], "the one key of the tables"
+
+
+def test_an_existing_target_and_an_encrypted_source_get_their_keys(planned: dict[str, Any]) -> None:
+    statements, _ = tfkit.plan_statements(planned)
+    for role in ("copy", "verify"):
+        where = f'module.existing.module.function["{role}"]'
+        keys = {
+            r
+            for s in statements
+            if s.where.startswith(where) and "kms:Decrypt" in s.actions and s.kind == "identity"
+            for r in s.resources
+        }
+        assert keys >= {KEY_ARN, SOURCE_KEY_ARN}, role
+    existing = planned["output_changes"]["existing"]["after"]
+    assert existing["functions"]["copy"]["environment_variables"]["TARGET_TABLE"] == "prefs-existing"
+    assert existing["target_table_arn"] == f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/prefs-existing"
+    (state,) = _in(planned, "existing", "aws_dynamodb_table")
+    assert tfkit.after(state)["name"] == "prefs-into-existing-state"
+
+
+@pytest.fixture(scope="module")
+def refused(
+    tmp_path_factory: pytest.TempPathFactory, tf_env: dict[str, str], build_dir: Path
+) -> dict[str, tfkit.Result]:
+    root = _root(tmp_path_factory.mktemp("dynamodb-refused"), REFUSED_ROOT)
+    tfkit.init(root, tf_env)
+    build = _migration_build(build_dir)
+
+    def plan(case: str) -> tfkit.Result:
+        args = ["plan", "-refresh=false", "-lock=false", "-input=false", "-no-color", f"-var=build_dir={build}"]
+        return tfkit.terraform(root, *args, f"-var=transform={REFUSED[case][0]}", env=tf_env)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(zip(REFUSED, pool.map(plan, REFUSED), strict=True))
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_a_bad_transform_is_refused_by_the_plan_and_by_the_parser(case: str, refused: dict[str, tfkit.Result]) -> None:
+    _, document, message = REFUSED[case]
+    result = refused[case]
+    output = re.sub(r"\s+", " ", (result.stderr + result.stdout).replace("│", ""))
+    assert result.returncode == 1, f"{case}: the plan was not refused\n{result.stdout[-2000:]}"
+    assert message in output, f"{case}: expected {message!r} in\n{output[-2000:]}"
+    with pytest.raises(TransformError):
+        parse_transform(document, ("id", "preferenceType"))
+
+
+# --- apply to moto ---------------------------------------------------------------------------------
+
+APPLIED = (
+    PACKAGE
+    + """
+resource "aws_kms_key" "this" {
+  description         = "tfcheck dynamodb migration"
+  enable_key_rotation = true
+}
+
+resource "aws_dynamodb_table" "source" {
+  name             = "tfcheck-prefs"
+  billing_mode     = "PAY_PER_REQUEST"
+  hash_key         = "id"
+  stream_enabled   = true
+  stream_view_type = "NEW_AND_OLD_IMAGES"
+
+  attribute {
+    name = "id"
+    type = "S"
+  }
+}
+
+module "migration" {
+  source            = "./modules/dynamodb_migration"
+  name              = "tfcheck-prefs"
+  source_table_name = aws_dynamodb_table.source.name
+  source_stream_arn = aws_dynamodb_table.source.stream_arn
+  key               = { partition_key = "id" }
+  target            = { name = "tfcheck-prefs-v2", deletion_protection = false }
+  transform         = { rename = { pref = "preference" }, set = { schema_version = 2 } }
+  kms_key_arn       = aws_kms_key.this.arn
+  copy              = { schedule = "rate(5 minutes)" }
+  package           = local.package
+}
+
+output "migration" {
+  value = module.migration
+}
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def applied(
+    moto_server: str, tmp_path_factory: pytest.TempPathFactory, tf_env: dict[str, str], build_dir: Path
+) -> Iterator[dict[str, Any]]:
+    root = _root(tmp_path_factory.mktemp("dynamodb-apply"), APPLIED, provider="moto", endpoint=moto_server)
+    tfkit.init(root, tf_env)
+    args = [
+        "-input=false",
+        "-no-color",
+        "-lock=false",
+        "-parallelism=20",
+        f"-var=build_dir={_migration_build(build_dir)}",
+    ]
+    started = time.monotonic()
+    tfkit.terraform(root, "apply", "-auto-approve", *args, env=tf_env, timeout=900).check()
+    seconds = time.monotonic() - started
+    outputs = json.loads(tfkit.terraform(root, "output", "-json", env=tf_env).check().stdout)
+    state = json.loads(tfkit.terraform(root, "show", "-json", env=tf_env).check().stdout)
+    yield {"outputs": outputs["migration"]["value"], "state": state, "endpoint": moto_server, "seconds": seconds}
+    tfkit.terraform(root, "destroy", "-auto-approve", *args, env=tf_env, timeout=900).check()
+
+
+@pytest.mark.slow
+def test_the_migration_applies_to_moto_and_is_wired(applied: dict[str, Any]) -> None:
+    def client(service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=applied["endpoint"],
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    outputs = applied["outputs"]
+    dynamodb, lam = client("dynamodb"), client("lambda")
+    target = dynamodb.describe_table(TableName="tfcheck-prefs-v2")["Table"]
+    assert [k["AttributeName"] for k in target["KeySchema"]] == ["id"]
+    assert target["SSEDescription"]["Status"] == "ENABLED"
+    ttl = dynamodb.describe_time_to_live(TableName=outputs["state_table_name"])["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "expires_at" and ttl["TimeToLiveStatus"] == "ENABLED"
+
+    functions = outputs["functions"]
+    assert {f["function_name"] for f in functions.values()} == {
+        "tfcheck-prefs-copy",
+        "tfcheck-prefs-sync",
+        "tfcheck-prefs-verify",
+    }
+    for role, function in functions.items():
+        variables = lam.get_function(FunctionName=function["function_name"])["Configuration"]["Environment"][
+            "Variables"
+        ]
+        assert variables["MIGRATION_FUNCTION"] == role and variables["TARGET_TABLE"] == "tfcheck-prefs-v2"
+        parse_transform(variables["TRANSFORM"], variables["KEY_ATTRIBUTES"].split(","))
+    stream_arn = dynamodb.describe_table(TableName="tfcheck-prefs")["Table"]["LatestStreamArn"]
+    mappings = lam.list_event_source_mappings()["EventSourceMappings"]
+    (mapping,) = [m for m in mappings if m["FunctionArn"] == functions["sync"]["arn"]]
+    assert mapping["EventSourceArn"] == stream_arn == functions["sync"]["event_source"]["stream_arn"]
+    assert mapping["StartingPosition"] == "TRIM_HORIZON" and mapping["FunctionResponseTypes"] == [
+        "ReportBatchItemFailures"
+    ]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == outputs["sync_failures_queue_arn"]
+    schedule = client("scheduler").get_schedule(Name="tfcheck-prefs-copy")
+    assert schedule["ScheduleExpression"] == "rate(5 minutes)" and schedule["Target"]["Arn"] == functions["copy"]["arn"]
+    print(f"apply of the dynamodb migration module to moto: {applied['seconds']:.0f} s")
+
+
+@pytest.mark.slow
+def test_the_applied_sync_role_names_exactly_its_tables_and_stream(applied: dict[str, Any]) -> None:
+    statements = tfkit.state_statements(applied["state"])
+    assert tfkit.iam_findings(statements) == []
+    sync = [s for s in statements if s.where.startswith('module.migration.module.function["sync"].aws_iam_role_policy')]
+    grants = {a: sorted(s.resources) for s in sync for a in s.actions if a.startswith(("dynamodb:", "sqs:"))}
+    table = "arn:aws:dynamodb:us-east-1:123456789012:table"
+    stream_arn = applied["outputs"]["functions"]["sync"]["event_source"]["stream_arn"]
+    assert grants == {
+        "dynamodb:PutItem": [f"{table}/tfcheck-prefs-v2"],
+        "dynamodb:DeleteItem": [f"{table}/tfcheck-prefs-v2"],
+        "dynamodb:UpdateItem": [f"{table}/tfcheck-prefs-state"],
+        "dynamodb:DescribeStream": [stream_arn],
+        "dynamodb:GetRecords": [stream_arn],
+        "dynamodb:GetShardIterator": [stream_arn],
+        "dynamodb:ListStreams": ["*"],
+        "sqs:SendMessage": [applied["outputs"]["sync_failures_queue_arn"]],
+    }
