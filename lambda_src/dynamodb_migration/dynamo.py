@@ -99,20 +99,15 @@ def write_batch(
 ) -> None:
     """BatchWriteItem `requests` (PutRequest / DeleteRequest, distinct keys) 25 at a time, resending
     every UnprocessedItems remainder after a backoff until all are written."""
+
+    def send(pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        response = call(client.batch_write_item, deadline, counters, RequestItems={table: pending})
+        return response.get("UnprocessedItems", {}).get(table, [])
+
     for chunk in chunks(requests, BATCH_WRITE_SIZE):
         if pacer:
             pacer.take(len(chunk), deadline)
-        pending = list(chunk)
-        for attempt in range(MAX_ATTEMPTS):
-            response = call(client.batch_write_item, deadline, counters, RequestItems={table: pending})
-            pending = response.get("UnprocessedItems", {}).get(table, [])
-            if not pending:
-                break
-            if counters:
-                counters.add(unprocessed=len(pending))
-            if attempt + 1 == MAX_ATTEMPTS:
-                raise RetryableError(f"BatchWriteItem on {table}: {len(pending)} items still unprocessed")
-            backoff_sleep(attempt, deadline)
+        _until_processed(f"BatchWriteItem on {table}", list(chunk), send, deadline, counters)
 
 
 def get_batch(
@@ -128,22 +123,34 @@ def get_batch(
     after a backoff. Returns the items found, in no particular order."""
     found: list[dict[str, Any]] = []
     request: dict[str, Any] = {"ConsistentRead": True, **(projected(projection) if projection else {})}
+
+    def send(pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        response = call(client.batch_get_item, deadline, counters, RequestItems={table: {**request, "Keys": pending}})
+        found.extend(response.get("Responses", {}).get(table, []))
+        return response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+
     for chunk in chunks(keys, BATCH_GET_SIZE):
-        pending = list(chunk)
-        for attempt in range(MAX_ATTEMPTS):
-            response = call(
-                client.batch_get_item, deadline, counters, RequestItems={table: {**request, "Keys": pending}}
-            )
-            found += response.get("Responses", {}).get(table, [])
-            pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
-            if not pending:
-                break
-            if counters:
-                counters.add(unprocessed=len(pending))
-            if attempt + 1 == MAX_ATTEMPTS:
-                raise RetryableError(f"BatchGetItem on {table}: {len(pending)} keys still unprocessed")
-            backoff_sleep(attempt, deadline)
+        _until_processed(f"BatchGetItem on {table}", list(chunk), send, deadline, counters)
     return found
+
+
+def _until_processed(
+    what: str,
+    pending: list[dict[str, Any]],
+    send: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+    deadline: Deadline,
+    counters: Counters | None,
+) -> None:
+    """`send` the requests, then every remainder it returns after a backoff, until none is left."""
+    for attempt in range(MAX_ATTEMPTS):
+        pending = send(pending)
+        if not pending:
+            return
+        if counters:
+            counters.add(unprocessed=len(pending))
+        if attempt + 1 == MAX_ATTEMPTS:
+            raise RetryableError(f"{what}: {len(pending)} requests still unprocessed")
+        backoff_sleep(attempt, deadline)
 
 
 def describe_key(client: Any, table: str) -> tuple[tuple[str, ...], dict[str, Any]]:

@@ -94,28 +94,22 @@ class StateTable:
         the key was applied already (a replay)."""
         sequence = sequence_text(sequence_number)
         now = int(self.clock())
-        try:
-            call(
-                self.client.update_item,
-                deadline,
-                self.counters,
-                TableName=self.table,
-                Key=self.touched_pk(key),
-                UpdateExpression="SET #seq = :seq, deleted = :deleted, expires_at = :expires, updated_at = :now",
-                ConditionExpression=CLAIM_CONDITION,
-                ExpressionAttributeNames={"#seq": "seq"},
-                ExpressionAttributeValues={
-                    ":seq": {"S": sequence},
-                    ":deleted": {"BOOL": deleted},
-                    ":expires": {"N": str(now + ttl_days * 86400)},
-                    ":now": {"N": str(now)},
-                },
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        applied = self._if_condition_holds(
+            self.client.update_item,
+            deadline,
+            TableName=self.table,
+            Key=self.touched_pk(key),
+            UpdateExpression="SET #seq = :seq, deleted = :deleted, expires_at = :expires, updated_at = :now",
+            ConditionExpression=CLAIM_CONDITION,
+            ExpressionAttributeNames={"#seq": "seq"},
+            ExpressionAttributeValues={
+                ":seq": {"S": sequence},
+                ":deleted": {"BOOL": deleted},
+                ":expires": {"N": str(now + ttl_days * 86400)},
+                ":now": {"N": str(now)},
+            },
+        )
+        return applied is not None
 
     def touched(self, keys: Sequence[Mapping[str, Any]], deadline: Deadline) -> dict[str, str]:
         """Sequence numbers of the keys the stream touched, by key token (strongly consistent)."""
@@ -146,19 +140,15 @@ class StateTable:
             "target_table": {"S": target},
             "started_at": {"N": str(int(self.clock()))},
         }
-        try:
-            call(
-                self.client.put_item,
-                deadline,
-                self.counters,
-                TableName=self.table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk)",
-            )
+        created = self._if_condition_holds(
+            self.client.put_item,
+            deadline,
+            TableName=self.table,
+            Item=item,
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        if created is not None:
             return item
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
         stored = call(
             self.client.get_item,
             deadline,
@@ -198,30 +188,27 @@ class StateTable:
     def lease(self, segment: int, owner: str, seconds: float, deadline: Deadline) -> Segment | None:
         """Take the segment for `seconds` unless another owner holds it or it is done."""
         now = self.clock()
-        try:
-            response = call(
-                self.client.update_item,
-                deadline,
-                self.counters,
-                TableName=self.table,
-                Key={"pk": {"S": _segment_pk(segment)}},
-                UpdateExpression="SET lease_owner = :owner, lease_until = :until",
-                ConditionExpression=(
-                    "(attribute_not_exists(done) OR done = :false) AND "
-                    "(attribute_not_exists(lease_until) OR lease_until < :now OR lease_owner = :owner)"
-                ),
-                ExpressionAttributeValues={
-                    ":owner": {"S": owner},
-                    ":until": {"N": f"{now + seconds:.3f}"},
-                    ":now": {"N": f"{now:.3f}"},
-                    ":false": {"BOOL": False},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise
+        response = self._if_condition_holds(
+            self.client.update_item,
+            deadline,
+            TableName=self.table,
+            Key={"pk": {"S": _segment_pk(segment)}},
+            UpdateExpression="SET lease_owner = :owner, lease_until = :until",
+            ConditionExpression=(
+                "(attribute_not_exists(#done) OR #done = :false) AND "
+                "(attribute_not_exists(lease_until) OR lease_until < :now OR lease_owner = :owner)"
+            ),
+            ExpressionAttributeNames={"#done": "done"},
+            ExpressionAttributeValues={
+                ":owner": {"S": owner},
+                ":until": {"N": f"{now + seconds:.3f}"},
+                ":now": {"N": f"{now:.3f}"},
+                ":false": {"BOOL": False},
+            },
+            ReturnValues="ALL_NEW",
+        )
+        if response is None:
+            return None
         return _segment(segment, response["Attributes"])
 
     def checkpoint(
@@ -252,38 +239,39 @@ class StateTable:
         update = f"SET {assignments} ADD scanned :scanned, written :written, skipped :skipped, repaired :repaired"
         if segment.last_key is None:
             update += " REMOVE last_key"
-        try:
-            call(
-                self.client.update_item,
-                deadline,
-                self.counters,
-                TableName=self.table,
-                Key={"pk": {"S": _segment_pk(segment.index)}},
-                UpdateExpression=update,
-                ConditionExpression="lease_owner = :owner",
-                ExpressionAttributeNames={"#done": "done"},
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise RetryableError(f"segment {segment.index}: the lease passed to another invocation") from None
-            raise
+        held = self._if_condition_holds(
+            self.client.update_item,
+            deadline,
+            TableName=self.table,
+            Key={"pk": {"S": _segment_pk(segment.index)}},
+            UpdateExpression=update,
+            ConditionExpression="lease_owner = :owner",
+            ExpressionAttributeNames={"#done": "done"},
+            ExpressionAttributeValues=values,
+        )
+        if held is None:
+            raise RetryableError(f"segment {segment.index}: the lease passed to another invocation")
 
     def release(self, segment: int, owner: str, deadline: Deadline) -> None:
+        """Give the segment back (nothing to do when the lease already passed on)."""
+        self._if_condition_holds(
+            self.client.update_item,
+            deadline,
+            TableName=self.table,
+            Key={"pk": {"S": _segment_pk(segment)}},
+            UpdateExpression="REMOVE lease_owner, lease_until",
+            ConditionExpression="lease_owner = :owner",
+            ExpressionAttributeValues={":owner": {"S": owner}},
+        )
+
+    def _if_condition_holds(self, operation: Any, deadline: Deadline, **request: Any) -> dict[str, Any] | None:
+        """The response of a conditional write, or None when its condition failed."""
         try:
-            call(
-                self.client.update_item,
-                deadline,
-                self.counters,
-                TableName=self.table,
-                Key={"pk": {"S": _segment_pk(segment)}},
-                UpdateExpression="REMOVE lease_owner, lease_until",
-                ConditionExpression="lease_owner = :owner",
-                ExpressionAttributeValues={":owner": {"S": owner}},
-            )
+            return call(operation, deadline, self.counters, **request)
         except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise
 
 
 def _segment(index: int, item: Mapping[str, Any] | None) -> Segment:

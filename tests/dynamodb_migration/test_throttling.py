@@ -113,7 +113,7 @@ def test_a_remainder_that_never_goes_through_is_an_error_not_a_loss(stubbed: Any
         stubber.add_response(
             "batch_write_item", {"UnprocessedItems": {"t": [_put(1)]}}, {"RequestItems": {"t": [_put(1)]}}
         )
-    with pytest.raises(RetryableError, match="BatchWriteItem on t: 1 items still unprocessed"):
+    with pytest.raises(RetryableError, match="BatchWriteItem on t: 1 requests still unprocessed"):
         write_batch(client, "t", [_put(1)], DEADLINE)
 
 
