@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,7 +176,7 @@ def run_copy(
 
 def _copy_segment(
     tables: Tables, segment: Segment, owner: str, page_size: int, total_segments: int, deadline: Deadline
-) -> Any:
+) -> Iterator[tuple[int, PageCounts]]:
     """Copy pages of one segment until it is done or the deadline nears; yields (scanned, counts)
     after each committed page."""
     page_ms = FIRST_PAGE_GUESS_MS

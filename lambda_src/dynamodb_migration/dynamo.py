@@ -117,12 +117,13 @@ def get_batch(
     deadline: Deadline,
     *,
     projection: Sequence[str] = (),
+    consistent: bool = True,
     counters: Counters | None = None,
 ) -> list[dict[str, Any]]:
-    """Strongly consistent BatchGetItem of `keys` (distinct), 100 at a time, UnprocessedKeys resent
-    after a backoff. Returns the items found, in no particular order."""
+    """BatchGetItem of `keys` (distinct; strongly consistent unless told), 100 at a time,
+    UnprocessedKeys resent after a backoff. Returns the items found, in no particular order."""
     found: list[dict[str, Any]] = []
-    request: dict[str, Any] = {"ConsistentRead": True, **(projected(projection) if projection else {})}
+    request: dict[str, Any] = {"ConsistentRead": consistent, **(projected(projection) if projection else {})}
 
     def send(pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
         response = call(client.batch_get_item, deadline, counters, RequestItems={table: {**request, "Keys": pending}})

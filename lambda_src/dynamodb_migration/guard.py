@@ -78,22 +78,24 @@ def converge(
 
     A key's image is its `scanned` item while the stream never touched the key, else the source's
     item read now (strongly consistent; absent = delete). The round holds when a key's touched
-    entry is the same after the write as before it: a record applied later writes after us.
+    entry is the same after the write as before it: a record applied later writes after us. Only
+    the look after the write must be strongly consistent: a stale look before only sends a key
+    round again.
     """
     counts = PageCounts()
-    pending = list(keys)
+    pending = {tables.token(key): key for key in keys}
     for round_ in range(MAX_ROUNDS):
-        before = tables.state.touched(pending, deadline)
-        stale = [key for key in pending if scanned is None or round_ > 0 or tables.token(key) in before]
-        stale_tokens = {tables.token(key) for key in stale}
+        before = tables.state.touched(pending, deadline, consistent=False)
+        stale = {t: key for t, key in pending.items() if scanned is None or round_ > 0 or t in before}
         fresh = {
             tables.token(tables.key(item)): item
-            for item in get_batch(tables.client, tables.source, stale, deadline, counters=tables.counters)
+            for item in get_batch(
+                tables.client, tables.source, list(stale.values()), deadline, counters=tables.counters
+            )
         }
         requests = []
-        for key in pending:
-            token = tables.token(key)
-            image = fresh.get(token) if token in stale_tokens else scanned[token]  # type: ignore[index]
+        for token, key in pending.items():
+            image = fresh.get(token) if token in stale else scanned[token]  # type: ignore[index]
             if image is None:
                 requests.append({"DeleteRequest": {"Key": key}})
             else:
@@ -103,10 +105,11 @@ def converge(
             counts.skipped = len(stale) if scanned is not None else 0
             counts.written = len(pending) - counts.skipped
         after = tables.state.touched(pending, deadline)
-        pending = [key for key in pending if after.get(tables.token(key)) != before.get(tables.token(key))]
+        pending = {t: key for t, key in pending.items() if after.get(t) != before.get(t)}
         if not pending:
             return counts
         counts.repaired += len(pending)
     raise RetryableError(
-        f"{len(pending)} key(s) kept changing while they were written ({MAX_ROUNDS} rounds), e.g. {plain(pending[0])}"
+        f"{len(pending)} key(s) kept changing while they were written ({MAX_ROUNDS} rounds), "
+        f"e.g. {plain(next(iter(pending.values())))}"
     )

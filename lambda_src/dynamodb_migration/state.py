@@ -17,7 +17,7 @@ Nothing of this reaches the target table.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from pipeline_common.deadline import Deadline
 
 SEQUENCE_DIGITS = 40  # stream sequence numbers have 21 to 40 digits
 RUN = "copy"
+TOUCHED = "touched#"
 # A record passes unless a later one of its key was applied; an equal one passes again, so a record
 # whose target write was cut short (a crash, a timeout) is written when Lambda retries it.
 CLAIM_CONDITION = "attribute_not_exists(#seq) OR #seq <= :seq"
@@ -85,7 +86,7 @@ class StateTable:
     # --- touched keys (written by the sync, read by the copy and the repairs) -----------------
 
     def touched_pk(self, key: Mapping[str, Any]) -> dict[str, Any]:
-        return {"pk": {"S": "touched#" + key_token(key, self.key_attributes)}}
+        return {"pk": {"S": TOUCHED + key_token(key, self.key_attributes)}}
 
     def claim(
         self, key: Mapping[str, Any], sequence_number: str, *, deleted: bool, ttl_days: int, deadline: Deadline
@@ -111,20 +112,21 @@ class StateTable:
         )
         return applied is not None
 
-    def touched(self, keys: Sequence[Mapping[str, Any]], deadline: Deadline) -> dict[str, str]:
-        """Sequence numbers of the keys the stream touched, by key token (strongly consistent)."""
+    def touched(self, tokens: Iterable[str], deadline: Deadline, *, consistent: bool = True) -> dict[str, str]:
+        """Sequence numbers of the keys (by `key_token`) the stream touched."""
+        keys = [{"pk": {"S": TOUCHED + token}} for token in sorted(set(tokens))]
         if not keys:
             return {}
-        wanted = {self.touched_pk(key)["pk"]["S"] for key in keys}
         found = get_batch(
             self.client,
             self.table,
-            [{"pk": {"S": pk}} for pk in sorted(wanted)],
+            keys,
             deadline,
             projection=("pk", "seq"),
+            consistent=consistent,
             counters=self.counters,
         )
-        return {item["pk"]["S"].removeprefix("touched#"): item["seq"]["S"] for item in found}
+        return {item["pk"]["S"].removeprefix(TOUCHED): item["seq"]["S"] for item in found}
 
     # --- the copy's run and segments ----------------------------------------------------------
 

@@ -189,7 +189,7 @@ def child() -> None:
     from scripts.lambda_context import LocalLambdaContext
 
     if os.environ["BENCH_GUARDED"] != "1":
-        StateTable.touched = lambda self, keys, deadline: {}  # type: ignore[method-assign]
+        StateTable.touched = lambda self, tokens, deadline, **options: {}  # type: ignore[method-assign]
     started = time.perf_counter()
     result = handler.handler({}, LocalLambdaContext(function_name="bench-copy", timeout_seconds=900))
     seconds = time.perf_counter() - started

@@ -74,7 +74,7 @@ def _delete_and_sync(migration: Migration, key: str) -> Callable[[], None]:
 
 def _without_copy_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """The copy no longer looks at the keys the stream touched."""
-    monkeypatch.setattr(StateTable, "touched", lambda self, keys, deadline: {})
+    monkeypatch.setattr(StateTable, "touched", lambda self, tokens, deadline, **options: {})
 
 
 def _without_second_look(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,8 +82,8 @@ def _without_second_look(monkeypatch: pytest.MonkeyPatch) -> None:
     real = StateTable.touched
     calls: list[dict[str, str]] = []
 
-    def touched(self: StateTable, keys: Any, deadline: Any) -> dict[str, str]:
-        calls.append(real(self, keys, deadline) if len(calls) % 2 == 0 else calls[-1])
+    def touched(self: StateTable, tokens: Any, deadline: Any, **options: Any) -> dict[str, str]:
+        calls.append(real(self, tokens, deadline, **options) if len(calls) % 2 == 0 else calls[-1])
         return calls[-1]
 
     monkeypatch.setattr(StateTable, "touched", touched)
@@ -288,7 +288,8 @@ def test_the_sync_claims_before_it_writes(migration: Migration) -> None:
 
     def look(params: dict[str, Any], **kwargs: Any) -> None:
         if params.get("TableName") == migration.settings.target_table:
-            seen.append(migration.actor().tables.state.touched([{"id": {"S": "a"}}], migration.deadline))
+            tables = migration.actor().tables
+            seen.append(tables.state.touched([tables.token({"id": {"S": "a"}})], migration.deadline))
 
     on_call(migration.client, "PutItem", look)
     migration.sync()
