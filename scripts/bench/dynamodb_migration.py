@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -193,7 +192,9 @@ def child() -> None:
     started = time.perf_counter()
     result = handler.handler({}, LocalLambdaContext(function_name="bench-copy", timeout_seconds=900))
     seconds = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Not ru_maxrss: Linux carries the parent's peak across fork and exec into it; exec resets VmHWM.
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     print(json.dumps({"seconds": seconds, "result": result, "peak_rss_mb": peak_kb / 1024}))
 
 
