@@ -258,8 +258,8 @@ variable "sync" {
   }
 
   validation {
-    condition     = var.sync.timeout >= 10 && var.sync.timeout <= 900
-    error_message = "sync.timeout must be between 10 and 900 seconds."
+    condition     = var.sync.timeout >= 30 && var.sync.timeout <= 900
+    error_message = "sync.timeout must be between 30 and 900 seconds (the function keeps 10 s back to hand a batch back in time)."
   }
 }
 

@@ -28,109 +28,12 @@ ACCOUNT = "111122223333"
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"
 SOURCE_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/99999999-4e5f-6071-8293-a4b5c6d7e8f9"
 STREAM_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/userpreferences/stream/2024-01-01T00:00:00.000"
-SEED_TRANSFORM = '{ rename = { pref = "preference" }, add = { channel = "email" }, set = { schema_version = 2 } }'
 
-PACKAGE = """
-variable "build_dir" {
-  type = string
-}
-
-locals {
-  entry   = jsondecode(file("${var.build_dir}/manifest.json")).functions.dynamodb_migration
-  package = {
-    filename         = "${var.build_dir}/${local.entry.zip}"
-    handler          = local.entry.handler
-    source_code_hash = local.entry.source_code_hash
-  }
-}
-"""
-
-# Three calls in one plan: a created target with everything on, an existing target, and off.
-PLANNED = (
-    PACKAGE
-    + f"""
-module "full" {{
-  source            = "./modules/dynamodb_migration"
-  name              = "prefs"
-  source_table_name = "userpreferences"
-  source_stream_arn = "{STREAM_ARN}"
-  key               = {{ partition_key = "id", sort_key = "preferenceType" }}
-  target = {{
-    name           = "userpreferences-v2"
-    billing_mode   = "PROVISIONED"
-    read_capacity  = 5
-    write_capacity = 50
-    global_secondary_indexes = [
-      {{ name = "by-channel", hash_key = "channel", range_key = "id", read_capacity = 5, write_capacity = 50 }},
-    ]
-  }}
-  transform              = {SEED_TRANSFORM}
-  kms_key_arn            = "{KEY_ARN}"
-  copy                   = {{ schedule = "rate(5 minutes)", write_rate_limit = 500 }}
-  package                = local.package
-  vpc_subnet_ids         = ["subnet-0a1b2c3d"]
-  vpc_security_group_ids = ["sg-0a1b2c3d"]
-  tags                   = {{ Team = "data" }}
-}}
-
-module "existing" {{
-  source             = "./modules/dynamodb_migration"
-  name               = "prefs-into-existing"
-  source_table_name  = "userpreferences"
-  source_stream_arn  = "{STREAM_ARN}"
-  source_kms_key_arn = "{SOURCE_KEY_ARN}"
-  key                = {{ partition_key = "id", partition_key_type = "N" }}
-  target             = {{ name = "prefs-existing", create = false }}
-  kms_key_arn        = "{KEY_ARN}"
-  package            = local.package
-}}
-
-module "off" {{
-  source            = "./modules/dynamodb_migration"
-  create            = false
-  name              = "prefs-off"
-  source_table_name = "userpreferences"
-  source_stream_arn = "{STREAM_ARN}"
-  key               = {{ partition_key = "id" }}
-  target            = {{ name = "prefs-off" }}
-  kms_key_arn       = "{KEY_ARN}"
-  package           = local.package
-}}
-
-output "full" {{
-  value = module.full
-}}
-
-output "existing" {{
-  value = module.existing
-}}
-
-output "off" {{
-  value = module.off
-}}
-"""
-)
-
-REFUSED_ROOT = (
-    PACKAGE
-    + f"""
-variable "transform" {{
-  type = any
-}}
-
-module "migration" {{
-  source            = "./modules/dynamodb_migration"
-  name              = "prefs"
-  source_table_name = "userpreferences"
-  source_stream_arn = "{STREAM_ARN}"
-  key               = {{ partition_key = "id", sort_key = "preferenceType" }}
-  target            = {{ name = "userpreferences-v2" }}
-  transform         = var.transform
-  kms_key_arn       = "{KEY_ARN}"
-  package           = local.package
-}}
-"""
-)
+# Scratch roots: fixtures/dynamodb_migration/<name>/main.tf with the shared package.tf, beside a
+# copy of modules/. `planned` calls the module three times (a created target with everything on, an
+# existing target, create = false); `refused` takes the transform as a variable; `applied` creates
+# the source table and a KMS key next to the module.
+FIXTURES = Path(__file__).parent / "fixtures" / "dynamodb_migration"
 
 # name: (HCL transform, JSON the parser gets, what the plan says)
 REFUSED = {
@@ -159,12 +62,13 @@ REFUSED = {
 }
 
 
-def _root(directory: Path, main: str, provider: str = "offline", endpoint: str = "") -> Path:
-    """A scratch root holding modules/ and `main`, initialised."""
+def _root(directory: Path, fixture: str, provider: str = "offline", endpoint: str = "") -> Path:
+    """A scratch root holding modules/ and the fixture's configuration."""
     shutil.copytree(
         tfkit.REPO / "modules", directory / "modules", ignore=shutil.ignore_patterns(".terraform*", "README.md")
     )
-    (directory / "main.tf").write_text(main)
+    shutil.copy2(FIXTURES / "package.tf", directory / "package.tf")
+    shutil.copy2(FIXTURES / fixture / "main.tf", directory / "main.tf")
     if provider == "offline":
         tfkit.write_offline_provider(directory, REGION)
     else:
@@ -180,7 +84,7 @@ def _migration_build(build_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def planned(tmp_path_factory: pytest.TempPathFactory, tf_env: dict[str, str], build_dir: Path) -> dict[str, Any]:
-    root = _root(tmp_path_factory.mktemp("dynamodb-plan"), PLANNED)
+    root = _root(tmp_path_factory.mktemp("dynamodb-plan"), "planned")
     tfkit.init(root, tf_env)
     args = [
         "plan",
@@ -337,7 +241,7 @@ def test_an_existing_target_and_an_encrypted_source_get_their_keys(planned: dict
 def refused(
     tmp_path_factory: pytest.TempPathFactory, tf_env: dict[str, str], build_dir: Path
 ) -> dict[str, tfkit.Result]:
-    root = _root(tmp_path_factory.mktemp("dynamodb-refused"), REFUSED_ROOT)
+    root = _root(tmp_path_factory.mktemp("dynamodb-refused"), "refused")
     tfkit.init(root, tf_env)
     build = _migration_build(build_dir)
 
@@ -362,52 +266,12 @@ def test_a_bad_transform_is_refused_by_the_plan_and_by_the_parser(case: str, ref
 
 # --- apply to moto ---------------------------------------------------------------------------------
 
-APPLIED = (
-    PACKAGE
-    + """
-resource "aws_kms_key" "this" {
-  description         = "tfcheck dynamodb migration"
-  enable_key_rotation = true
-}
-
-resource "aws_dynamodb_table" "source" {
-  name             = "tfcheck-prefs"
-  billing_mode     = "PAY_PER_REQUEST"
-  hash_key         = "id"
-  stream_enabled   = true
-  stream_view_type = "NEW_AND_OLD_IMAGES"
-
-  attribute {
-    name = "id"
-    type = "S"
-  }
-}
-
-module "migration" {
-  source            = "./modules/dynamodb_migration"
-  name              = "tfcheck-prefs"
-  source_table_name = aws_dynamodb_table.source.name
-  source_stream_arn = aws_dynamodb_table.source.stream_arn
-  key               = { partition_key = "id" }
-  target            = { name = "tfcheck-prefs-v2", deletion_protection = false }
-  transform         = { rename = { pref = "preference" }, set = { schema_version = 2 } }
-  kms_key_arn       = aws_kms_key.this.arn
-  copy              = { schedule = "rate(5 minutes)" }
-  package           = local.package
-}
-
-output "migration" {
-  value = module.migration
-}
-"""
-)
-
 
 @pytest.fixture(scope="module")
 def applied(
     moto_server: str, tmp_path_factory: pytest.TempPathFactory, tf_env: dict[str, str], build_dir: Path
 ) -> Iterator[dict[str, Any]]:
-    root = _root(tmp_path_factory.mktemp("dynamodb-apply"), APPLIED, provider="moto", endpoint=moto_server)
+    root = _root(tmp_path_factory.mktemp("dynamodb-apply"), "applied", provider="moto", endpoint=moto_server)
     tfkit.init(root, tf_env)
     args = [
         "-input=false",
