@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 PYTHON     ?= python3
 VENV       ?= .venv
-PY         := $(CURDIR)/$(VENV)/bin/python
+PY         := $(abspath $(VENV))/bin/python
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_VERSION := 3.3.30
 BUILD_DIR  ?= build
@@ -22,18 +22,25 @@ export TF_IN_AUTOMATION := 1
 # Terraform source besides the root's own files; build/ holds generated copies and stays out.
 TF_FMT_DIRS := modules environments examples tests
 
-.PHONY: help setup system-packages package test tf-check lint fmt bench clean plan apply tflocal-apply docs demo demo-down
+.PHONY: help setup system-packages package-prerequisites package test tf-check lint fmt bench clean plan apply tflocal-apply docs demo demo-down
+
+# Variables the target descriptions mention: `make help` prints their values, not their names.
+HELP_VARS := BUILD_DIR ENV RUNTIME ARCH
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
+	  | sed $(foreach v,$(HELP_VARS),-e 's|$$($(v))|$($(v))|g') \
+	  | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 setup: system-packages $(VENV)/.installed $(CHECKOV_VENV)/.installed $(TF_CLI_CONFIG_FILE) ## Install system packages (as root), the pinned .venv and the Terraform CLI config
 
 system-packages:
 	@scripts/setup_system.sh
 
-$(VENV)/.installed: requirements-dev.txt
-	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements-dev.txt | $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	@touch $@
@@ -48,7 +55,12 @@ $(CHECKOV_VENV)/.installed:
 $(TF_CLI_CONFIG_FILE): scripts/terraform_cli_config.sh
 	@scripts/terraform_cli_config.sh $@ >/dev/null
 
-package: setup ## Build one reproducible zip per function + the ODBC layer under $(BUILD_DIR)/ (RUNTIME=, ARCH=)
+# Packaging needs a Python with pip (the venv, before `make setup` fills it) and, for the ODBC layer,
+# unixODBC and FreeTDS from Debian packages: not the test servers or checkov.
+package-prerequisites: $(VENV)/bin/python
+	$(if $(findstring --without-odbc-layer,$(PACKAGE_ARGS)),,@scripts/setup_system.sh packaging)
+
+package: package-prerequisites ## Build one reproducible zip per function + the ODBC layer under $(BUILD_DIR)/ (RUNTIME=, ARCH=)
 	$(PY) scripts/package.py --build-dir $(BUILD_DIR) --runtime $(RUNTIME) --arch $(ARCH) $(PACKAGE_ARGS)
 
 test: setup package ## Run every test: unit, real databases, moto, Terraform (validate, plan, checkov, apply)
@@ -95,12 +107,13 @@ bench: setup package ## Run the pipeline benchmarks (BENCH=name for one); each p
 	PYTHONPATH=lambda_src $(PY) -m scripts.bench $(BENCH)
 
 demo: setup ## Every pipeline end to end on this machine: moto + local PostgreSQL + terraform apply + event router (KEEP=1 leaves it up)
-	$(PY) scripts/demo.py $(if $(KEEP),--keep)
+	$(PY) -m scripts.demo $(if $(KEEP),--keep)
 
 demo-down: ## Stop and remove what a killed `make demo` left in build/demo
-	$(PY) scripts/demo.py --down
+	$(PY) -m scripts.demo --down
 
 clean: ## Remove build output, Terraform working directories and caches (keeps .venv)
 	rm -rf $(BUILD_DIR) .terraform-cli .pytest_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o \( -name .terraform -o -name __pycache__ \) -type d -print0 | xargs -0 rm -rf
-	find . -path ./$(VENV) -prune -o \( -name .terraform.lock.hcl -o -name 'terraform.tfstate*' \) -type f -print0 | xargs -0 rm -f
+	@# Lock files of scratch runs go; the root's, which pins the provider, is committed and stays.
+	find . -path ./$(VENV) -prune -o \( \( -name .terraform.lock.hcl ! -path ./.terraform.lock.hcl \) -o -name 'terraform.tfstate*' \) -type f -print0 | xargs -0 rm -f

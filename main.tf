@@ -4,42 +4,102 @@ data "aws_region" "current" {}
 
 locals {
   name = "${var.name}-${var.environment}"
-  tags = merge(var.tags, {
-    Environment = var.environment
-    ManagedBy   = "terraform"
-    Project     = var.name
-  })
+  # Every taggable resource carries these; a key set in var.tags wins over the module's value.
+  tags = merge(
+    {
+      Environment = var.environment
+      ManagedBy   = "terraform"
+      Project     = var.name
+    },
+    var.tags,
+  )
 
-  any_pipeline = var.enable_file_loader || var.enable_table_sync || var.enable_schema_migrations
-  partition    = data.aws_partition.current.partition
-  region       = data.aws_region.current.name
+  partition = data.aws_partition.current.partition
+  region    = data.aws_region.current.id
+}
 
-  ##############################################################################
-  # Packages: build/manifest.json written by `make package` (docs/contracts.md)
-  ##############################################################################
+################################################################################
+# The pipelines: one entry each drives the packages, the shared infrastructure, the database
+# users and the outputs (adding a pipeline: docs/contracts.md)
+################################################################################
 
+locals {
+  pipelines = {
+    file_loader = {
+      enabled   = var.enable_file_loader
+      functions = ["file_loader"]
+      layers    = []
+      vpc       = true
+      database = {
+        endpoint           = "proxy"
+        secret_arn         = var.file_loader.database_secret_arn
+        secret_kms_key_arn = var.file_loader.database_secret_kms_key_arn
+      }
+    }
+    table_sync = {
+      enabled   = var.enable_table_sync
+      functions = ["table_sync"]
+      layers    = try(var.table_sync.source.engine, "sqlserver") == "sqlserver" ? ["odbc"] : []
+      vpc       = true
+      database = {
+        endpoint           = "proxy"
+        secret_arn         = var.table_sync.database_secret_arn
+        secret_kms_key_arn = var.table_sync.database_secret_kms_key_arn
+      }
+    }
+    schema_migrations = {
+      enabled   = var.enable_schema_migrations
+      functions = ["schema_migrations"]
+      layers    = []
+      vpc       = true
+      # Straight to the instance, never the proxy: migrations hold session-level advisory locks.
+      # Always the master user: they create databases and the pipelines' least-privilege roles.
+      database = {
+        endpoint           = "instance"
+        secret_arn         = null
+        secret_kms_key_arn = null
+      }
+    }
+  }
+
+  enabled           = { for k, p in local.pipelines : k => var.create && p.enabled }
+  enabled_pipelines = { for k, p in local.pipelines : k => p if local.enabled[k] }
+  any_pipeline      = length(local.enabled_pipelines) > 0
+  enabled_functions = flatten([for p in values(local.enabled_pipelines) : p.functions])
+
+  # How each enabled pipeline reaches the unified database; the database (and the network it lives
+  # in) exists only when one does, the network also when a function runs in the VPC.
+  database_users  = { for k, p in local.enabled_pipelines : k => p.database if p.database != null }
+  needs_database  = length(local.database_users) > 0
+  needs_network   = local.needs_database || anytrue([for p in values(local.enabled_pipelines) : p.vpc])
+  create_database = local.needs_database && var.create_database
+}
+
+################################################################################
+# Packages: build/manifest.json written by `make package` (docs/contracts.md)
+################################################################################
+
+locals {
   build_dir     = coalesce(var.build_dir, "${path.module}/build")
   manifest_path = "${local.build_dir}/manifest.json"
   manifest      = local.any_pipeline && fileexists(local.manifest_path) ? jsondecode(file(local.manifest_path)) : null
 
-  enabled_functions = concat(
-    var.enable_file_loader ? ["file_loader"] : [],
-    var.enable_table_sync ? ["table_sync"] : [],
-    var.enable_schema_migrations ? ["schema_migrations"] : [],
-  )
   missing_functions = [for f in local.enabled_functions : f if try(local.manifest.functions[f], null) == null]
   missing_zips      = [for f in local.enabled_functions : f if try(!fileexists("${local.build_dir}/${local.manifest.functions[f].zip}"), true)]
+  required_layers   = distinct(flatten([for p in values(local.enabled_pipelines) : p.layers]))
+  missing_layers    = [for l in local.required_layers : l if try(local.manifest.layers[l], null) == null]
 
-  # A placeholder keeps the plan evaluating until the manifest preconditions below report the problem.
-  packages = { for f in ["file_loader", "table_sync", "schema_migrations"] : f => {
+  # Every function of the table; a placeholder keeps the plan evaluating until the manifest
+  # preconditions below report what is missing.
+  packages = { for f in flatten([for p in values(local.pipelines) : p.functions]) : f => {
     filename         = try("${local.build_dir}/${local.manifest.functions[f].zip}", "${local.build_dir}/${f}.zip")
     handler          = try(local.manifest.functions[f].handler, "${f}.handler.handler")
     source_code_hash = try(local.manifest.functions[f].source_code_hash, "")
   } }
-  odbc_layer = try({
-    filename         = "${local.build_dir}/${local.manifest.layers.odbc.zip}"
-    source_code_hash = local.manifest.layers.odbc.source_code_hash
-  }, null)
+  layers = { for name, layer in try(local.manifest.layers, {}) : name => {
+    filename         = "${local.build_dir}/${layer.zip}"
+    source_code_hash = layer.source_code_hash
+  } }
 }
 
 resource "terraform_data" "manifest" {
@@ -74,8 +134,8 @@ resource "terraform_data" "manifest" {
     }
 
     precondition {
-      condition     = local.manifest == null || !var.enable_table_sync || try(var.table_sync.source.engine, "sqlserver") != "sqlserver" || local.odbc_layer != null
-      error_message = "The table sync reads SQL Server through the ODBC layer, but ${local.manifest_path} has no layers.odbc. Run `make package`."
+      condition     = local.manifest == null || length(local.missing_layers) == 0
+      error_message = "${local.manifest_path} has no layers.${join(", layers.", local.missing_layers)}, which the enabled pipelines need (the table sync reads SQL Server through the ODBC layer). Run `make package`."
     }
   }
 }
@@ -92,22 +152,32 @@ resource "terraform_data" "settings" {
     }
 
     precondition {
-      condition     = var.create_vpc || (var.vpc_id != null && var.vpc_cidr_block != null && length(var.private_subnet_ids) >= 2)
+      condition     = !local.needs_network || var.create_vpc || (var.vpc_id != null && var.vpc_cidr_block != null && length(var.private_subnet_ids) >= 2)
       error_message = "create_vpc is false: set vpc_id, vpc_cidr_block and at least 2 private_subnet_ids (in different AZs)."
     }
 
     precondition {
-      condition     = !var.enable_file_loader || length(var.file_loader.routes) > 0
+      condition     = !local.needs_database || var.create_database || length(local.existing_database_missing) == 0
+      error_message = "create_database is false, so the pipelines use an existing PostgreSQL database: set ${join(", ", local.existing_database_missing)} (see docs/terraform.md, Bring your own database)."
+    }
+
+    precondition {
+      condition     = !local.needs_database || var.create_database || !var.create_db_proxy
+      error_message = "create_db_proxy creates an RDS Proxy for the database this module creates; with create_database = false, set db_host to your own proxy's endpoint instead."
+    }
+
+    precondition {
+      condition     = !local.enabled.file_loader || length(var.file_loader.routes) > 0
       error_message = "enable_file_loader is true but file_loader.routes is empty: add at least one route."
     }
 
     precondition {
       condition     = length(local.conflicting_secret_keys) == 0
-      error_message = "file_loader and table_sync share the database secret ${join(", ", local.conflicting_secret_keys)} but name different database_secret_kms_key_arn values: give both the secret's one key."
+      error_message = "${join(" and ", distinct(flatten([for arn in local.conflicting_secret_keys : [for u in local.pipeline_secrets_by_arn[arn] : u.key]])))} share the database secret ${join(", ", local.conflicting_secret_keys)} but name different database_secret_kms_key_arn values: give all of them the secret's one key."
     }
 
     precondition {
-      condition     = !var.enable_table_sync || (length(var.table_sync.tables) > 0 && var.table_sync.source != null)
+      condition     = !local.enabled.table_sync || (length(var.table_sync.tables) > 0 && var.table_sync.source != null)
       error_message = "enable_table_sync is true: set table_sync.source (the source database) and at least one entry in table_sync.tables."
     }
   }
@@ -124,7 +194,7 @@ resource "aws_kms_key" "this" {
   enable_key_rotation     = true
   deletion_window_in_days = var.kms_key_deletion_window_in_days
 
-  tags = merge(local.tags, { Name = local.name })
+  tags = merge({ Name = local.name }, local.tags)
 }
 
 resource "aws_kms_alias" "this" {
@@ -137,7 +207,7 @@ resource "aws_kms_alias" "this" {
 locals {
   # Read through the key policy, so everything encrypted with the key waits until the policy lets
   # S3, CloudWatch and CloudWatch Logs use it.
-  kms_key_arn = var.create_kms_key ? (length(aws_kms_key_policy.this) > 0 ? aws_kms_key.this[0].arn : null) : var.kms_key_arn
+  kms_key_arn = !local.any_pipeline ? null : var.create_kms_key ? (length(aws_kms_key_policy.this) > 0 ? aws_kms_key.this[0].arn : null) : var.kms_key_arn
   # arn:<partition>:kms:<region>:<account>:key/<id>: read from the key, so planning needs no API call.
   account_id = try(split(":", aws_kms_key.this[0].arn)[4], "")
 }
@@ -250,7 +320,7 @@ locals {
 module "network" {
   source = "./modules/network"
 
-  create = local.any_pipeline
+  create = local.needs_network
   name   = local.name
 
   create_vpc              = var.create_vpc
@@ -265,11 +335,18 @@ module "network" {
   enable_interface_endpoints   = var.enable_interface_endpoints
   endpoint_allowed_account_ids = var.endpoint_allowed_account_ids
   https_egress_cidrs           = var.https_egress_cidrs
-  database_port                = 5432
+
+  enable_database_access         = local.needs_database
+  create_database_security_group = var.create_database
+  database_security_group_id     = var.db_security_group_id
+  database_port                  = var.db_port
 
   enable_flow_logs        = var.enable_flow_logs
   flow_log_retention_days = var.log_retention_days
   log_kms_key_arn         = local.kms_key_arn
+
+  role_path                 = var.iam_role_path
+  role_permissions_boundary = var.iam_role_permissions_boundary
 
   tags = local.tags
 }
@@ -277,7 +354,7 @@ module "network" {
 module "database" {
   source = "./modules/database"
 
-  create     = local.any_pipeline
+  create     = local.create_database
   identifier = local.name
 
   engine_version        = var.db_engine_version
@@ -286,13 +363,13 @@ module "database" {
   max_allocated_storage = var.db_max_allocated_storage
   db_name               = var.db_name
   username              = var.db_username
-  port                  = 5432
+  port                  = var.db_port
   parameters            = var.db_parameters
 
   vpc_id                    = module.network.vpc_id
   subnet_ids                = module.network.private_subnet_ids
-  security_group_ids        = local.any_pipeline ? [module.network.database_security_group_id] : []
-  client_security_group_ids = local.any_pipeline ? [module.network.lambda_security_group_id] : []
+  security_group_ids        = local.create_database ? [module.network.database_security_group_id] : []
+  client_security_group_ids = local.create_database ? [module.network.lambda_security_group_id] : []
 
   multi_az                       = var.db_multi_az
   backup_retention_period        = var.db_backup_retention_period
@@ -303,66 +380,78 @@ module "database" {
   monitoring_interval            = var.db_monitoring_interval
   master_user_secret_kms_key_arn = var.db_master_user_secret_kms_key_arn
 
-  create_proxy       = var.create_db_proxy
-  proxy_auth_secrets = local.proxy_auth_secrets
+  create_proxy                  = var.create_db_proxy
+  proxy_auth_secrets            = local.proxy_auth_secrets
+  proxy_max_connections_percent = var.db_proxy_max_connections_percent
+  proxy_idle_client_timeout     = var.db_proxy_idle_client_timeout
+
+  role_path                 = var.iam_role_path
+  role_permissions_boundary = var.iam_role_permissions_boundary
 
   tags = local.tags
 }
 
 locals {
   lambda_subnet_ids         = module.network.private_subnet_ids
-  lambda_security_group_ids = local.any_pipeline ? [module.network.lambda_security_group_id] : []
+  lambda_security_group_ids = local.needs_network ? [module.network.lambda_security_group_id] : []
 
-  # Loading functions connect through the proxy when there is one.
-  loading_database = {
-    host               = coalesce(module.database.connect_endpoint, "unused")
-    port               = module.database.port
-    name               = module.database.db_name
-    secret_arn         = coalesce(module.database.master_user_secret_arn, "unused")
-    secret_kms_key_arn = var.db_master_user_secret_kms_key_arn
-  }
+  # The unified database: the instance created here, or the existing one the db_* inputs describe.
+  existing_database_missing = [for name, value in {
+    db_host                   = var.db_host
+    db_master_user_secret_arn = var.db_master_user_secret_arn
+    db_security_group_id      = var.db_security_group_id
+  } : name if value == null]
+  instance_endpoint = var.create_database ? module.database.endpoint : var.db_host
+  connect_endpoint  = var.create_database ? module.database.connect_endpoint : var.db_host
+  master_secret_arn = var.create_database ? module.database.master_user_secret_arn : var.db_master_user_secret_arn
 
-  # Each loading pipeline connects as its own least-privilege user when it names that user's
-  # secret, else as the master user; its role may read only the secret it uses (and its key).
-  file_loader_database = var.file_loader.database_secret_arn == null ? local.loading_database : merge(local.loading_database, {
-    secret_arn         = var.file_loader.database_secret_arn
-    secret_kms_key_arn = var.file_loader.database_secret_kms_key_arn
-  })
-  table_sync_database = var.table_sync.database_secret_arn == null ? local.loading_database : merge(local.loading_database, {
-    secret_arn         = var.table_sync.database_secret_arn
-    secret_kms_key_arn = var.table_sync.database_secret_kms_key_arn
-  })
+  # Each pipeline's connection (its module's `database` input): through the proxy when there is
+  # one or straight to the instance, as its own least-privilege user when it names that user's
+  # secret, else as the master user. Its role may read only that secret and decrypt only with that
+  # secret's key.
+  database_access = { for k, user in local.database_users : k => {
+    host       = user.endpoint == "proxy" ? local.connect_endpoint : local.instance_endpoint
+    port       = var.db_port
+    name       = var.db_name
+    secret_arn = user.secret_arn != null ? user.secret_arn : local.master_secret_arn
+    secret_kms_key_arns = (
+      user.secret_arn != null ? (user.secret_kms_key_arn == null ? [] : [user.secret_kms_key_arn]) :
+      (var.db_master_user_secret_kms_key_arn == null ? [] : [var.db_master_user_secret_kms_key_arn])
+    )
+  } }
 
-  # The proxy logs in as every user a deployed pipeline connects as: one auth entry per secret.
-  pipeline_secrets = [for s in [
-    { pipeline = "file loader", enabled = var.enable_file_loader, secret_arn = var.file_loader.database_secret_arn, kms_key_arn = var.file_loader.database_secret_kms_key_arn },
-    { pipeline = "table sync", enabled = var.enable_table_sync, secret_arn = var.table_sync.database_secret_arn, kms_key_arn = var.table_sync.database_secret_kms_key_arn },
-  ] : s if s.enabled && s.secret_arn != null]
+  # The proxy logs in as every user a deployed pipeline connects through it as: one auth entry per
+  # secret, which pipelines sharing it must give the same key.
+  pipeline_secrets = [for k, user in local.database_users : {
+    key         = k
+    pipeline    = replace(k, "_", " ")
+    secret_arn  = user.secret_arn
+    kms_key_arn = user.secret_kms_key_arn
+  } if user.secret_arn != null && user.endpoint == "proxy"]
   pipeline_secrets_by_arn = { for s in local.pipeline_secrets : s.secret_arn => s... }
   proxy_auth_secrets = [for arn, users in local.pipeline_secrets_by_arn : {
     secret_arn  = arn
     kms_key_arn = users[0].kms_key_arn
     description = "Database user of the ${join(" and ", users[*].pipeline)} of ${local.name}"
   }]
-  # Pipelines sharing one secret must agree on its key.
   conflicting_secret_keys = [for arn, users in local.pipeline_secrets_by_arn : arn if length(distinct([for u in users : coalesce(u.kms_key_arn, "-")])) > 1]
 }
 
 ################################################################################
-# Pipelines
+# Pipelines: one module block each
 ################################################################################
 
 module "file_loader" {
   source = "./modules/file_loader"
 
-  create = var.enable_file_loader
+  create = local.enabled.file_loader
   name   = "${local.name}-file-loader"
 
   bucket_name            = "${local.name}-landing${var.bucket_name_suffix}"
   bucket_force_destroy   = var.bucket_force_destroy
   bucket_kms_key_arn     = var.s3_kms_key_arn
   bucket_lifecycle_rules = var.file_loader.lifecycle_rules
-  kms_key_arn            = coalesce(local.kms_key_arn, "arn:${local.partition}:kms:unused")
+  kms_key_arn            = local.kms_key_arn
 
   routes = var.file_loader.routes
 
@@ -376,16 +465,21 @@ module "file_loader" {
   log_retention_days = var.log_retention_days
   log_kms_key_arn    = local.kms_key_arn
 
-  database               = local.file_loader_database
+  database               = lookup(local.database_access, "file_loader", null)
+  secret_ttl_seconds     = var.secret_ttl_seconds
   vpc_subnet_ids         = local.lambda_subnet_ids
   vpc_security_group_ids = local.lambda_security_group_ids
 
-  batch_size          = var.file_loader.batch_size
-  maximum_concurrency = var.file_loader.maximum_concurrency
-  max_receive_count   = var.file_loader.max_receive_count
+  batch_size                         = var.file_loader.batch_size
+  maximum_batching_window_in_seconds = var.file_loader.maximum_batching_window_in_seconds
+  maximum_concurrency                = var.file_loader.maximum_concurrency
+  max_receive_count                  = var.file_loader.max_receive_count
 
   create_alarms   = var.create_alarms
   alarm_topic_arn = local.alarm_topic_arn
+
+  role_path                 = var.iam_role_path
+  role_permissions_boundary = var.iam_role_permissions_boundary
 
   tags = local.tags
 }
@@ -393,21 +487,19 @@ module "file_loader" {
 module "table_sync" {
   source = "./modules/table_sync"
 
-  create = var.enable_table_sync
+  create = local.enabled.table_sync
   name   = "${local.name}-table-sync"
 
-  tables = var.table_sync.tables
-  source_database = var.table_sync.source != null ? var.table_sync.source : {
-    engine = "postgresql", host = "unused", port = 5432, name = "unused", sslmode = "require", odbc_driver = null, cidr_blocks = ["192.0.2.0/32"]
-  }
+  tables          = var.table_sync.tables
+  source_database = var.table_sync.source
 
   source_secret_arn              = var.table_sync.source_secret_arn
   source_secret_kms_key_arn      = var.table_sync.source_secret_kms_key_arn
   secret_recovery_window_in_days = var.secret_recovery_window_in_days
-  kms_key_arn                    = coalesce(local.kms_key_arn, "arn:${local.partition}:kms:unused")
+  kms_key_arn                    = local.kms_key_arn
 
   package      = local.packages.table_sync
-  odbc_layer   = local.odbc_layer
+  odbc_layer   = lookup(local.layers, "odbc", null)
   runtime      = var.lambda_runtime
   architecture = var.lambda_architecture
   memory_size  = var.table_sync.memory_size
@@ -415,12 +507,14 @@ module "table_sync" {
   log_level    = var.log_level
 
   schedule_expression = var.table_sync.schedule_expression
+  schedule_timezone   = var.table_sync.schedule_timezone
   schedule_enabled    = var.table_sync.schedule_enabled
 
   log_retention_days = var.log_retention_days
   log_kms_key_arn    = local.kms_key_arn
 
-  database               = local.table_sync_database
+  database               = lookup(local.database_access, "table_sync", null)
+  secret_ttl_seconds     = var.secret_ttl_seconds
   vpc_id                 = module.network.vpc_id
   vpc_subnet_ids         = local.lambda_subnet_ids
   vpc_security_group_ids = local.lambda_security_group_ids
@@ -428,19 +522,22 @@ module "table_sync" {
   create_alarms   = var.create_alarms
   alarm_topic_arn = local.alarm_topic_arn
 
+  role_path                 = var.iam_role_path
+  role_permissions_boundary = var.iam_role_permissions_boundary
+
   tags = local.tags
 }
 
 module "schema_migrations" {
   source = "./modules/schema_migrations"
 
-  create = var.enable_schema_migrations
+  create = local.enabled.schema_migrations
   name   = "${local.name}-migrations"
 
   bucket_name          = "${local.name}-migrations${var.bucket_name_suffix}"
   bucket_force_destroy = var.bucket_force_destroy
   bucket_kms_key_arn   = var.s3_kms_key_arn
-  kms_key_arn          = coalesce(local.kms_key_arn, "arn:${local.partition}:kms:unused")
+  kms_key_arn          = local.kms_key_arn
   allowed_databases    = var.schema_migrations.allowed_databases
   reserved_concurrency = var.schema_migrations.reserved_concurrency
 
@@ -454,20 +551,26 @@ module "schema_migrations" {
   log_retention_days = var.log_retention_days
   log_kms_key_arn    = local.kms_key_arn
 
-  # Direct connection, never the proxy: migrations hold session-level advisory locks. Always the
-  # master user: migrations create databases and the pipelines' least-privilege roles.
-  database = {
-    host               = coalesce(module.database.endpoint, "unused")
-    port               = module.database.port
-    name               = module.database.db_name
-    secret_arn         = coalesce(module.database.master_user_secret_arn, "unused")
-    secret_kms_key_arn = var.db_master_user_secret_kms_key_arn
-  }
+  database               = lookup(local.database_access, "schema_migrations", null)
+  secret_ttl_seconds     = var.secret_ttl_seconds
   vpc_subnet_ids         = local.lambda_subnet_ids
   vpc_security_group_ids = local.lambda_security_group_ids
 
   create_alarms   = var.create_alarms
   alarm_topic_arn = local.alarm_topic_arn
 
+  role_path                 = var.iam_role_path
+  role_permissions_boundary = var.iam_role_permissions_boundary
+
   tags = local.tags
+}
+
+locals {
+  # Every pipeline module by its key in local.pipelines: the outputs read functions and buckets
+  # from each (a disabled module reports none).
+  pipeline_modules = {
+    file_loader       = module.file_loader
+    table_sync        = module.table_sync
+    schema_migrations = module.schema_migrations
+  }
 }

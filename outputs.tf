@@ -1,60 +1,9 @@
 locals {
-  functions = merge(
-    var.enable_file_loader ? {
-      file_loader = merge(module.file_loader.function, {
-        trigger = "sqs"
-        event_source = {
-          bucket              = module.file_loader.bucket_name
-          topic_arn           = module.file_loader.topic_arn
-          queue_url           = module.file_loader.queue_url
-          queue_arn           = module.file_loader.queue_arn
-          dlq_url             = module.file_loader.dlq_url
-          dlq_arn             = module.file_loader.dlq_arn
-          prefixes            = module.file_loader.notification_prefixes
-          batch_size          = var.file_loader.batch_size
-          maximum_concurrency = var.file_loader.maximum_concurrency
-          sns_topic_arn       = null
-          schedule_expression = null
-        }
-      })
-    } : {},
-    var.enable_table_sync ? {
-      table_sync = merge(module.table_sync.function, {
-        trigger = "schedule"
-        event_source = {
-          bucket              = null
-          topic_arn           = null
-          queue_url           = null
-          queue_arn           = null
-          dlq_url             = null
-          dlq_arn             = null
-          prefixes            = []
-          batch_size          = null
-          maximum_concurrency = 1
-          sns_topic_arn       = null
-          schedule_expression = var.table_sync.schedule_expression
-        }
-      })
-    } : {},
-    var.enable_schema_migrations ? {
-      schema_migrations = merge(module.schema_migrations.function, {
-        trigger = "sns"
-        event_source = {
-          bucket              = module.schema_migrations.bucket_name
-          topic_arn           = module.schema_migrations.topic_arn
-          queue_url           = null
-          queue_arn           = null
-          dlq_url             = module.schema_migrations.dlq_url
-          dlq_arn             = module.schema_migrations.dlq_arn
-          prefixes            = [""]
-          batch_size          = null
-          maximum_concurrency = var.schema_migrations.reserved_concurrency
-          sns_topic_arn       = module.schema_migrations.topic_arn
-          schedule_expression = null
-        }
-      })
-    } : {},
-  )
+  # Every deployed function by key, with the pipeline it belongs to.
+  functions = merge({}, [for pipeline, m in local.pipeline_modules : {
+    for key, function in m.functions : key => merge(function, { pipeline = pipeline })
+  }]...)
+  buckets = merge({}, [for m in values(local.pipeline_modules) : m.buckets]...)
 }
 
 output "name_prefix" {
@@ -62,48 +11,89 @@ output "name_prefix" {
   value       = local.name
 }
 
+output "pipelines" {
+  description = <<-EOT
+    Every pipeline the module knows, deployed or not: enabled, functions (its keys in `functions`),
+    vpc (its functions run in the private subnets) and unified_database (it uses the unified
+    PostgreSQL database). Local tools iterate over the enabled ones.
+  EOT
+  value = { for k, p in local.pipelines : k => {
+    enabled          = local.enabled[k]
+    functions        = p.functions
+    vpc              = p.vpc
+    unified_database = p.database != null
+  } }
+}
+
 output "functions" {
   description = <<-EOT
-    Every deployed function by pipeline (file_loader, table_sync, schema_migrations): function_name,
-    arn, role_arn, role_name, log_group_name, handler, timeout, memory_size, environment_variables,
-    trigger (sqs | sns | schedule) and event_source { bucket, topic_arn, queue_url, queue_arn,
-    dlq_url, dlq_arn, prefixes, batch_size, maximum_concurrency, sns_topic_arn,
-    schedule_expression }. Everything a local event router needs to reproduce the wiring.
+    Every deployed function by key (a package in build/manifest.json): pipeline, function_name,
+    arn, role_arn, role_name, log_group_name, handler, timeout, memory_size,
+    environment_variables, trigger (sqs | dynamodb | sns | schedule | invoke) and event_source
+    { bucket, prefixes, topic_arn, queue_url, queue_arn, dlq_url, dlq_arn, batch_size,
+    maximum_concurrency, sns_topic_arn, schedule_expression, stream_arn }. Everything a local event
+    router needs to reproduce the wiring.
   EOT
   value       = local.functions
 }
 
 output "buckets" {
-  description = "Bucket names by purpose: landing (file loader) and migrations."
-  value = merge(
-    var.enable_file_loader ? { landing = module.file_loader.bucket_name } : {},
-    var.enable_schema_migrations ? { migrations = module.schema_migrations.bucket_name } : {},
-  )
+  description = "Bucket names by purpose (landing: file loader, migrations: schema migrations)."
+  value       = { for purpose, b in local.buckets : purpose => b.name }
+}
+
+output "bucket_arns" {
+  description = "Bucket ARNs by purpose, as in `buckets`."
+  value       = { for purpose, b in local.buckets : purpose => b.arn }
+}
+
+output "landing_bucket_arn" {
+  description = "ARN of the file loader's landing bucket."
+  value       = try(local.buckets.landing.arn, null)
+}
+
+output "migrations_bucket_arn" {
+  description = "ARN of the schema migrations' bucket."
+  value       = try(local.buckets.migrations.arn, null)
 }
 
 output "database" {
-  description = "The unified PostgreSQL database: endpoint (direct), connect_endpoint (proxy if any), port, name, master_username, master_user_secret_arn, proxy_endpoint."
-  value = local.any_pipeline ? {
+  description = "The unified PostgreSQL database (when a pipeline uses it): identifier, endpoint (direct), connect_endpoint (the proxy if any), port, name, master_username, master_user_secret_arn, proxy_endpoint. With create_database = false, the existing database's host, port, name and secret; identifier and master_username are null."
+  value = local.needs_database ? {
     identifier             = module.database.instance_identifier
-    endpoint               = module.database.endpoint
-    connect_endpoint       = module.database.connect_endpoint
-    port                   = module.database.port
-    name                   = module.database.db_name
-    master_username        = module.database.master_username
-    master_user_secret_arn = module.database.master_user_secret_arn
+    endpoint               = local.instance_endpoint
+    connect_endpoint       = local.connect_endpoint
+    port                   = var.db_port
+    name                   = var.db_name
+    master_username        = module.database.instance_identifier == null ? null : var.db_username
+    master_user_secret_arn = local.master_secret_arn
     proxy_endpoint         = module.database.proxy_endpoint
   } : null
 }
 
+output "db_instance_arn" {
+  description = "ARN of the RDS instance this module created."
+  value       = module.database.instance_arn
+}
+
+output "db_instance_resource_id" {
+  description = "Resource id (db-...) of the RDS instance this module created, as IAM database authentication and CloudWatch name it."
+  value       = module.database.instance_resource_id
+}
+
+output "db_master_user_secret_arn" {
+  description = "ARN of the master user's secret: the RDS-managed one, or db_master_user_secret_arn."
+  value       = local.needs_database ? local.master_secret_arn : null
+}
+
 output "network" {
-  description = "VPC, private subnets, route tables, security groups and endpoints."
-  value = local.any_pipeline ? {
+  description = "VPC, private subnets, route tables, security groups and endpoints (when a pipeline needs the network)."
+  value = local.needs_network ? {
     vpc_id                       = module.network.vpc_id
     private_subnet_ids           = module.network.private_subnet_ids
     private_route_table_ids      = module.network.private_route_table_ids
     lambda_security_group_id     = module.network.lambda_security_group_id
     database_security_group_id   = module.network.database_security_group_id
-    dms_security_group_id        = module.network.dms_security_group_id
     s3_gateway_endpoint_id       = module.network.s3_gateway_endpoint_id
     interface_endpoint_ids       = module.network.interface_endpoint_ids
     table_sync_security_group_id = module.table_sync.source_security_group_id
@@ -115,6 +105,16 @@ output "kms_key_arn" {
   value       = local.kms_key_arn
 }
 
+output "kms_key_alias" {
+  description = "Alias of the KMS key this module created (alias/<name>-<environment>-pipelines)."
+  value       = try(aws_kms_alias.this[0].name, null)
+}
+
+output "kms_key_alias_arn" {
+  description = "ARN of the alias of the KMS key this module created."
+  value       = try(aws_kms_alias.this[0].arn, null)
+}
+
 output "alarm_topic_arn" {
   description = "SNS topic every alarm notifies."
   value       = local.alarm_topic_arn
@@ -122,17 +122,22 @@ output "alarm_topic_arn" {
 
 output "table_sync_source_secret_arn" {
   description = "Secret of the table sync's source credentials. If this module created it, set its value out of band (see docs/terraform.md)."
-  value       = var.enable_table_sync ? module.table_sync.source_secret_arn : null
+  value       = module.table_sync.source_secret_arn
+}
+
+output "table_sync_odbc_layer_arn" {
+  description = "ARN of the ODBC layer version (unixODBC + FreeTDS) the table sync runs with."
+  value       = module.table_sync.odbc_layer_arn
 }
 
 output "schema_migrations_results_topic_arn" {
   description = "SNS topic with the result of every migration run."
-  value       = var.enable_schema_migrations ? module.schema_migrations.results_topic_arn : null
+  value       = module.schema_migrations.results_topic_arn
 }
 
 output "file_loader_routes" {
   description = "The file loader's routes as passed in ROUTES."
-  value       = var.enable_file_loader ? module.file_loader.routes : null
+  value       = local.enabled.file_loader ? module.file_loader.routes : null
 }
 
 output "lambda_runtime" {

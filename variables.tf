@@ -1,6 +1,12 @@
 ################################################################################
-# Naming, tags, packaging
+# Naming, tags, packaging, IAM
 ################################################################################
+
+variable "create" {
+  description = "Create anything at all. False plans nothing, whatever the pipeline toggles say (terraform-aws-modules' `create`)."
+  type        = bool
+  default     = true
+}
 
 variable "name" {
   description = "Name of the deployment; every resource name starts with `<name>-<environment>`."
@@ -24,9 +30,42 @@ variable "environment" {
 }
 
 variable "tags" {
-  description = "Tags merged into every taggable resource (Name, Environment and ManagedBy are added)."
+  description = "Tags of every taggable resource. The module adds Environment, ManagedBy and Project (and Name where the console shows one); a key set here wins over the module's value."
   type        = map(string)
   default     = {}
+}
+
+variable "iam_role_path" {
+  description = "Path of every IAM role the module creates (function, scheduler, flow logs, RDS monitoring and proxy roles). Null uses \"/\"."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.iam_role_path == null || can(regex("^/([!-~]+/)?$", var.iam_role_path))
+    error_message = "iam_role_path must start and end with \"/\", e.g. \"/data-pipelines/\"."
+  }
+}
+
+variable "iam_role_permissions_boundary" {
+  description = "ARN of the managed policy that bounds the permissions of every IAM role the module creates."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.iam_role_permissions_boundary == null || can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", var.iam_role_permissions_boundary))
+    error_message = "iam_role_permissions_boundary must be an IAM policy ARN (arn:aws:iam::<account>:policy/<name>)."
+  }
+}
+
+variable "secret_ttl_seconds" {
+  description = "SECRET_TTL_SECONDS of every function: how long it caches a secret it read (it re-reads one after a failed login too). Lower it to pick up a rotated password sooner; null keeps the functions' default, 300."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.secret_ttl_seconds == null || try(var.secret_ttl_seconds >= 0 && var.secret_ttl_seconds <= 86400, false)
+    error_message = "secret_ttl_seconds must be between 0 and 86400."
+  }
 }
 
 variable "bucket_name_suffix" {
@@ -132,11 +171,12 @@ variable "file_loader" {
         encoding  = optional(string, "UTF8")
       }), {})
     })), [])
-    memory_size         = optional(number, 1024)
-    timeout             = optional(number, 900)
-    batch_size          = optional(number, 1)
-    maximum_concurrency = optional(number, 5)
-    max_receive_count   = optional(number, 5)
+    memory_size                        = optional(number, 1024)
+    timeout                            = optional(number, 900)
+    batch_size                         = optional(number, 1)
+    maximum_batching_window_in_seconds = optional(number, 0)
+    maximum_concurrency                = optional(number, 5)
+    max_receive_count                  = optional(number, 5)
     # Least-privilege database user (null = the RDS-managed master secret).
     database_secret_arn         = optional(string)
     database_secret_kms_key_arn = optional(string)
@@ -204,6 +244,7 @@ variable "table_sync" {
     database_secret_arn         = optional(string)
     database_secret_kms_key_arn = optional(string)
     schedule_expression         = optional(string, "rate(1 hour)")
+    schedule_timezone           = optional(string, "UTC")
     schedule_enabled            = optional(bool, true)
     memory_size                 = optional(number, 1024)
     timeout                     = optional(number, 900)
@@ -391,8 +432,58 @@ variable "enable_flow_logs" {
 }
 
 ################################################################################
-# Database
+# Database: created here, or an existing one (create_database = false)
 ################################################################################
+
+variable "create_database" {
+  description = "Create the unified RDS PostgreSQL database (when a pipeline uses it). False uses an existing PostgreSQL (RDS or Aurora) instead: set `db_host`, `db_master_user_secret_arn` (and `db_master_user_secret_kms_key_arn` if the secret has a customer managed key) and `db_security_group_id`; `db_port` and `db_name` say where to connect."
+  type        = bool
+  default     = true
+}
+
+variable "db_host" {
+  description = "Endpoint of the existing database when `create_database` is false (an instance, cluster or your own proxy; schema migrations need session-level advisory locks, so not a proxy in transaction pooling mode)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.db_host == null || can(regex("^[A-Za-z0-9.-]{1,253}$", var.db_host))
+    error_message = "db_host must be a host name or IP address."
+  }
+}
+
+variable "db_port" {
+  description = "Port of the database (created or existing)."
+  type        = number
+  default     = 5432
+
+  validation {
+    condition     = var.db_port >= 1150 && var.db_port <= 65535
+    error_message = "db_port must be between 1150 and 65535 (RDS limits)."
+  }
+}
+
+variable "db_master_user_secret_arn" {
+  description = "When `create_database` is false: the complete ARN (with its 6-character suffix) of the Secrets Manager secret holding {\"username\", \"password\"} of the existing database's master user (for an RDS-managed master password, the instance's MasterUserSecret). The schema migrations, and pipelines without their own user, connect with it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.db_master_user_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@!-]+-[A-Za-z0-9]{6}$", var.db_master_user_secret_arn))
+    error_message = "db_master_user_secret_arn must be the complete ARN of a Secrets Manager secret, with the 6-character suffix Secrets Manager appends to the name (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf): IAM grants match the complete ARN only."
+  }
+}
+
+variable "db_security_group_id" {
+  description = "When `create_database` is false: the existing database's security group. The module adds one rule to it admitting the functions' security group on `db_port`."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.db_security_group_id == null || can(regex("^sg-[0-9a-f]{8,17}$", var.db_security_group_id))
+    error_message = "db_security_group_id must be a security group id (sg-...)."
+  }
+}
 
 variable "db_engine_version" {
   description = "PostgreSQL version of the unified database."
@@ -419,13 +510,13 @@ variable "db_max_allocated_storage" {
 }
 
 variable "db_name" {
-  description = "Database the pipelines write to."
+  description = "Database the pipelines connect to: created with the instance, or an existing database on `db_host`."
   type        = string
   default     = "pipelines"
 }
 
 variable "db_username" {
-  description = "Master user of the database (password managed by RDS in Secrets Manager)."
+  description = "Master user of the created database (password managed by RDS in Secrets Manager)."
   type        = string
   default     = "pipelines_admin"
 }
@@ -483,13 +574,40 @@ variable "db_parameters" {
 }
 
 variable "db_master_user_secret_kms_key_arn" {
-  description = "KMS key of the RDS-managed master secret (null = aws/secretsmanager). Functions get kms:Decrypt on it."
+  description = "KMS key of the master secret (the RDS-managed one, or `db_master_user_secret_arn`'s); null = aws/secretsmanager. Functions using the secret get kms:Decrypt on it through Secrets Manager."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.db_master_user_secret_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.db_master_user_secret_kms_key_arn))
+    error_message = "db_master_user_secret_kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>, not an alias): IAM grants match key ARNs."
+  }
 }
 
 variable "create_db_proxy" {
-  description = "Put an RDS Proxy (TLS required) between the loading functions and the database. Schema migrations always connect directly."
+  description = "Put an RDS Proxy (TLS required) between the loading functions and the database this module creates. Schema migrations always connect directly."
   type        = bool
   default     = false
+}
+
+variable "db_proxy_max_connections_percent" {
+  description = "Share of the database's max_connections the RDS Proxy may open (its pool); idle connections kept: half of it. Size it with docs/terraform.md."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.db_proxy_max_connections_percent >= 1 && var.db_proxy_max_connections_percent <= 100
+    error_message = "db_proxy_max_connections_percent must be between 1 and 100."
+  }
+}
+
+variable "db_proxy_idle_client_timeout" {
+  description = "Seconds a client connection to the RDS Proxy may stay idle before the proxy closes it."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.db_proxy_idle_client_timeout >= 1 && var.db_proxy_idle_client_timeout <= 28800
+    error_message = "db_proxy_idle_client_timeout must be between 1 and 28800 seconds."
+  }
 }

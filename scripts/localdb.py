@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 class ServerStartError(RuntimeError):
@@ -227,6 +228,20 @@ class MariaDBServer:
             "dbname": database,
             "engine": "mysql",
         }
+
+    def connect(self, database: str | None = None, autocommit: bool = False) -> Any:
+        """A PyMySQL connection over TCP as the test user (utf8mb4)."""
+        import pymysql
+
+        return pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=database,
+            charset="utf8mb4",
+            autocommit=autocommit,
+        )
 
     def sql(self, statement: str, database: str | None = None) -> str:
         argv = ["mariadb", "--no-defaults", f"--socket={self.socket}", "-uroot", "--batch", "--skip-column-names"]

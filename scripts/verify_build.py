@@ -18,12 +18,17 @@ from pathlib import Path
 from typing import Any
 
 
-def base64_sha256(path: Path) -> str:
+def sha256(path: Path) -> bytes:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
-    return base64.b64encode(digest.digest()).decode("ascii")
+    return digest.digest()
+
+
+def base64_sha256(path: Path) -> str:
+    """What Terraform's filebase64sha256() returns, and the manifest's source_code_hash."""
+    return base64.b64encode(sha256(path)).decode("ascii")
 
 
 def problems(build_dir: Path) -> list[str]:

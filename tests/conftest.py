@@ -15,13 +15,12 @@ from typing import Any
 
 import boto3
 import psycopg2
-import pymysql
 import pytest
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from scripts.lambda_context import LocalLambdaContext
-from scripts.localdb import MariaDBServer, PostgresServer, free_port, mariadb_server, postgres_server
+from scripts.localdb import MariaDBServer, PostgresServer, mariadb_server, postgres_server
+from scripts.localenv.moto_server import MotoServer
 
 REGION = "us-east-1"
 
@@ -99,15 +98,7 @@ def mariadb_database(mariadb: MariaDBServer) -> Iterator[str]:
 
 @pytest.fixture
 def mariadb_conn(mariadb: MariaDBServer, mariadb_database: str) -> Iterator[Any]:
-    conn = pymysql.connect(
-        host=mariadb.host,
-        port=mariadb.port,
-        user=mariadb.user,
-        password=mariadb.password,
-        database=mariadb_database,
-        charset="utf8mb4",
-        autocommit=False,
-    )
+    conn = mariadb.connect(mariadb_database)
     yield conn
     conn.close()
 
@@ -147,15 +138,11 @@ def aws() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """A moto server on a free loopback port, for code that needs a real HTTP endpoint
+    """The project's moto server (scripts/localenv/moto_server.py: moto with the DMS corrections the
+    AWS provider needs) on a free loopback port, for code that needs a real HTTP endpoint
     (Terraform, subprocesses). Yields the endpoint URL."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with MotoServer() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ module "pipelines" {
   environment        = "prod"
   bucket_name_suffix = var.bucket_name_suffix
   tags               = { Owner = "data-platform" }
+  iam_role_path      = "/data-pipelines/"
 
   enable_file_loader       = true
   enable_table_sync        = true

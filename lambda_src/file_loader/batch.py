@@ -10,11 +10,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from file_loader.ledger import Ledger, ObjectId
-from file_loader.loader import RETRY_SOON_SECONDS, ObjectBusy, Throughput, load_object
+from file_loader.loader import RETRY_SOON_SECONDS, load_object
 from file_loader.routes import Route, match_route
-from pipeline_common.deadline import Deadline, DeadlineExceeded
+from file_loader.throughput import Throughput
+from pipeline_common.deadline import Deadline
+from pipeline_common.errors import RetryableError
 from pipeline_common.events import S3Object, iter_sqs_records, s3_objects, sqs_batch_response
+from pipeline_common.ledger import Ledger, ObjectId
 
 logger = logging.getLogger(__name__)
 
@@ -46,19 +48,18 @@ def process_batch(
     """Load every object of an SQS batch; failed messages are listed in `batchItemFailures` so
     only they return to the queue. Also returns counts per outcome and the unrouted keys.
 
-    With an `sqs` client, a message whose object was busy or deferred is made visible again soon,
-    not only after the queue's visibility timeout."""
+    With an `sqs` client, a message that failed with a `RetryableError` naming a
+    `retry_after_seconds` (a busy object, a deferral at the deadline) is made visible again that
+    soon, not only after the queue's visibility timeout."""
     summary = BatchSummary()
     retry_soon: list[tuple[Mapping[str, Any], float]] = []
 
     def process(record: Mapping[str, Any]) -> None:
         try:
             process_objects(record)
-        except ObjectBusy as exc:
-            retry_soon.append((record, exc.retry_after_seconds))
-            raise
-        except DeadlineExceeded:
-            retry_soon.append((record, RETRY_SOON_SECONDS))
+        except RetryableError as exc:
+            if exc.retry_after_seconds is not None:
+                retry_soon.append((record, max(RETRY_SOON_SECONDS, exc.retry_after_seconds)))
             raise
 
     def process_objects(record: Mapping[str, Any]) -> None:

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from pipeline_common.errors import PermanentError
 from pipeline_common.pgload import IterStream
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -22,8 +23,9 @@ UTF8_BOM = codecs.BOM_UTF8
 MAX_INFLATE_CHUNK = 4 * 1024 * 1024
 
 
-class FormatError(ValueError):
-    """The object as a whole cannot be read in the route's format (not a per-row problem)."""
+class FormatError(PermanentError, ValueError):
+    """The object as a whole cannot be read in the route's format (not a per-row problem): it is
+    rejected, since reading it again gives the same result."""
 
     def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(message)

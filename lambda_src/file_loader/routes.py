@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline_common.config import ConfigError
+from pipeline_common.errors import PermanentError
 from pipeline_common.identifiers import IdentifierError, QualifiedName, validate_identifier
 
 FORMATS = ("csv", "jsonl")
@@ -86,7 +87,7 @@ ENCODING_ALIASES = {
 }
 
 
-class RouteError(ValueError):
+class RouteError(PermanentError, ValueError):
     """An object's key cannot be turned into a valid target (for example a hostile `{name}`)."""
 
 

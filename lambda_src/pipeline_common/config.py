@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline_common.errors import PermanentError
 from pipeline_common.identifiers import IdentifierError, validate_identifier
 
 _MISSING: Any = object()
 
 
-class ConfigError(ValueError):
+class ConfigError(PermanentError, ValueError):
     """A configuration variable is missing or malformed."""
 
 

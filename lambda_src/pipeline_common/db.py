@@ -16,6 +16,7 @@ import ssl
 from typing import Any
 
 from pipeline_common.config import ConfigError, DatabaseSettings
+from pipeline_common.errors import PermanentError
 from pipeline_common.secrets import SecretCache, default_cache
 
 logger = logging.getLogger(__name__)
@@ -157,6 +158,38 @@ def _connect_odbc(settings: DatabaseSettings, params: dict[str, Any]) -> Any:
     import pyodbc
 
     return pyodbc.connect(odbc_connection_string(settings, params), autocommit=False, timeout=settings.connect_timeout)
+
+
+class SessionScopeOnly(PermanentError, ValueError):
+    """MySQL/MariaDB hold advisory locks and statement limits for the session only: asking for
+    them per transaction is refused rather than letting them quietly outlive the transaction."""
+
+
+def driver_of(connection: Any) -> str:
+    """`psycopg2`, `pymysql` or `pyodbc`: the module a DB-API connection (or cursor) comes from."""
+    module = type(connection).__module__.split(".")[0]
+    if module not in ("psycopg2", "pymysql", "pyodbc"):
+        raise ConfigError(f"unsupported database connection {type(connection).__module__}.{type(connection).__name__}")
+    return module
+
+
+def engine_of(connection: Any) -> str:
+    """`postgresql` or `mysql` for a psycopg2 or PyMySQL connection or cursor: the engines whose
+    locks, checkpoints and statement timeouts the shared library writes SQL for."""
+    driver = driver_of(connection)
+    if driver == "pyodbc":
+        raise ConfigError("locks, checkpoints and statement timeouts need a psycopg2 or PyMySQL connection, not pyodbc")
+    return "postgresql" if driver == "psycopg2" else "mysql"
+
+
+def session_identity(connection: Any) -> tuple[Any, ...]:
+    """What tells this server session apart from any other, without a round trip: the object, the
+    server's session id and the database (an object's id alone is reused once it is freed)."""
+    if driver_of(connection) == "psycopg2":
+        return (id(connection), connection.get_backend_pid(), connection.dsn)
+    if driver_of(connection) == "pymysql":
+        return (id(connection), connection.thread_id(), connection.host, connection.port, connection.db)
+    return (id(connection),)
 
 
 def is_alive(connection: Any) -> bool:

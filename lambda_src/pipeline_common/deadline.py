@@ -1,23 +1,42 @@
 """Stop long work cleanly before the Lambda timeout.
 
 Lambda kills a function at its timeout, mid-statement, with no chance to commit a checkpoint or
-hand a message back. Work loops ask the deadline before each unit of work and stop while there
-is still `reserve` time left to finish the unit in flight and commit.
+hand a message back. Three tools keep work inside the time it has:
+
+- `Deadline`: the time left (from the Lambda context) minus a reserve kept back to finish the
+  unit in flight, roll back or commit, and report;
+- `Pacer`: asked before each unit of work (a chunk, a page, a file), it says whether the slowest
+  unit seen so far would still fit, and sizes the next unit toward a target duration;
+- `bound_statements`: has the database cancel a statement that would run into the reserve, so a
+  slow statement ends as a clean rollback instead of a killed sandbox.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
+
+from pipeline_common.db import SessionScopeOnly, engine_of
+from pipeline_common.errors import RetryableError
 
 
 class LambdaContextLike(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
-class DeadlineExceeded(RuntimeError):
-    """Raised by `Deadline.check` when too little time is left to start more work."""
+class TimeBudget(Protocol):
+    """A `Deadline`, or a `Pacer` answering from its last question to the deadline."""
+
+    def usable_ms(self) -> float: ...
+
+
+class DeadlineExceeded(RetryableError):
+    """Raised by `Deadline.check` when too little time is left to start more work; the work can
+    continue on the next try at once."""
+
+    retry_after_seconds = 0.0
 
 
 class Deadline:
@@ -57,3 +76,130 @@ class Deadline:
                 f"stopping before the Lambda timeout: {self.remaining_ms():.0f} ms left, "
                 f"{self.reserve_ms:.0f} ms reserved, {need_ms:.0f} ms needed for {what}"
             )
+
+
+class Pacer:
+    """Paces a loop of units of work against a deadline, from the units seen so far.
+
+    `fits()` is asked before each unit: there must be room for the slowest unit so far times
+    `margin` (a unit may take longer than any before it). `unit()` times one. `next_size(size)`
+    scales the size of the next unit toward `target_ms` from the last unit's rate, by at most
+    `step` (x2: doubling or halving) at a time, within `minimum` and `maximum`. `usable_ms()`
+    answers from the last `fits()` without asking the deadline again, so the unit's statements
+    can be bounded (`bound_statements(cur, pacer)`) at no extra cost.
+    """
+
+    def __init__(
+        self,
+        deadline: Deadline,
+        *,
+        margin: float = 1.5,
+        target_ms: float | None = None,
+        minimum: int = 1,
+        maximum: int | None = None,
+        step: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.deadline = deadline
+        self.margin = margin
+        self.target_ms = target_ms
+        self.minimum = minimum
+        self.maximum = maximum
+        self.step = step
+        self._clock = clock
+        self.units = 0
+        self.slowest_ms = 0.0
+        self.last_ms = 0.0
+        self._usable: tuple[float, float] | None = None  # (usable ms, clock) at the last fits()
+
+    def fits(self) -> bool:
+        """Whether another unit fits before the deadline's reserve."""
+        usable = self.deadline.usable_ms()
+        self._usable = (usable, self._clock())
+        return usable > self.slowest_ms * self.margin
+
+    def usable_ms(self) -> float:
+        """Usable time left: the deadline's answer at the last `fits()` less the time since."""
+        if self._usable is None:
+            return self.deadline.usable_ms()
+        usable, asked_at = self._usable
+        return usable - (self._clock() - asked_at) * 1000
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        """Time the unit of work in the block (also when the block returns or raises)."""
+        started = self._clock()
+        try:
+            yield
+        finally:
+            self.observe((self._clock() - started) * 1000)
+
+    def observe(self, elapsed_ms: float) -> None:
+        self.units += 1
+        self.last_ms = elapsed_ms
+        self.slowest_ms = max(self.slowest_ms, elapsed_ms)
+
+    def next_size(self, size: int) -> int:
+        """The size for the next unit, `size` being the last one's (needs `target_ms`)."""
+        if self.target_ms is None:
+            raise ValueError("Pacer.next_size needs a target_ms")
+        if self.units == 0:
+            wanted = float(size)
+        elif self.last_ms <= 0:
+            wanted = size * self.step
+        else:
+            wanted = size * self.target_ms / self.last_ms
+        wanted = min(max(wanted, size / self.step), size * self.step)
+        if self.maximum is not None:
+            wanted = min(wanted, self.maximum)
+        return max(self.minimum, int(wanted))
+
+
+def bound_statements(cur: Any, deadline: TimeBudget, *, session: bool = False) -> int:
+    """Have the server cancel statements that would run into the deadline's reserve; returns the
+    limit set, in ms. The limit is per statement, so set it again before each long one.
+
+    PostgreSQL: `statement_timeout`, for the current transaction (SET LOCAL; ends with it) or,
+    with `session=True`, for the session. MySQL/MariaDB only have the session scope (MariaDB's
+    `max_statement_time`, MySQL's `max_execution_time`, which bounds SELECTs only): pass
+    `session=True` and call `unbound_statements` when done, or use `bounded_session`. A cancelled
+    statement raises the driver's error, which `pipeline_common.errors.is_retryable` counts as
+    retryable.
+    """
+    limit_ms = max(1, int(deadline.usable_ms()))
+    if engine_of(cur) == "mysql":
+        if not session:
+            raise SessionScopeOnly(
+                "MySQL/MariaDB statement limits are session-wide: call bound_statements(..., session=True)"
+            )
+        if _is_mariadb(cur):
+            cur.execute("SET SESSION max_statement_time = %s", (limit_ms / 1000,))
+        else:
+            cur.execute("SET SESSION max_execution_time = %s", (limit_ms,))
+        return limit_ms
+    cur.execute("SELECT set_config('statement_timeout', %s, %s)", (str(limit_ms), not session))
+    return limit_ms
+
+
+def unbound_statements(cur: Any) -> None:
+    """Back to the server's default limit after a session-wide `bound_statements`."""
+    if engine_of(cur) == "mysql":
+        variable = "max_statement_time" if _is_mariadb(cur) else "max_execution_time"
+        cur.execute(f"SET SESSION {variable} = DEFAULT")
+    else:
+        cur.execute("RESET statement_timeout")
+
+
+@contextmanager
+def bounded_session(cur: Any, deadline: TimeBudget) -> Iterator[int]:
+    """Session-wide `bound_statements` for the block, reset afterwards (statements outside any
+    transaction, such as non-transactional migrations)."""
+    limit_ms = bound_statements(cur, deadline, session=True)
+    try:
+        yield limit_ms
+    finally:
+        unbound_statements(cur)
+
+
+def _is_mariadb(cur: Any) -> bool:
+    return "mariadb" in cur.connection.get_server_info().lower()

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
+from pipeline_common.errors import PermanentError
+
 logger = logging.getLogger(__name__)
 
 
-class EventError(ValueError):
+class EventError(PermanentError, ValueError):
     """An event (or one record of it) is not in a shape this function understands."""
 
 

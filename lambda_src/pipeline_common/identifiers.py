@@ -10,11 +10,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline_common.errors import PermanentError
+
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 MAX_LENGTH = {"postgresql": 63, "mysql": 64, "sqlserver": 128}
 
 
-class IdentifierError(ValueError):
+class IdentifierError(PermanentError, ValueError):
     """A schema, table, column or database name is not acceptable."""
 
 

@@ -3,11 +3,9 @@
 Everything here works on a psycopg2 cursor inside the caller's transaction: nothing commits, so
 the caller writes its ledger or watermark in the same transaction as the data.
 
-API (stable; table sync builds on it):
+API (stable; the file loader and table sync build on it; what the target looks like is read by
+`pipeline_common.catalog`, Python values are encoded as COPY text by `pipeline_common.copytext`):
 
-- `table_columns(cur, table) -> list[Column]`: the target's columns in order, with NOT NULL,
-  default, identity and generated flags; raises `TableNotFound` naming the table.
-- `primary_key(cur, table) -> list[str]`: the primary key columns in key order (empty if none).
 - `CopyFormat(...)`: COPY options (`format` csv | text, delimiter, quote, escape, null, header,
   encoding), rendered with `sql.Literal`, never formatted into SQL text.
 - `copy_in(cur, table, columns, source, copy_format, chunk_size) -> int`: `COPY table (columns)
@@ -30,91 +28,29 @@ API (stable; table sync builds on it):
 - `IterStream`: a file-like adapter (`read(n)`) over an iterator of bytes chunks, for
   `copy_expert`.
 - `copy_error_line(exc) -> int | None`: the 1-based line of the COPY input an error refers to.
-- `unique_keys(cur, table) -> list[list[str]]`: column lists of the primary key and every
-  plain unique index (what `ON CONFLICT (columns)` can name).
-- `columns_without_equality(cur, table) -> list[str]`: columns whose type has no `=` operator of
-  its own (json, xml, point, arrays, enums, ...); pass them to `upsert(compare_as_text=...)`.
+- `is_row_error(exc) -> bool`: a data exception or integrity violation (the row's fault).
 - `copy_rows(cur, table, columns, rows) -> int`: COPY Python rows (DB-API tuples from another
-  database) in text format; `copy_text_line(row)` / `copy_text_batch(rows)` are the encoding.
-- `copy_text_bytes(rows, width) -> bytes` and `copy_encoded(cur, table, columns, data) -> int`: the
-  same in two steps, so rows can be encoded on one thread and copied on another, and copied again
-  (a retry into a staging table) without encoding twice.
+  database) in text format.
+- `copy_encoded(cur, table, columns, data) -> int`: COPY rows already encoded by
+  `copytext.copy_text_bytes`, so rows can be encoded on one thread and copied on another, and
+  copied again (a retry into a staging table) without encoding twice.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
-import json
 import re
-import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from typing import IO, Any
 
 from psycopg2 import errors, sql
 
+from pipeline_common.copytext import copy_text_batch
 from pipeline_common.identifiers import QualifiedName, validate_identifier
 
 DEFAULT_CHUNK_SIZE = 256 * 1024
-
-
-class TableNotFound(LookupError):
-    """The target table does not exist (or is not visible to the connecting role)."""
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    data_type: str
-    not_null: bool
-    has_default: bool
-    identity: bool
-    generated: bool
-
-    @property
-    def required(self) -> bool:
-        """A value must come from the input: NOT NULL and nothing else fills it."""
-        return self.not_null and not (self.has_default or self.identity or self.generated)
-
-
-def table_columns(cur: Any, table: QualifiedName) -> list[Column]:
-    cur.execute(
-        """
-        SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef,
-               a.attidentity <> '', a.attgenerated <> ''
-        FROM pg_attribute a
-        JOIN pg_class c ON c.oid = a.attrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')
-          AND a.attnum > 0 AND NOT a.attisdropped
-        ORDER BY a.attnum
-        """,
-        (table.schema, table.name),
-    )
-    rows = cur.fetchall()
-    if not rows:
-        raise TableNotFound(f"table {table} does not exist")
-    return [Column(*row) for row in rows]
-
-
-def primary_key(cur: Any, table: QualifiedName) -> list[str]:
-    cur.execute(
-        """
-        SELECT a.attname
-        FROM pg_index i
-        JOIN pg_class c ON c.oid = i.indrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
-        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-        WHERE n.nspname = %s AND c.relname = %s AND i.indisprimary
-        ORDER BY k.position
-        """,
-        (table.schema, table.name),
-    )
-    return [row[0] for row in cur.fetchall()]
 
 
 @dataclass(frozen=True)
@@ -379,179 +315,6 @@ def is_row_error(exc: BaseException) -> bool:
     integrity violation), as opposed to the connection, permissions or the schema."""
     code = getattr(exc, "pgcode", None) or ""
     return code[:2] in ("22", "23")
-
-
-def unique_keys(cur: Any, table: QualifiedName) -> list[list[str]]:
-    """Column lists of the primary key and each unique index without predicate or expressions."""
-    cur.execute(
-        """
-        SELECT array_agg(a.attname ORDER BY k.position)
-        FROM pg_index i
-        JOIN pg_class c ON c.oid = i.indrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
-        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-        WHERE n.nspname = %s AND c.relname = %s AND i.indisunique AND i.indpred IS NULL
-          AND i.indexprs IS NULL
-        GROUP BY i.indexrelid, i.indisprimary
-        ORDER BY i.indisprimary DESC, i.indexrelid
-        """,
-        (table.schema, table.name),
-    )
-    return [list(row[0]) for row in cur.fetchall()]
-
-
-def columns_without_equality(cur: Any, table: QualifiedName) -> list[str]:
-    """Columns whose type (a domain's base type) has no `=` operator taking exactly that type.
-
-    Conservative: types served by a polymorphic or binary-coercible `=` (arrays, enums, varchar)
-    are listed too; comparing those as text is merely slower, while a type wrongly left out
-    would make every `IS DISTINCT FROM` on the row fail.
-    """
-    cur.execute(
-        """
-        SELECT a.attname
-        FROM pg_attribute a
-        JOIN pg_class c ON c.oid = a.attrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        JOIN pg_type ty ON ty.oid = a.atttypid
-        WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
-          AND NOT EXISTS (
-              SELECT 1 FROM pg_operator o
-              WHERE o.oprname = '='
-                AND o.oprleft = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
-                AND o.oprright = o.oprleft
-          )
-        ORDER BY a.attnum
-        """,
-        (table.schema, table.name),
-    )
-    return [row[0] for row in cur.fetchall()]
-
-
-def _escape_text(value: str) -> str:
-    # COPY text format: backslash, tab, newline and carriage return are special; NULL is \\N.
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return value
-
-
-def _bytes_text(value: bytes | bytearray | memoryview) -> str:
-    # bytea hex input is `\x...`; the backslash itself is escaped in COPY text.
-    return "\\\\x" + bytes(value).hex()
-
-
-def _interval_text(value: timedelta) -> str:
-    return f"{value.days} days {value.seconds} seconds {value.microseconds} microseconds"
-
-
-def _json_text(value: Any) -> str:
-    return _escape_text(json.dumps(value, separators=(",", ":"), default=str))
-
-
-# Exact-type dispatch: one dict lookup per value keeps a million-row copy cheap in Python.
-_TEXT_ENCODERS: dict[type, Callable[[Any], str]] = {
-    str: _escape_text,
-    int: str,
-    Decimal: str,
-    float: repr,
-    bool: lambda v: "t" if v else "f",
-    datetime: datetime.isoformat,
-    date: date.isoformat,
-    time: time.isoformat,
-    bytes: _bytes_text,
-    bytearray: _bytes_text,
-    memoryview: _bytes_text,
-    uuid.UUID: str,
-    timedelta: _interval_text,
-    dict: _json_text,
-    list: _json_text,
-}
-
-# Types whose str() is valid COPY text with nothing to escape and never "None": a column of them
-# is encoded by a C-level map(str), its NULLs then swapped for \\N by a dict lookup.
-_STR_KINDS = frozenset({int, Decimal, float, uuid.UUID})
-# Dates and times likewise need no escaping; isoformat is the fastest C formatter they have.
-_ISO_KINDS: dict[type, Callable[[Any], str]] = {
-    datetime: datetime.isoformat,
-    date: date.isoformat,
-    time: time.isoformat,
-}
-_NULL_TEXT = "\\N"
-_NULL_OF_NONE = {None: _NULL_TEXT}
-_NULL_OF_STR_NONE = {"None": _NULL_TEXT}
-_BOOL_TEXT = {True: "t", False: "f", None: _NULL_TEXT}
-_COPY_SPECIALS = ("\\", "\t", "\n", "\r")
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def copy_text_value(value: Any) -> str:
-    """One value as a field of COPY's text format."""
-    if value is None:
-        return _NULL_TEXT
-    encoder = _TEXT_ENCODERS.get(type(value))
-    if encoder is None:
-        # Subclasses (pyodbc and driver-specific types) fall back to their base type's encoding.
-        encoder = next((e for t, e in _TEXT_ENCODERS.items() if isinstance(value, t)), None)
-        if encoder is None:
-            return _escape_text(str(value))
-    return encoder(value)
-
-
-def copy_text_line(row: Sequence[Any]) -> str:
-    return "\t".join([copy_text_value(v) for v in row]) + "\n"
-
-
-def _text_column(values: Sequence[Any]) -> Sequence[str]:
-    """One column of a batch, encoded; a column of one type is mapped without per-value dispatch.
-
-    Every common case stays in C (map, str.join, dict.get): a Python-level call per value would
-    cost as much as fetching the value did.
-    """
-    kinds = set(map(type, values))
-    has_null = type(None) in kinds
-    kinds.discard(type(None))
-    if len(kinds) != 1:
-        return [copy_text_value(v) for v in values]
-    kind = next(iter(kinds))
-    if kind is str:
-        # str.join refuses None, so NULLs are dropped before looking for characters to escape
-        # (filter(None) drops "" too, which has none).
-        joined = "".join(filter(None, values)) if has_null else "".join(values)
-        if any(special in joined for special in _COPY_SPECIALS):
-            return [_NULL_TEXT if v is None else v.translate(_COPY_ESCAPES) for v in values]
-        # dict.get(v, v): None becomes \N, a string stays itself.
-        return list(map(_NULL_OF_NONE.get, values, values)) if has_null else values
-    if kind in _STR_KINDS:
-        encoded = list(map(str, values))
-        return list(map(_NULL_OF_STR_NONE.get, encoded, encoded)) if has_null else encoded
-    if kind is bool:
-        return list(map(_BOOL_TEXT.__getitem__, values))
-    encoder = _ISO_KINDS.get(kind) or _TEXT_ENCODERS.get(kind)
-    if encoder is None:
-        return [copy_text_value(v) for v in values]
-    if has_null:
-        return [_NULL_TEXT if v is None else encoder(v) for v in values]
-    return list(map(encoder, values))
-
-
-def copy_text_batch(rows: Sequence[Sequence[Any]], width: int | None = None) -> str:
-    """Rows as COPY text lines; `width` keeps only the first columns of each row.
-
-    Encoding column by column lets C-level `map`/`join` do the per-value work, which is what
-    makes a million Python rows cheap enough to keep pace with COPY itself.
-    """
-    if not rows:
-        return ""
-    columns = list(zip(*rows, strict=True))
-    if width is not None:
-        columns = columns[:width]
-    return "\n".join(map("\t".join, zip(*map(_text_column, columns), strict=True))) + "\n"
-
-
-def copy_text_bytes(rows: Sequence[Sequence[Any]], width: int | None = None) -> bytes:
-    """`copy_text_batch` as UTF-8, for `copy_encoded`: encode once, copy more than once if need be."""
-    return copy_text_batch(rows, width).encode("utf-8")
 
 
 def copy_encoded(cur: Any, table: QualifiedName | sql.Composable, columns: Sequence[str], data: bytes) -> int:

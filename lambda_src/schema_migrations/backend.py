@@ -29,6 +29,7 @@ from yoyo.backends.core.postgresql import PostgresqlBackend
 from yoyo.connections import parse_uri
 from yoyo.migrations import Migration, default_migration_table, read_sql_migration
 
+from pipeline_common.deadline import TimeBudget, bound_statements, bounded_session
 from schema_migrations import state
 
 FALLBACK_USER = "lambda"
@@ -103,25 +104,25 @@ class LambdaBackend(PostgresqlBackend):
             "operation": operation,
         }
 
-    def apply_migration(
-        self, migration: Migration, sha256: str, version_id: str | None, timeout_ms: int | None = None
-    ) -> int:
+    def apply_migration(self, migration: Migration, sha256: str, version_id: str | None, deadline: TimeBudget) -> int:
         """Apply and mark one migration; returns how many statements were skipped as already done.
 
-        `timeout_ms` bounds each statement: PostgreSQL cancels one that would outlive the Lambda
-        (a clean rollback) instead of Lambda killing the run mid-statement.
+        `deadline` bounds each statement (`bound_statements`): PostgreSQL cancels one that would
+        outlive the Lambda (a clean rollback) instead of Lambda killing the run mid-statement.
         """
         self.ensure_internal_schema_updated()
         migration.load()
         skipped = 0
         if migration.use_transactions:
             with self.transaction():
-                if timeout_ms is not None:
-                    self.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout_ms))}")
+                with self.connection.cursor() as cur:
+                    bound_statements(cur, deadline)
                 migration.process_steps(self, "apply")
                 self._mark_applied(migration, sha256, version_id)
         else:
-            with self._session_statement_timeout(timeout_ms):
+            # No transaction to scope the limit to: it is set for the session and reset after, so
+            # the marking and later migrations on this connection are not bound by it.
+            with self.connection.cursor() as cur, bounded_session(cur, deadline):
                 skipped = self._apply_resumable(migration)
             with self.transaction():
                 self._mark_applied(migration, sha256, version_id)
@@ -150,19 +151,6 @@ class LambdaBackend(PostgresqlBackend):
         self.log_migration(migration, "rollback")
         state.delete_checksum(self.connection, migration.id)
         state.clear_steps(self.connection, migration.id)
-
-    @contextlib.contextmanager
-    def _session_statement_timeout(self, timeout_ms: int | None) -> Iterator[None]:
-        # No transaction to scope SET LOCAL to: set it for the session and reset it, so the
-        # marking and later migrations on this connection are not bound by it.
-        if timeout_ms is None:
-            yield
-            return
-        self.execute(f"SET statement_timeout = {max(1, int(timeout_ms))}")
-        try:
-            yield
-        finally:
-            self.execute("RESET statement_timeout")
 
     def _apply_resumable(self, migration: Migration) -> int:
         """Run a non-transactional migration statement by statement, skipping the leading

@@ -21,6 +21,7 @@ class Settings:
     allowed_databases: frozenset[str]  # empty: any valid name
     lock_stale_seconds: int
     database: DatabaseSettings
+    secret_ttl_seconds: int = 300
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -45,4 +46,5 @@ class Settings:
             allowed_databases=frozenset(allowed),
             lock_stale_seconds=env_int("LOCK_STALE_SECONDS", 900, minimum=1, environ=environ),
             database=database,
+            secret_ttl_seconds=env_int("SECRET_TTL_SECONDS", 300, minimum=0, environ=environ),
         )

@@ -7,13 +7,14 @@ from typing import Any
 
 from pipeline_common.config import DatabaseSettings
 from pipeline_common.db import ManagedConnection, connect, connection_parameters
+from pipeline_common.errors import PermanentError
 from pipeline_common.secrets import SecretCache
 from schema_migrations.backend import LambdaBackend, open_backend
 from schema_migrations.keys import ROOT_DATABASE
 
 
-class DatabaseMissing(RuntimeError):
-    """The target database does not exist (yet)."""
+class DatabaseMissing(PermanentError):
+    """The target database does not exist (yet): a migration under postgres/ has to create it."""
 
 
 def _missing(exc: BaseException, database: str) -> bool:

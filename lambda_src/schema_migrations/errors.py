@@ -1,11 +1,14 @@
-"""Failures of a run that are reported (not retried): they need a new upload or an operator."""
+"""Failures of a run that are reported: a changed file needs an operator; a failed migration is
+retried only when its database error may pass (a lost connection, a cancelled statement)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pipeline_common.errors import PermanentError, PipelineError, is_retryable
 
-class ChecksumMismatch(RuntimeError):
+
+class ChecksumMismatch(PermanentError):
     """Applied migrations whose file in the bucket has changed since they were applied."""
 
     def __init__(self, database: str, keys: list[str]) -> None:
@@ -17,11 +20,13 @@ class ChecksumMismatch(RuntimeError):
         self.keys = keys
 
 
-class MigrationFailed(RuntimeError):
-    """A migration's statement failed; its transaction was rolled back and the run stopped."""
+class MigrationFailed(PipelineError):
+    """A migration's statement failed; its transaction was rolled back and the run stopped.
+    Retryable when the database error is (`pipeline_common.errors.is_retryable`)."""
 
     def __init__(self, key: str, statement: str | None, cause: BaseException, reason: str | None = None) -> None:
-        super().__init__(f"{key} failed: {str(cause).strip()}" + (f" ({reason})" if reason else ""))
+        message = f"{key} failed: {str(cause).strip()}" + (f" ({reason})" if reason else "")
+        super().__init__(message, retryable=is_retryable(cause))
         self.key = key
         self.statement = statement
         self.cause = cause

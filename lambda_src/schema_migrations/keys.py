@@ -11,6 +11,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from pipeline_common.errors import PermanentError
 from pipeline_common.identifiers import IdentifierError, validate_identifier
 
 ROOT_DATABASE = "postgres"
@@ -20,7 +21,7 @@ SQL_SUFFIX = ".sql"
 _MIGRATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,190}")
 
 
-class RequestRefused(ValueError):
+class RequestRefused(PermanentError, ValueError):
     """A key, database name or operator request is not acceptable; nothing was run."""
 
 

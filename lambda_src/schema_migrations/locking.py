@@ -1,9 +1,11 @@
 """Serialising runs: a PostgreSQL advisory lock per database, then yoyo's own lock row.
 
-The advisory lock is taken on the connection to the root `postgres` database, so it serialises
-runs for a database even before that database exists (its CREATE DATABASE runs under the lock of
-`postgres`, and a run for the new database waits for it). It is a session lock: if the Lambda is
-killed the server drops the session and the lock with it.
+The advisory lock (`pipeline_common.locks`, key `schema_migrations:<database>`) is taken on the
+connection to the root `postgres` database, so it serialises runs for a database even before that
+database exists (its CREATE DATABASE runs under the lock of `postgres`, and a run for the new
+database waits for it). It is a session lock: if the Lambda is killed the server drops the session
+and the lock with it. Releases before the shared key scheme locked `(0x53434D47, sha256 prefix)`;
+that key is taken too, so old and new releases keep excluding each other during a rolling deploy.
 
 yoyo's lock row (`yoyo_lock`) is what the yoyo CLI and other yoyo users respect. A row survives a
 killed Lambda, so a row older than the stale age (the function timeout: no run of ours can hold it
@@ -23,51 +25,34 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
-from psycopg2 import errors
 
 from pipeline_common.deadline import Deadline
+from pipeline_common.locks import LockKey, LockTimeout, Scope, lock, unlock
 from schema_migrations.backend import LambdaBackend
 
 logger = logging.getLogger(__name__)
 
-# First half of the two-int advisory key, so our locks are told apart from other users of advisory locks.
-LOCK_NAMESPACE = 0x53434D47  # "SCMG"
+# First half of the two-int advisory key of releases before the shared key scheme.
+LEGACY_LOCK_NAMESPACE = 0x53434D47  # "SCMG"
 
 
-class LockTimeout(RuntimeError):
-    """A lock could not be taken before the deadline."""
-
-
-def advisory_key(database: str) -> int:
-    return int.from_bytes(hashlib.sha256(database.encode("utf-8")).digest()[:4], "big") & 0x7FFFFFFF
+def lock_key(database: str) -> LockKey:
+    legacy = int.from_bytes(hashlib.sha256(database.encode("utf-8")).digest()[:4], "big") & 0x7FFFFFFF
+    return LockKey("schema_migrations", database, legacy=((LEGACY_LOCK_NAMESPACE, legacy),))
 
 
 @contextlib.contextmanager
 def advisory_lock(root: Any, database: str, deadline: Deadline) -> Iterator[float]:
-    """Hold the advisory lock of `database` on the autocommit connection `root`; yields the wait in seconds."""
-    key = advisory_key(database)
-    started = time.monotonic()
-    timeout_ms = int(deadline.usable_ms())
-    if timeout_ms <= 0:
-        raise LockTimeout(f"no time left to wait for the migration lock of database {database!r}")
-    with root.cursor() as cur:
-        # A blocking wait is handed the lock the moment it is released; lock_timeout bounds it.
-        cur.execute("SELECT set_config('lock_timeout', %s, false)", (f"{timeout_ms}ms",))
-        try:
-            cur.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NAMESPACE, key))
-        except errors.LockNotAvailable:
-            raise LockTimeout(
-                f"migration lock of database {database!r} still held by another run after "
-                f"{time.monotonic() - started:.1f} s"
-            ) from None
-        finally:
-            cur.execute("RESET lock_timeout")
-    waited = time.monotonic() - started
+    """Hold the advisory lock of `database` on the autocommit connection `root`, waiting as long as
+    the deadline allows (a blocking wait is handed the lock the moment it is released); yields the
+    wait in seconds."""
+    key = lock_key(database)
+    waited = lock(root, key, Scope.SESSION, timeout_ms=deadline.usable_ms())
     try:
         yield waited
     finally:
-        with contextlib.suppress(psycopg2.Error), root.cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, key))
+        with contextlib.suppress(psycopg2.Error):
+            unlock(root, key)
 
 
 @dataclass

@@ -20,12 +20,13 @@ import psycopg2.errors
 from yoyo.exceptions import BadMigration, MigrationConflict
 from yoyo.migrations import MigrationList, read_migrations, topological_sort
 
-from pipeline_common.deadline import Deadline, DeadlineExceeded
+from pipeline_common.deadline import Deadline
+from pipeline_common.errors import PipelineError, is_retryable
 from schema_migrations import state
 from schema_migrations.connections import Connector, DatabaseMissing
 from schema_migrations.errors import ChecksumMismatch, MigrationFailed, failed_statement
 from schema_migrations.keys import RequestRefused
-from schema_migrations.locking import LockTimeout, advisory_lock, hold_yoyo_lock
+from schema_migrations.locking import advisory_lock, hold_yoyo_lock
 from schema_migrations.results import DatabaseResult, RunRequest
 from schema_migrations.source import Download, download, list_migration_keys
 
@@ -114,8 +115,7 @@ def run_database(request: RunRequest, ctx: RunContext) -> DatabaseResult:
         result.changed = exc.keys
         result.fail("failed", {"type": "ChecksumMismatch", "message": str(exc), "files": exc.keys})
     except MigrationFailed as exc:
-        transient = isinstance(exc.cause, psycopg2.OperationalError | psycopg2.InterfaceError)
-        result.fail("failed", exc.details(), retryable=transient)
+        result.fail("failed", exc.details(), retryable=exc.retryable)
     except DatabaseMissing as exc:
         result.fail(
             "failed",
@@ -124,8 +124,9 @@ def run_database(request: RunRequest, ctx: RunContext) -> DatabaseResult:
                 "message": f"database {exc} does not exist; create it with a migration under postgres/",
             },
         )
-    except (LockTimeout, DeadlineExceeded, psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-        result.fail("failed", {"type": type(exc).__name__, "message": str(exc).strip()}, retryable=True)
+    except (PipelineError, psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        # A lock still held, the deadline, a lost connection (retryable); a bad secret (not).
+        result.fail("failed", {"type": type(exc).__name__, "message": str(exc).strip()}, retryable=is_retryable(exc))
     except Exception as exc:
         # Anything unforeseen (an S3 error, a SQL error outside a migration) fails this database
         # only, so the results of the others are still published; retryable because it may pass.
@@ -198,9 +199,7 @@ def migrate(
             file = fetched.file_for(migration.id)
             assert file is not None
             try:
-                skipped = backend.apply_migration(
-                    migration, file.sha256, file.version_id, timeout_ms=int(ctx.deadline.usable_ms())
-                )
+                skipped = backend.apply_migration(migration, file.sha256, file.version_id, ctx.deadline)
             except psycopg2.errors.QueryCanceled as exc:
                 reason = "its statement_timeout was the time left before the Lambda timeout"
                 raise MigrationFailed(file.key.key, failed_statement(exc), exc, reason) from exc

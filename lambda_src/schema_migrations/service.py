@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline_common.config import ConfigError
 from pipeline_common.deadline import Deadline
+from pipeline_common.errors import RetryableError, is_retryable
 from pipeline_common.secrets import SecretCache
 from schema_migrations import report
 from schema_migrations.config import Settings
@@ -23,7 +24,7 @@ from schema_migrations.results import DatabaseResult, RunRequest
 from schema_migrations.runner import RunContext, run_database
 
 
-class RetryableFailure(RuntimeError):
+class RetryableFailure(RetryableError):
     """Raised after reporting, so Lambda's asynchronous retry runs an S3-triggered invocation again."""
 
 
@@ -85,26 +86,16 @@ def run_requests(
         # one result each: the ones without a result never ran, and each is reported as such.
         for run in runs[len(results) :]:
             result = DatabaseResult.for_request(run)
-            result.fail("failed", {"type": type(exc).__name__, "message": str(exc).strip()}, retryable=_transient(exc))
+            # Retryable when the server or Secrets Manager may answer later; not for a malformed or
+            # denied secret, which Lambda's retries would meet again.
+            error = {"type": type(exc).__name__, "message": str(exc).strip()}
+            result.fail("failed", error, retryable=is_retryable(exc))
             results.append(result)
     finally:
         if root is not None:
             with contextlib.suppress(psycopg2.Error):
                 root.close()
     return results
-
-
-# Secrets Manager answers that may differ on a later try; a missing or denied secret will not.
-_TRANSIENT_AWS_CODES = frozenset({"ThrottlingException", "InternalServiceError", "ServiceUnavailable"})
-
-
-def _transient(exc: BaseException) -> bool:
-    """Whether Lambda's retry of the invocation may succeed: not for a malformed or denied secret."""
-    if isinstance(exc, ConfigError):
-        return False
-    if isinstance(exc, ClientError):
-        return exc.response.get("Error", {}).get("Code") in _TRANSIENT_AWS_CODES
-    return True  # a database that refused or dropped the connection; an AWS endpoint not answering
 
 
 def _root_failed(results: list[DatabaseResult]) -> bool:

@@ -13,22 +13,19 @@ statement on the source per chunk. `interval_minutes` spaces reconciliations out
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from psycopg2 import sql
+from psycopg2 import errors, sql
 
-from pipeline_common.deadline import Deadline
+from pipeline_common.deadline import Deadline, Pacer, bound_statements
 from table_sync import source as src
 from table_sync import state
 from table_sync.dialect import Dialect, key_lookup_sql
-
-if TYPE_CHECKING:
-    from table_sync.plan import TablePlan
-    from table_sync.sync import ConnectionProvider, TableResult
+from table_sync.plan import TablePlan
+from table_sync.results import ConnectionProvider, TableResult
 
 
 def comparable(value: Any) -> Any:
@@ -69,31 +66,37 @@ def reconcile_deletes(
     if not is_due(current, spec.deletes.interval.total_seconds(), datetime.now(UTC)):
         return "not_due"
     position = current.delete_position
-    slowest_ms = 0.0
+    pacer = Pacer(deadline)
     source_conn = source.get()
     try:
-        while True:
-            if deadline.expired(need_ms=slowest_ms * 1.5):
-                return "continues"
-            started = time.monotonic()
-            keys = _target_keys(target_conn, plan, position, spec.deletes.chunk_size)
-            last = len(keys) < spec.deletes.chunk_size
-            if keys:
-                statement, params = key_lookup_sql(dialect, plan.shape, keys)
-                present = {tuple(comparable(v) for v in row) for row in src.fetch_rows(source_conn, statement, params)}
-                source_conn.rollback()
-                gone = [k for k in keys if tuple(comparable(v) for v in k) not in present]
-                position = keys[-1]
-            else:
-                gone = []
-            with target_conn.cursor() as cur:
-                if gone:
-                    result.rows_deleted += _delete(cur, plan, gone)
-                state.save_delete_progress(cur, state_schema, spec.name, None if last else position, completed=last)
-            target_conn.commit()
-            slowest_ms = max(slowest_ms, (time.monotonic() - started) * 1000)
-            if last:
-                return "finished"
+        while pacer.fits():
+            with pacer.unit():
+                try:
+                    with target_conn.cursor() as cur:
+                        bound_statements(cur, pacer)
+                    keys = _target_keys(target_conn, plan, position, spec.deletes.chunk_size)
+                    last = len(keys) < spec.deletes.chunk_size
+                    gone = []
+                    if keys:
+                        statement, params = key_lookup_sql(dialect, plan.shape, keys)
+                        rows = src.fetch_rows(source_conn, statement, params)
+                        present = {tuple(comparable(v) for v in row) for row in rows}
+                        source_conn.rollback()
+                        gone = [k for k in keys if tuple(comparable(v) for v in k) not in present]
+                        position = keys[-1]
+                    with target_conn.cursor() as cur:
+                        deleted = _delete(cur, plan, gone) if gone else 0
+                        state.save_delete_progress(
+                            cur, state_schema, spec.name, None if last else position, completed=last
+                        )
+                    target_conn.commit()
+                except errors.QueryCanceled:  # bound_statements: the deadline came mid-chunk
+                    target_conn.rollback()
+                    return "continues"
+                result.rows_deleted += deleted
+                if last:
+                    return "finished"
+        return "continues"
     finally:
         with contextlib.suppress(Exception):
             source_conn.rollback()

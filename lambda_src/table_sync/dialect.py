@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline_common.identifiers import QualifiedName, quote
-from table_sync.values import as_parameter
+from pipeline_common.values import as_parameter
 
 # What a source column's values look like, as far as rendering them as COPY text is concerned.
 ENCODABLE_KINDS = frozenset(

@@ -2,7 +2,9 @@
 
 Thin: settings and connections are built once per sandbox, `run_sync` does the work. The result
 is logged as one JSON line and returned; when a table failed the invocation fails too (after the
-other tables ran), so Lambda's error metrics and alarms see it.
+other tables ran), so Lambda's error metrics and alarms see it. The schedule does not retry: the
+next run continues from the committed watermarks, and the error says whether it may succeed
+without a change (`retryable`).
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipeline_common.db import ManagedConnection
 from pipeline_common.deadline import Deadline
+from pipeline_common.errors import PipelineError
 from pipeline_common.log import get_logger
-from pipeline_common.secrets import default_cache
+from pipeline_common.sandbox import Sandbox
 from table_sync.config import Settings
 from table_sync.sync import run_sync
 
@@ -22,42 +24,21 @@ logger = get_logger()
 # Time kept back from the Lambda timeout to commit the chunk in flight and release locks.
 DEADLINE_RESERVE_MS = 15_000
 
-_settings: Settings | None = None
-_source: ManagedConnection | None = None
-_target: ManagedConnection | None = None
+sandbox = Sandbox(Settings.from_env, secret_ttl=lambda settings: settings.secret_ttl_seconds)
 
 
-class TableSyncFailed(RuntimeError):
-    """At least one table failed; the others were synced and the result was logged."""
-
-
-def _sandbox() -> tuple[Settings, ManagedConnection, ManagedConnection]:
-    global _settings, _source, _target
-    if _settings is None or _source is None or _target is None:
-        _settings = Settings.from_env()
-        # Without an explicit cache the TTL would stay at the default whatever SECRET_TTL_SECONDS says.
-        secrets = default_cache(_settings.secret_ttl_seconds)
-        _source = ManagedConnection(_settings.source, secrets)
-        _target = ManagedConnection(_settings.target, secrets)
-    return _settings, _source, _target
-
-
-def reset_sandbox() -> None:
-    """Forget the sandbox state (tests, or a configuration change in a long-lived process)."""
-    global _settings, _source, _target
-    for connection in (_source, _target):
-        if connection is not None:
-            connection.close()
-    _settings = _source = _target = None
+class TableSyncFailed(PipelineError):
+    """At least one table failed; the others were synced and the result was logged. Retryable
+    when every failed table's error is."""
 
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    settings, source, target = _sandbox()
+    settings = sandbox.settings
     report = run_sync(
         settings.tables,
-        source,
-        target,
+        sandbox.connection("source", settings.source),
+        sandbox.connection("target", settings.target),
         engine=settings.source.engine,
         state_schema=settings.state_schema,
         deadline=Deadline.from_context(context, DEADLINE_RESERVE_MS),
@@ -66,5 +47,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.info("table sync result", extra={"result": document})
     if report.failed:
         names = ", ".join(f"{t.table} ({t.error})" for t in report.failed)
-        raise TableSyncFailed(f"table sync failed for {names}; result: {json.dumps(document, default=str)}")
+        raise TableSyncFailed(
+            f"table sync failed for {names}; result: {json.dumps(document, default=str)}",
+            retryable=all(t.retryable for t in report.failed),
+        )
     return document

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from pipeline_common.pgload import Column
+from pipeline_common.catalog import Column
+from pipeline_common.errors import PermanentError
 from table_sync.config import TableSpec
 from table_sync.dialect import ENCODABLE_KINDS, Dialect, SourceColumn, SourceShape
 
 
-class PlanError(ValueError):
+class PlanError(PermanentError, ValueError):
     """The configuration does not fit the databases; the message names every problem."""
 
 

@@ -16,22 +16,15 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from pipeline_common.db import rollback_quietly
+from pipeline_common.db import driver_of, rollback_quietly
+from pipeline_common.errors import PermanentError
 from table_sync.dialect import Dialect, SourceColumn, SourceShape, probe_sql
 
 SQL_SS_TIMESTAMPOFFSET = -155  # SQL Server datetimeoffset, which pyodbc cannot convert by itself
 
 
-class SourceError(RuntimeError):
+class SourceError(PermanentError):
     """The source table, query or columns are not what the configuration says."""
-
-
-def driver_of(connection: Any) -> str:
-    """`pyodbc`, `psycopg2` or `pymysql`: the module the connection's class comes from."""
-    module = type(connection).__module__.split(".")[0]
-    if module in ("pyodbc", "psycopg2", "pymysql"):
-        return module
-    raise SourceError(f"unsupported source connection type {type(connection).__module__}.{type(connection).__name__}")
 
 
 def dialect_for(connection: Any, engine: str) -> Dialect:

@@ -15,82 +15,27 @@ import operator
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 from psycopg2 import errors
 
-from pipeline_common.deadline import Deadline
-from pipeline_common.pgload import (
-    TableNotFound,
-    columns_without_equality,
-    copy_encoded,
-    copy_text_bytes,
-    create_staging,
-    table_columns,
-    unique_keys,
-    upsert,
-)
+from pipeline_common.catalog import TableNotFound, columns_without_equality, table_columns, unique_keys
+from pipeline_common.copytext import copy_text_bytes
+from pipeline_common.deadline import Deadline, Pacer, bound_statements
+from pipeline_common.pgload import copy_encoded, create_staging, upsert
 from table_sync import source as src
 from table_sync import state
 from table_sync.config import TableSpec
 from table_sync.deletes import reconcile_deletes
 from table_sync.dialect import Dialect, Lower, parse_copy_field, read_sql
 from table_sync.plan import PlanError, TablePlan, resolve
-from table_sync.values import display
+from table_sync.results import ConnectionProvider, SyncReport, TableResult
 
 logger = logging.getLogger(__name__)
 
 STAGING_TABLE = "table_sync_staging"
 _first = operator.itemgetter(0)
-
-
-class ConnectionProvider(Protocol):
-    """What `pipeline_common.db.ManagedConnection` offers: a healthy connection, and a way to drop it."""
-
-    def get(self) -> Any: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass
-class TableResult:
-    table: str
-    source: str
-    target: str
-    status: str = "finished"  # finished | continues | skipped | failed
-    rows_read: int = 0
-    rows_upserted: int = 0
-    rows_deleted: int = 0
-    chunks: int = 0
-    watermark_before: Any = None
-    watermark_after: Any = None
-    upper_bound: Any = None
-    deletes: str = "off"  # off | not_due | finished | continues | not_reached
-    read_mode: str | None = None  # encoded (COPY lines rendered on the source) | typed
-    duration_seconds: float = 0.0
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        document = asdict(self)
-        for name in ("watermark_before", "watermark_after", "upper_bound"):
-            document[name] = display(document[name])
-        return document
-
-
-@dataclass
-class SyncReport:
-    tables: list[TableResult] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[TableResult]:
-        return [t for t in self.tables if t.status == "failed"]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "finished": all(t.status == "finished" for t in self.tables),
-            "tables": [t.to_json() for t in self.tables],
-        }
 
 
 def _plan_one(spec: TableSpec, dialect: Dialect, source_conn: Any, target_conn: Any) -> TablePlan:
@@ -139,16 +84,11 @@ def run_sync(
         except (PlanError, src.SourceError, TableNotFound, state.StateMismatch) as exc:
             # A dropped source table, a revoked grant or a stale watermark is that table's problem.
             message = str(exc) if isinstance(exc, PlanError | state.StateMismatch) else f"table {spec.name}: {exc}"
-            report.tables.append(
-                TableResult(
-                    spec.name,
-                    spec.source_label,
-                    str(spec.target),
-                    status="failed",
-                    deletes="not_reached" if spec.deletes.enabled else "off",
-                    error=f"{type(exc).__name__}: {message}",
-                )
+            failed = TableResult(
+                spec.name, spec.source_label, str(spec.target), deletes="not_reached" if spec.deletes.enabled else "off"
             )
+            failed.fail(exc, message)
+            report.tables.append(failed)
     # Tables that waited longest go first, so one big table cannot starve the others run after run.
     ordered = sorted(
         plans, key=lambda p: (states[p.spec.name].last_started_at is not None, states[p.spec.name].last_started_at or 0)
@@ -176,7 +116,8 @@ def _sync_one(
     started = time.monotonic()
     target_conn = target.get()
     try:
-        if not state.try_lock(target_conn, plan.spec.name):
+        lock = state.lock_key(target_conn, state_schema, plan.spec.name)
+        if not state.try_lock_table(target_conn, lock):
             result.status = "skipped"
             result.error = "another run holds this table's lock"
             return
@@ -185,11 +126,10 @@ def _sync_one(
         finally:
             with contextlib.suppress(Exception):  # a dead connection has released its lock already
                 target_conn.rollback()
-                state.unlock(target_conn, plan.spec.name)
+                state.unlock_table(target_conn, lock)
     except Exception as exc:  # one table's failure must not stop the others
         logger.exception("table sync failed", extra={"table": plan.spec.name})
-        result.status = "failed"
-        result.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        result.fail(exc)
         with contextlib.suppress(Exception):
             target_conn.rollback()
     finally:
@@ -325,44 +265,50 @@ def _copy_pass(
     value (measured: a fetch three times slower). Fetching and encoding on one thread never
     contend, and the writer spends its time in libpq and the server with the GIL released.
     A prefetched chunk that is not written when the deadline stops the pass is simply dropped;
-    only committed chunks move the position.
+    only committed chunks move the position. The chunk's statements are bounded by the time left
+    (`bound_statements`): one that would run into the reserve is cancelled, rolled back, and the
+    pass stops there as at the deadline.
     """
     spec = plan.spec
     position = current.position
-    slowest_ms = 0.0
+    pacer = Pacer(deadline)
     direct = DirectCopy()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="table-sync-fetch") as fetcher:
         pending = fetcher.submit(_fetch_chunk, stream, plan)
-        while True:
-            if deadline.expired(need_ms=slowest_ms * 1.5):
-                return False
-            chunk_started = time.monotonic()
-            chunk = pending.result()
-            last = chunk.rows < spec.chunk_size
-            if not last:
-                pending = fetcher.submit(_fetch_chunk, stream, plan)
-            if chunk.position is not None:
-                position = chunk.position
-            watermark = _watermark_after(current.watermark, position) if last else current.watermark
-            with target_conn.cursor() as cur:
-                if chunk.rows:
-                    result.rows_upserted += _write_chunk(cur, plan, chunk.data, direct)
-                state.save_progress(
-                    cur,
-                    state_schema,
-                    spec.name,
-                    position=None if last else position,
-                    watermark=watermark,
-                    rows=chunk.rows,
-                    finished=last,
-                )
-            target_conn.commit()
-            result.rows_read += chunk.rows
-            result.chunks += 1 if chunk.rows else 0
-            result.watermark_after = watermark if last else result.watermark_after
-            slowest_ms = max(slowest_ms, (time.monotonic() - chunk_started) * 1000)
-            if last:
-                return True
+        while pacer.fits():
+            with pacer.unit():
+                chunk = pending.result()
+                last = chunk.rows < spec.chunk_size
+                if not last:
+                    pending = fetcher.submit(_fetch_chunk, stream, plan)
+                if chunk.position is not None:
+                    position = chunk.position
+                watermark = _watermark_after(current.watermark, position) if last else current.watermark
+                try:
+                    with target_conn.cursor() as cur:
+                        bound_statements(cur, pacer)
+                        written = _write_chunk(cur, plan, chunk.data, direct) if chunk.rows else 0
+                        state.save_progress(
+                            cur,
+                            state_schema,
+                            spec.name,
+                            position=None if last else position,
+                            watermark=watermark,
+                            rows=chunk.rows,
+                            finished=last,
+                        )
+                    target_conn.commit()
+                except errors.QueryCanceled:
+                    target_conn.rollback()
+                    logger.warning("chunk cancelled at the deadline; the next run resumes", extra={"table": spec.name})
+                    return False
+                result.rows_upserted += written
+                result.rows_read += chunk.rows
+                result.chunks += 1 if chunk.rows else 0
+                result.watermark_after = watermark if last else result.watermark_after
+                if last:
+                    return True
+    return False
 
 
 def _watermark_after(previous: Any, position: state.Position | None) -> Any:

@@ -5,16 +5,16 @@ locals {
   bucket_id = try(aws_s3_bucket.this[0].id, null)
   # Bucket ARNs carry no account or region: known at plan time, so the policy below is reviewable
   # in the plan.
-  bucket_arn = "arn:${data.aws_partition.current.partition}:s3:::${var.bucket}"
+  bucket_arn = local.create ? "arn:${data.aws_partition.current.partition}:s3:::${var.bucket}" : null
 
-  tls_only_statement = {
+  tls_only_statement = local.create ? {
     Sid       = "DenyInsecureTransport"
     Effect    = "Deny"
     Principal = "*"
     Action    = "s3:*"
     Resource  = [local.bucket_arn, "${local.bucket_arn}/*"]
     Condition = { Bool = { "aws:SecureTransport" = "false" } }
-  }
+  } : null
 }
 
 resource "aws_s3_bucket" "this" {

@@ -5,7 +5,7 @@ output "bucket_id" {
 
 output "bucket_arn" {
   description = "ARN of the bucket."
-  value       = local.create ? local.bucket_arn : null
+  value       = local.bucket_arn
 }
 
 output "bucket_regional_domain_name" {

@@ -9,7 +9,7 @@ variable "bucket" {
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.bucket)) && !can(regex("\\.\\.", var.bucket))
+    condition     = var.bucket == null || (can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.bucket)) && !can(regex("\\.\\.", var.bucket)))
     error_message = "bucket must be 3-63 characters of lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit."
   }
 }

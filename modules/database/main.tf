@@ -62,8 +62,10 @@ data "aws_iam_policy_document" "monitoring_assume" {
 resource "aws_iam_role" "monitoring" {
   count = local.create && var.monitoring_interval > 0 ? 1 : 0
 
-  name               = "${var.identifier}-rds-monitoring"
-  assume_role_policy = data.aws_iam_policy_document.monitoring_assume.json
+  name                 = "${var.identifier}-rds-monitoring"
+  path                 = var.role_path
+  permissions_boundary = var.role_permissions_boundary
+  assume_role_policy   = data.aws_iam_policy_document.monitoring_assume.json
 
   tags = var.tags
 }
@@ -141,8 +143,10 @@ data "aws_iam_policy_document" "proxy_assume" {
 resource "aws_iam_role" "proxy" {
   count = local.create_proxy ? 1 : 0
 
-  name               = "${var.identifier}-proxy"
-  assume_role_policy = data.aws_iam_policy_document.proxy_assume.json
+  name                 = "${var.identifier}-proxy"
+  path                 = var.role_path
+  permissions_boundary = var.role_permissions_boundary
+  assume_role_policy   = data.aws_iam_policy_document.proxy_assume.json
 
   tags = var.tags
 }
@@ -209,7 +213,7 @@ resource "aws_security_group" "proxy" {
   description = "RDS Proxy of ${var.identifier}: from the client groups, to the instance"
   vpc_id      = var.vpc_id
 
-  tags = merge(var.tags, { Name = "${var.identifier}-proxy" })
+  tags = merge({ Name = "${var.identifier}-proxy" }, var.tags)
 }
 
 resource "aws_vpc_security_group_ingress_rule" "proxy_from_clients" {

@@ -8,6 +8,11 @@ output "instance_arn" {
   value       = try(aws_db_instance.this[0].arn, null)
 }
 
+output "instance_resource_id" {
+  description = "Resource id of the RDS instance (db-...), as IAM database authentication and CloudWatch name it."
+  value       = try(aws_db_instance.this[0].resource_id, null)
+}
+
 output "endpoint" {
   description = "Host name of the instance (direct connection; schema migrations use it)."
   value       = try(aws_db_instance.this[0].address, null)

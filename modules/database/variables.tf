@@ -9,7 +9,7 @@ variable "identifier" {
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{0,50}[a-z0-9]$", var.identifier)) && !can(regex("--", var.identifier))
+    condition     = var.identifier == null || (can(regex("^[a-z][a-z0-9-]{0,50}[a-z0-9]$", var.identifier)) && !can(regex("--", var.identifier)))
     error_message = "identifier must start with a letter, use lower-case letters, digits and single hyphens, end with a letter or digit, and be at most 52 characters."
   }
 }
@@ -237,6 +237,28 @@ variable "proxy_idle_client_timeout" {
   description = "Seconds a client connection may idle before the proxy closes it."
   type        = number
   default     = 1800
+}
+
+variable "role_path" {
+  description = "Path of the IAM roles this module creates (Enhanced Monitoring, RDS Proxy). Null uses \"/\"."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.role_path == null || can(regex("^/([!-~]+/)?$", var.role_path))
+    error_message = "role_path must start and end with \"/\", e.g. \"/data-pipelines/\"."
+  }
+}
+
+variable "role_permissions_boundary" {
+  description = "ARN of the managed policy that bounds the permissions of the IAM roles this module creates."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.role_permissions_boundary == null || can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", var.role_permissions_boundary))
+    error_message = "role_permissions_boundary must be an IAM policy ARN (arn:aws:iam::<account>:policy/<name>)."
+  }
 }
 
 variable "tags" {

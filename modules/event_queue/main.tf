@@ -1,6 +1,7 @@
 locals {
   create       = var.create
   create_queue = var.create && var.create_queue
+  create_dlq   = var.create && var.create_dlq
 
   topic_arn = try(aws_sns_topic.this[0].arn, "")
   # arn:<partition>:sns:<region>:<account>:<name>; read from the topic so planning needs no API call.
@@ -68,7 +69,7 @@ resource "aws_s3_bucket_notification" "this" {
 }
 
 resource "aws_sqs_queue" "dlq" {
-  count = local.create_queue ? 1 : 0
+  count = local.create_dlq ? 1 : 0
 
   name                      = "${var.name}-dlq"
   message_retention_seconds = var.dlq_message_retention_seconds
@@ -78,7 +79,7 @@ resource "aws_sqs_queue" "dlq" {
 }
 
 resource "aws_sqs_queue_policy" "dlq" {
-  count = local.create_queue ? 1 : 0
+  count = local.create_dlq ? 1 : 0
 
   queue_url = aws_sqs_queue.dlq[0].id
   policy = jsonencode({
@@ -102,10 +103,10 @@ resource "aws_sqs_queue" "this" {
   message_retention_seconds  = var.message_retention_seconds
   # SSE-SQS: SNS can deliver to it without a key grant, and consumers need no kms permissions.
   sqs_managed_sse_enabled = true
-  redrive_policy = jsonencode({
+  redrive_policy = local.create_dlq ? jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dlq[0].arn
     maxReceiveCount     = var.max_receive_count
-  })
+  }) : null
 
   tags = var.tags
 }

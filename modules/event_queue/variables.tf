@@ -9,7 +9,7 @@ variable "name" {
   type        = string
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_-]{1,76}$", var.name))
+    condition     = var.name == null || can(regex("^[A-Za-z0-9_-]{1,76}$", var.name))
     error_message = "name must be 1-76 characters of letters, digits, hyphens and underscores (SQS/SNS limits, leaving room for the -dlq suffix)."
   }
 }
@@ -24,7 +24,7 @@ variable "bucket_arn" {
   type        = string
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:s3:::[a-z0-9.-]+$", var.bucket_arn))
+    condition     = var.bucket_arn == null || can(regex("^arn:aws[a-z-]*:s3:::[a-z0-9.-]+$", var.bucket_arn))
     error_message = "bucket_arn must be an S3 bucket ARN (arn:aws:s3:::name)."
   }
 }
@@ -54,13 +54,19 @@ variable "kms_key_arn" {
   type        = string
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:kms:", var.kms_key_arn))
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", var.kms_key_arn))
     error_message = "kms_key_arn must be a KMS key ARN."
   }
 }
 
 variable "create_queue" {
-  description = "Subscribe an SQS queue (with a DLQ) to the topic. False leaves only the topic, for S3 -> SNS -> Lambda."
+  description = "Subscribe an SQS queue to the topic. False leaves only the topic, for S3 -> SNS -> Lambda."
+  type        = bool
+  default     = true
+}
+
+variable "create_dlq" {
+  description = "Create the dead-letter queue `<name>-dlq`: the queue's redrive target, or without a queue, the dead-letter target of the function subscribed to the topic (asynchronous invocations that failed every retry)."
   type        = bool
   default     = true
 }

@@ -1,6 +1,6 @@
 locals {
   create      = var.create
-  bucket_name = coalesce(var.bucket_name, var.name)
+  bucket_name = local.create ? coalesce(var.bucket_name, var.name) : null
 
   # The smallest set of prefixes covering every route: S3 rejects overlapping notification filters,
   # and objects under a covered prefix that match no route are reported by the function.
@@ -70,7 +70,7 @@ module "function" {
 
   create        = local.create
   function_name = var.name
-  description   = "Loads CSV / JSON-lines objects from s3://${local.bucket_name} into PostgreSQL"
+  description   = local.create ? "Loads CSV / JSON-lines objects from s3://${local.bucket_name} into PostgreSQL" : null
   package       = var.package
   runtime       = var.runtime
   architecture  = var.architecture
@@ -84,15 +84,15 @@ module "function" {
   vpc_subnet_ids         = var.vpc_subnet_ids
   vpc_security_group_ids = var.vpc_security_group_ids
 
+  role_path                 = var.role_path
+  role_permissions_boundary = var.role_permissions_boundary
+
+  databases          = { DB = var.database }
+  secret_ttl_seconds = var.secret_ttl_seconds
   environment_variables = {
     ROUTES        = jsonencode(local.routes)
     SOURCE_BUCKET = local.bucket_name
-    DB_HOST       = var.database.host
-    DB_PORT       = tostring(var.database.port)
-    DB_NAME       = var.database.name
-    DB_SECRET_ARN = var.database.secret_arn
-    DB_SSLMODE    = var.database.sslmode
-    STATE_SCHEMA  = var.database.state_schema
+    STATE_SCHEMA  = var.state_schema
   }
 
   sqs_event_source = {
@@ -101,18 +101,22 @@ module "function" {
     maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds
     maximum_concurrency                = var.maximum_concurrency
   }
+  event_source_details = {
+    bucket    = module.bucket.bucket_id
+    prefixes  = local.notification_prefixes
+    topic_arn = module.events.topic_arn
+    queue_url = module.events.queue_url
+    dlq_url   = module.events.dlq_url
+    dlq_arn   = module.events.dlq_arn
+  }
 
-  policy_statements = concat(
+  policy_statements = !local.create ? [] : concat(
     [
       {
-        sid       = "ReadRoutedObjects"
-        actions   = ["s3:GetObject", "s3:GetObjectVersion"]
-        resources = [for p in local.notification_prefixes : "${module.bucket.bucket_arn}/${p}*"]
-      },
-      {
-        sid       = "ReadDatabaseSecret"
-        actions   = ["secretsmanager:GetSecretValue"]
-        resources = [var.database.secret_arn]
+        sid        = "ReadRoutedObjects"
+        actions    = ["s3:GetObject", "s3:GetObjectVersion"]
+        resources  = [for p in local.notification_prefixes : "${module.bucket.bucket_arn}/${p}*"]
+        conditions = []
       },
     ],
     var.bucket_kms_key_arn == null ? [] : [
@@ -123,23 +127,11 @@ module "function" {
         conditions = []
       },
     ],
-    var.database.secret_kms_key_arn == null ? [] : [
-      {
-        sid       = "DecryptDatabaseSecret"
-        actions   = ["kms:Decrypt"]
-        resources = [var.database.secret_kms_key_arn]
-        conditions = [{
-          test     = "StringLike"
-          variable = "kms:ViaService"
-          values   = ["secretsmanager.*.amazonaws.com"]
-        }]
-      },
-    ],
   )
 
   create_alarms   = var.create_alarms
   alarm_topic_arn = var.alarm_topic_arn
-  alarm_dlq_names = ["${var.name}-dlq"]
+  alarm_dlq_names = local.create ? ["${var.name}-dlq"] : []
 
   tags = var.tags
 }

@@ -43,20 +43,12 @@ output "routes" {
   value       = local.routes
 }
 
-output "function" {
-  description = "The function: name, ARN, role, handler, timeout, memory, environment and event source settings."
-  value = {
-    function_name         = module.function.function_name
-    arn                   = module.function.function_arn
-    role_arn              = module.function.role_arn
-    role_name             = module.function.role_name
-    log_group_name        = module.function.log_group_name
-    handler               = module.function.handler
-    timeout               = module.function.timeout
-    memory_size           = module.function.memory_size
-    environment_variables = module.function.environment_variables
-    event_source_mapping  = module.function.event_source_mapping_uuid
-    batch_size            = var.batch_size
-    maximum_concurrency   = var.maximum_concurrency
-  }
+output "buckets" {
+  description = "Buckets of the pipeline by purpose: landing = { name, arn }."
+  value       = local.create ? { landing = { name = module.bucket.bucket_id, arn = module.bucket.bucket_arn } } : {}
+}
+
+output "functions" {
+  description = "The pipeline's functions by key (file_loader) as the lambda_function module's `summary` describes them: name, ARN, role, handler, environment, trigger (sqs) and event source."
+  value       = local.create ? { file_loader = module.function.summary } : {}
 }

@@ -9,7 +9,7 @@ variable "name" {
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z0-9][a-z0-9-]{1,48}[a-z0-9]$", var.name))
+    condition     = var.name == null || can(regex("^[a-z0-9][a-z0-9-]{1,48}[a-z0-9]$", var.name))
     error_message = "name must be 3-50 characters of lower-case letters, digits and hyphens."
   }
 }
@@ -77,6 +77,9 @@ variable "routes" {
       encoding  = optional(string, "UTF8")
     }), {})
   }))
+  # Required when the pipeline is created (checked then); a disabled pipeline needs none.
+  default  = []
+  nullable = false
 
   validation {
     condition     = alltrue([for r in var.routes : !startswith(r.prefix, "/") && !can(regex("\\.\\.", r.prefix))])
@@ -206,26 +209,40 @@ variable "log_kms_key_arn" {
 }
 
 variable "database" {
-  description = "Target PostgreSQL database: host (instance or proxy), port, name, the secret holding {username, password}, its KMS key if customer managed, sslmode, and the state schema."
+  description = "Target PostgreSQL database, as the lambda_function module's `databases` entry DB: host (instance or proxy), port, name, the secret holding {username, password}, the KMS keys it is encrypted with (empty for aws/secretsmanager), sslmode."
   type = object({
-    host               = string
-    port               = optional(number, 5432)
-    name               = string
-    secret_arn         = string
-    secret_kms_key_arn = optional(string)
-    sslmode            = optional(string, "require")
-    state_schema       = optional(string, "pipeline_state")
+    host                = string
+    port                = optional(number, 5432)
+    name                = string
+    secret_arn          = string
+    secret_kms_key_arns = optional(list(string), [])
+    engine              = optional(string)
+    sslmode             = optional(string, "require")
+    odbc_driver         = optional(string)
+    connect_timeout     = optional(number)
   })
 
   validation {
-    condition     = contains(["require", "verify-ca", "verify-full"], var.database.sslmode)
+    condition     = var.database == null ? true : contains(["require", "verify-ca", "verify-full"], var.database.sslmode)
     error_message = "database.sslmode must be require, verify-ca or verify-full (TLS is mandatory)."
   }
+}
+
+variable "state_schema" {
+  description = "Schema of the ledger and rejects tables (STATE_SCHEMA)."
+  type        = string
+  default     = "pipeline_state"
 
   validation {
-    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.database.state_schema))
-    error_message = "database.state_schema must be a lower-case identifier."
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.state_schema))
+    error_message = "state_schema must be a lower-case identifier."
   }
+}
+
+variable "secret_ttl_seconds" {
+  description = "How long the function caches the database secret (SECRET_TTL_SECONDS); null keeps the function's default (300)."
+  type        = number
+  default     = null
 }
 
 variable "vpc_subnet_ids" {
@@ -282,6 +299,18 @@ variable "create_alarms" {
 
 variable "alarm_topic_arn" {
   description = "SNS topic for alarm notifications (null = alarms without actions)."
+  type        = string
+  default     = null
+}
+
+variable "role_path" {
+  description = "Path of the function's IAM role. Null uses \"/\"."
+  type        = string
+  default     = null
+}
+
+variable "role_permissions_boundary" {
+  description = "ARN of the managed policy that bounds the permissions of the function's IAM role."
   type        = string
   default     = null
 }

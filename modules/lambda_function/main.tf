@@ -3,20 +3,42 @@ data "aws_partition" "current" {}
 data "aws_region" "current" {}
 
 locals {
-  create    = var.create
-  in_vpc    = length(var.vpc_subnet_ids) > 0
-  partition = data.aws_partition.current.partition
-  region    = data.aws_region.current.name
-  # arn:<partition>:iam::<account>:role/<name>: the account is read from the role so that
+  create          = var.create
+  create_schedule = local.create && var.schedule != null
+  in_vpc          = length(var.vpc_subnet_ids) > 0
+  partition       = data.aws_partition.current.partition
+  region          = data.aws_region.current.id
+  # arn:<partition>:iam::<account>:role/<path><name>: the account is read from the role so that
   # planning needs no API call and every ARN below names this account exactly.
   account_id = try(split(":", aws_iam_role.this[0].arn)[4], "")
 
-  log_group_name = "/aws/lambda/${var.function_name}"
+  log_group_name = local.create ? "/aws/lambda/${var.function_name}" : null
+
+  # A null entry is no database (a pipeline whose database access is optional).
+  databases = { for prefix, db in var.databases : prefix => db if db != null }
+  # <PREFIX>_HOST, _PORT, _NAME, _SECRET_ARN, _SSLMODE (and _ENGINE, _ODBC_DRIVER,
+  # _CONNECT_TIMEOUT when set) per database, as pipeline_common.config.DatabaseSettings reads them.
+  database_environment = merge({}, [for prefix, db in local.databases : merge(
+    {
+      "${prefix}_HOST"       = db.host
+      "${prefix}_PORT"       = tostring(db.port)
+      "${prefix}_NAME"       = db.name
+      "${prefix}_SECRET_ARN" = db.secret_arn
+      "${prefix}_SSLMODE"    = db.sslmode
+    },
+    db.engine == null ? {} : { "${prefix}_ENGINE" = db.engine },
+    db.odbc_driver == null ? {} : { "${prefix}_ODBC_DRIVER" = db.odbc_driver },
+    db.connect_timeout == null ? {} : { "${prefix}_CONNECT_TIMEOUT" = tostring(db.connect_timeout) },
+  )]...)
+  environment_collisions = setintersection(keys(local.database_environment), keys(var.environment_variables))
+
   environment = merge(
     {
       LOG_LEVEL               = var.log_level
       POWERTOOLS_SERVICE_NAME = var.function_name
     },
+    var.secret_ttl_seconds == null ? {} : { SECRET_TTL_SECONDS = tostring(var.secret_ttl_seconds) },
+    local.database_environment,
     var.environment_variables,
   )
   # Lambda's application log levels are TRACE, DEBUG, INFO, WARN, ERROR, FATAL.
@@ -32,168 +54,13 @@ locals {
   )
   sqs_destinations = [for d in local.destinations : d.arn if d.type == "sqs"]
   sns_destinations = [for d in local.destinations : d.arn if d.type == "sns"]
-}
 
-################################################################################
-# IAM: one role per function
-################################################################################
-
-data "aws_iam_policy_document" "assume" {
-  statement {
-    sid     = "LambdaAssumeRole"
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "this" {
-  count = local.create ? 1 : 0
-
-  name               = var.function_name
-  description        = "Execution role of the ${var.function_name} Lambda function"
-  assume_role_policy = data.aws_iam_policy_document.assume.json
-
-  tags = var.tags
-}
-
-data "aws_iam_policy_document" "this" {
-  count = local.create ? 1 : 0
-
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.this[0].arn}:*"]
-  }
-
-  dynamic "statement" {
-    for_each = var.tracing_mode == "Active" ? [1] : []
-
-    content {
-      sid = "XRayWrite"
-      # X-Ray trace writes have no resource-level permissions: AWS only accepts "*".
-      actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-      resources = ["*"]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = local.in_vpc ? [1] : []
-
-    content {
-      sid     = "VpcCreateNetworkInterface"
-      actions = ["ec2:CreateNetworkInterface"]
-      resources = concat(
-        ["${local.ec2_arn_prefix}:network-interface/*"],
-        [for id in var.vpc_subnet_ids : "${local.ec2_arn_prefix}:subnet/${id}"],
-        [for id in var.vpc_security_group_ids : "${local.ec2_arn_prefix}:security-group/${id}"],
-      )
-    }
-  }
-
-  dynamic "statement" {
-    for_each = local.in_vpc ? [1] : []
-
-    content {
-      sid       = "VpcManageNetworkInterfaces"
-      actions   = ["ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
-      resources = ["${local.ec2_arn_prefix}:network-interface/*"]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = local.in_vpc ? [1] : []
-
-    content {
-      sid = "VpcDescribe"
-      # EC2 Describe* calls cannot be scoped to resources: AWS only accepts "*".
-      actions   = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
-      resources = ["*"]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.sqs_event_source == null ? [] : [var.sqs_event_source]
-
-    content {
-      sid       = "ConsumeQueue"
-      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
-      resources = [statement.value.queue_arn]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.dynamodb_event_source == null ? [] : [var.dynamodb_event_source]
-
-    content {
-      sid       = "ReadStream"
-      actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
-      resources = [statement.value.stream_arn]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.dynamodb_event_source == null ? [] : [var.dynamodb_event_source]
-
-    content {
-      sid = "ListStreams"
-      # dynamodb:ListStreams has no resource type: AWS only accepts "*".
-      actions   = ["dynamodb:ListStreams"]
-      resources = ["*"]
-    }
-  }
-
-  dynamic "statement" {
-    for_each = length(local.sqs_destinations) > 0 ? [1] : []
-
-    content {
-      sid       = "SendToFailureQueue"
-      actions   = ["sqs:SendMessage"]
-      resources = local.sqs_destinations
-    }
-  }
-
-  dynamic "statement" {
-    for_each = length(local.sns_destinations) > 0 ? [1] : []
-
-    content {
-      sid       = "PublishToFailureTopic"
-      actions   = ["sns:Publish"]
-      resources = local.sns_destinations
-    }
-  }
-
-  dynamic "statement" {
-    for_each = var.policy_statements
-
-    content {
-      sid       = statement.value.sid
-      effect    = statement.value.effect
-      actions   = statement.value.actions
-      resources = statement.value.resources
-
-      dynamic "condition" {
-        for_each = statement.value.conditions
-
-        content {
-          test     = condition.value.test
-          variable = condition.value.variable
-          values   = condition.value.values
-        }
-      }
-    }
-  }
-}
-
-resource "aws_iam_role_policy" "this" {
-  count = local.create ? 1 : 0
-
-  name   = "${var.function_name}-least-privilege"
-  role   = aws_iam_role.this[0].id
-  policy = data.aws_iam_policy_document.this[0].json
+  trigger = (
+    var.sqs_event_source != null ? "sqs" :
+    var.dynamodb_event_source != null ? "dynamodb" :
+    var.sns_subscription != null ? "sns" :
+    var.schedule != null ? "schedule" : "invoke"
+  )
 }
 
 ################################################################################
@@ -267,6 +134,13 @@ resource "aws_lambda_function" "this" {
 
   # The role must carry its permissions (VPC, queue) before Lambda validates them.
   depends_on = [aws_iam_role_policy.this]
+
+  lifecycle {
+    precondition {
+      condition     = length(local.environment_collisions) == 0
+      error_message = "environment_variables sets ${join(", ", local.environment_collisions)}, which the databases input sets too: describe the database in databases only."
+    }
+  }
 }
 
 ################################################################################
@@ -337,66 +211,8 @@ resource "aws_sns_topic_subscription" "this" {
   depends_on = [aws_lambda_permission.sns]
 }
 
-data "aws_iam_policy_document" "scheduler_assume" {
-  count = local.create && var.schedule != null ? 1 : 0
-
-  statement {
-    sid     = "SchedulerAssumeRole"
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["scheduler.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-}
-
-resource "aws_iam_role" "scheduler" {
-  count = local.create && var.schedule != null ? 1 : 0
-
-  name               = "${var.function_name}-sched"
-  description        = "Lets EventBridge Scheduler invoke ${var.function_name}"
-  assume_role_policy = data.aws_iam_policy_document.scheduler_assume[0].json
-
-  tags = var.tags
-}
-
-data "aws_iam_policy_document" "scheduler" {
-  count = local.create && var.schedule != null ? 1 : 0
-
-  statement {
-    sid       = "InvokeFunction"
-    actions   = ["lambda:InvokeFunction"]
-    resources = [aws_lambda_function.this[0].arn, "${aws_lambda_function.this[0].arn}:*"]
-  }
-
-  dynamic "statement" {
-    for_each = var.schedule.dead_letter == null ? [] : [var.schedule.dead_letter]
-
-    content {
-      sid       = "SendToDeadLetterQueue"
-      actions   = ["sqs:SendMessage"]
-      resources = [statement.value.arn]
-    }
-  }
-}
-
-resource "aws_iam_role_policy" "scheduler" {
-  count = local.create && var.schedule != null ? 1 : 0
-
-  name   = "${var.function_name}-invoke"
-  role   = aws_iam_role.scheduler[0].id
-  policy = data.aws_iam_policy_document.scheduler[0].json
-}
-
 resource "aws_scheduler_schedule" "this" {
-  count = local.create && var.schedule != null ? 1 : 0
+  count = local.create_schedule ? 1 : 0
 
   name                         = var.function_name
   description                  = "Invokes ${var.function_name}"

@@ -30,7 +30,7 @@ output "log_group_name" {
 
 output "handler" {
   description = "Handler of the function."
-  value       = var.package.handler
+  value       = try(var.package.handler, null)
 }
 
 output "timeout" {
@@ -76,4 +76,41 @@ output "alarm_arns" {
     aws_cloudwatch_metric_alarm.dlq_depth[*].arn,
     aws_cloudwatch_metric_alarm.iterator_age[*].arn,
   )
+}
+
+output "summary" {
+  description = <<-EOT
+    The function as local tools (the event router of `make demo`, the tests) read it: function_name,
+    arn, role_arn, role_name, log_group_name, handler, timeout, memory_size, environment_variables,
+    trigger (sqs | dynamodb | sns | schedule | invoke) and event_source { bucket, prefixes,
+    topic_arn, queue_url, queue_arn, dlq_url, dlq_arn, batch_size, maximum_concurrency,
+    sns_topic_arn, schedule_expression, stream_arn }. Null when the function is not created.
+  EOT
+  value = local.create ? {
+    function_name         = aws_lambda_function.this[0].function_name
+    arn                   = aws_lambda_function.this[0].arn
+    role_arn              = aws_iam_role.this[0].arn
+    role_name             = aws_iam_role.this[0].name
+    log_group_name        = aws_cloudwatch_log_group.this[0].name
+    handler               = var.package.handler
+    timeout               = var.timeout
+    memory_size           = var.memory_size
+    environment_variables = local.environment
+    trigger               = local.trigger
+    event_source = {
+      bucket     = var.event_source_details.bucket
+      prefixes   = var.event_source_details.prefixes
+      topic_arn  = var.event_source_details.topic_arn
+      queue_url  = var.event_source_details.queue_url
+      queue_arn  = try(var.sqs_event_source.queue_arn, null)
+      dlq_url    = var.event_source_details.dlq_url
+      dlq_arn    = var.event_source_details.dlq_arn
+      batch_size = try(var.sqs_event_source.batch_size, var.dynamodb_event_source.batch_size, null)
+      # Most concurrent invocations: the queue's scaling limit, else the reserved concurrency.
+      maximum_concurrency = var.sqs_event_source != null ? var.sqs_event_source.maximum_concurrency : (var.reserved_concurrent_executions >= 0 ? var.reserved_concurrent_executions : null)
+      sns_topic_arn       = try(var.sns_subscription.topic_arn, null)
+      schedule_expression = try(var.schedule.expression, null)
+      stream_arn          = try(var.dynamodb_event_source.stream_arn, null)
+    }
+  } : null
 }

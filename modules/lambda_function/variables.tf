@@ -9,7 +9,7 @@ variable "function_name" {
   type        = string
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_-]{1,54}$", var.function_name))
+    condition     = var.function_name == null || can(regex("^[A-Za-z0-9_-]{1,54}$", var.function_name))
     error_message = "function_name must be 1-54 characters of letters, digits, hyphens and underscores (leaving room for role and alarm suffixes)."
   }
 }
@@ -29,12 +29,12 @@ variable "package" {
   })
 
   validation {
-    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_.]*\\.[A-Za-z_][A-Za-z0-9_]*$", var.package.handler))
+    condition     = var.package == null || can(regex("^[A-Za-z_][A-Za-z0-9_.]*\\.[A-Za-z_][A-Za-z0-9_]*$", var.package.handler))
     error_message = "package.handler must look like module.path.function (e.g. file_loader.handler.handler)."
   }
 
   validation {
-    condition     = endswith(var.package.filename, ".zip")
+    condition     = var.package == null || try(endswith(var.package.filename, ".zip"), false)
     error_message = "package.filename must be the path of a .zip built by `make package`."
   }
 }
@@ -91,6 +91,57 @@ variable "ephemeral_storage_size" {
   validation {
     condition     = var.ephemeral_storage_size >= 512 && var.ephemeral_storage_size <= 10240
     error_message = "ephemeral_storage_size must be between 512 and 10240 MB."
+  }
+}
+
+variable "databases" {
+  description = <<-EOT
+    Databases the function connects to, keyed by the environment variable prefix its code reads
+    them under (`DB`, `SOURCE_DB`, ...; see docs/contracts.md): `<PREFIX>_HOST`, `_PORT`, `_NAME`,
+    `_SECRET_ARN`, `_SSLMODE`, and `_ENGINE`, `_ODBC_DRIVER`, `_CONNECT_TIMEOUT` when set. A null
+    entry is no database (for pipelines whose database access is optional). The
+    role may read exactly these secrets and decrypt, through Secrets Manager only, with exactly the
+    `secret_kms_key_arns` (empty for aws/secretsmanager; a list so that whether a key is needed is
+    known at plan time even when the key is created in the same apply).
+  EOT
+  type = map(object({
+    host                = string
+    port                = optional(number, 5432)
+    name                = string
+    secret_arn          = string
+    secret_kms_key_arns = optional(list(string), [])
+    engine              = optional(string)
+    sslmode             = optional(string, "require")
+    odbc_driver         = optional(string)
+    connect_timeout     = optional(number)
+  }))
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = alltrue([for prefix in keys(var.databases) : can(regex("^[A-Z][A-Z0-9_]*[A-Z0-9]$", prefix))])
+    error_message = "databases keys are environment variable prefixes such as DB or SOURCE_DB (upper-case letters, digits and underscores)."
+  }
+
+  validation {
+    condition     = alltrue([for db in values(var.databases) : db == null ? true : contains(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"], db.sslmode)])
+    error_message = "A database's sslmode must be a libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full."
+  }
+
+  validation {
+    condition     = alltrue([for db in values(var.databases) : db == null ? true : db.engine == null ? true : contains(["postgresql", "mysql", "sqlserver"], db.engine)])
+    error_message = "A database's engine must be postgresql, mysql or sqlserver (null means postgresql)."
+  }
+}
+
+variable "secret_ttl_seconds" {
+  description = "SECRET_TTL_SECONDS: how long the function caches a secret it read (it also re-reads one after a failed login). Null leaves the functions' default (300)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.secret_ttl_seconds == null || try(var.secret_ttl_seconds >= 0 && var.secret_ttl_seconds <= 86400, false)
+    error_message = "secret_ttl_seconds must be between 0 and 86400."
   }
 }
 
@@ -322,6 +373,42 @@ variable "schedule" {
   validation {
     condition     = var.schedule == null ? true : (var.schedule.maximum_retry_attempts >= 0 && var.schedule.maximum_retry_attempts <= 185 && var.schedule.maximum_event_age_in_seconds >= 60 && var.schedule.maximum_event_age_in_seconds <= 86400)
     error_message = "schedule.maximum_retry_attempts must be 0-185 and maximum_event_age_in_seconds 60-86400."
+  }
+}
+
+variable "event_source_details" {
+  description = "What feeds the function beyond its trigger, reported in the `summary` output for local tools: the bucket and key prefixes of S3 events, the topic S3 publishes to, the queue's URL and its dead-letter queue."
+  type = object({
+    bucket    = optional(string)
+    prefixes  = optional(list(string), [])
+    topic_arn = optional(string)
+    queue_url = optional(string)
+    dlq_url   = optional(string)
+    dlq_arn   = optional(string)
+  })
+  default  = {}
+  nullable = false
+}
+
+variable "role_path" {
+  description = "Path of the function's IAM roles (execution and scheduler). Null uses \"/\"."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.role_path == null || can(regex("^/([!-~]+/)?$", var.role_path))
+    error_message = "role_path must start and end with \"/\", e.g. \"/data-pipelines/\"."
+  }
+}
+
+variable "role_permissions_boundary" {
+  description = "ARN of the managed policy that bounds the permissions of the function's IAM roles."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.role_permissions_boundary == null || can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", var.role_permissions_boundary))
+    error_message = "role_permissions_boundary must be an IAM policy ARN (arn:aws:iam::<account>:policy/<name>)."
   }
 }
 

@@ -5,8 +5,13 @@ data "aws_region" "current" {}
 locals {
   create     = var.create
   create_vpc = var.create && var.create_vpc
-  region     = data.aws_region.current.name
+  region     = data.aws_region.current.id
   dns_suffix = data.aws_partition.current.dns_suffix
+
+  database_access                = local.create && var.enable_database_access
+  create_database_security_group = local.database_access && var.create_database_security_group
+  # The rules need a group: the created one, or the existing database's when given.
+  database_rules = local.create_database_security_group || (local.database_access && var.database_security_group_id != null)
 
   azs = length(var.azs) > 0 ? var.azs : ["${local.region}a", "${local.region}b"]
   # /24 per subnet in a /16../20 VPC; smaller VPCs get 4 bits per subnet.
@@ -15,10 +20,11 @@ locals {
     for i, _ in local.azs : cidrsubnet(var.vpc_cidr, local.subnet_newbits, i)
   ]
 
-  vpc_id             = local.create_vpc ? try(aws_vpc.this[0].id, null) : var.vpc_id
-  vpc_cidr_block     = local.create_vpc ? var.vpc_cidr : var.vpc_cidr_block
-  private_subnet_ids = local.create_vpc ? aws_subnet.private[*].id : var.private_subnet_ids
-  route_table_ids    = local.create_vpc ? aws_route_table.private[*].id : var.private_route_table_ids
+  # Created or adopted; nothing when the module creates nothing.
+  vpc_id             = !local.create ? null : local.create_vpc ? try(aws_vpc.this[0].id, null) : var.vpc_id
+  vpc_cidr_block     = !local.create ? null : local.create_vpc ? var.vpc_cidr : var.vpc_cidr_block
+  private_subnet_ids = !local.create ? [] : local.create_vpc ? aws_subnet.private[*].id : var.private_subnet_ids
+  route_table_ids    = !local.create ? [] : local.create_vpc ? aws_route_table.private[*].id : var.private_route_table_ids
 
   create_s3_endpoint  = local.create && var.create_s3_gateway_endpoint
   interface_endpoints = local.create && var.enable_interface_endpoints ? toset(var.interface_endpoint_services) : toset([])
@@ -60,7 +66,7 @@ resource "aws_vpc" "this" {
   enable_dns_support   = true
   enable_dns_hostnames = true # private DNS of the interface endpoints needs both
 
-  tags = merge(var.tags, { Name = var.name })
+  tags = merge({ Name = var.name }, var.tags)
 }
 
 # The default security group of a VPC allows all traffic between its members: strip it.
@@ -69,7 +75,7 @@ resource "aws_default_security_group" "this" {
 
   vpc_id = aws_vpc.this[0].id
 
-  tags = merge(var.tags, { Name = "${var.name}-default-deny" })
+  tags = merge({ Name = "${var.name}-default-deny" }, var.tags)
 }
 
 resource "aws_subnet" "private" {
@@ -80,7 +86,7 @@ resource "aws_subnet" "private" {
   availability_zone       = local.azs[count.index]
   map_public_ip_on_launch = false
 
-  tags = merge(var.tags, { Name = "${var.name}-private-${local.azs[count.index]}", Tier = "private" })
+  tags = merge({ Name = "${var.name}-private-${local.azs[count.index]}", Tier = "private" }, var.tags)
 }
 
 resource "aws_route_table" "private" {
@@ -88,7 +94,7 @@ resource "aws_route_table" "private" {
 
   vpc_id = aws_vpc.this[0].id
 
-  tags = merge(var.tags, { Name = "${var.name}-private-${local.azs[count.index]}" })
+  tags = merge({ Name = "${var.name}-private-${local.azs[count.index]}" }, var.tags)
 }
 
 resource "aws_route_table_association" "private" {
@@ -123,8 +129,10 @@ data "aws_iam_policy_document" "flow_logs_assume" {
 resource "aws_iam_role" "flow_logs" {
   count = local.create_vpc && var.enable_flow_logs ? 1 : 0
 
-  name               = "${var.name}-flow-logs"
-  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
+  name                 = "${var.name}-flow-logs"
+  path                 = var.role_path
+  permissions_boundary = var.role_permissions_boundary
+  assume_role_policy   = data.aws_iam_policy_document.flow_logs_assume.json
 
   tags = var.tags
 }
@@ -156,7 +164,7 @@ resource "aws_flow_log" "this" {
   log_destination      = aws_cloudwatch_log_group.flow_logs[0].arn
   iam_role_arn         = aws_iam_role.flow_logs[0].arn
 
-  tags = merge(var.tags, { Name = "${var.name}-flow-logs" })
+  tags = merge({ Name = "${var.name}-flow-logs" }, var.tags)
 }
 
 ################################################################################
@@ -173,7 +181,7 @@ resource "aws_vpc_endpoint" "s3" {
   route_table_ids   = local.route_table_ids
   policy            = local.endpoint_policy
 
-  tags = merge(var.tags, { Name = "${var.name}-s3" })
+  tags = merge({ Name = "${var.name}-s3" }, var.tags)
 }
 
 resource "aws_vpc_endpoint" "interface" {
@@ -187,7 +195,7 @@ resource "aws_vpc_endpoint" "interface" {
   security_group_ids  = [aws_security_group.endpoints[0].id]
   policy              = local.endpoint_policy
 
-  tags = merge(var.tags, { Name = "${var.name}-${each.value}" })
+  tags = merge({ Name = "${var.name}-${each.value}" }, var.tags)
 }
 
 ################################################################################
@@ -201,90 +209,79 @@ resource "aws_security_group" "lambda" {
   description = "Pipeline Lambda functions: egress to the database, the endpoints and S3 only"
   vpc_id      = local.vpc_id
 
-  tags = merge(var.tags, { Name = "${var.name}-lambda" })
-}
-
-resource "aws_security_group" "dms" {
-  count = local.create ? 1 : 0
-
-  name        = "${var.name}-dms"
-  description = "DMS replication instances: egress to the database, the endpoints and S3"
-  vpc_id      = local.vpc_id
-
-  tags = merge(var.tags, { Name = "${var.name}-dms" })
+  tags = merge({ Name = "${var.name}-lambda" }, var.tags)
 }
 
 resource "aws_security_group" "database" {
-  count = local.create ? 1 : 0
+  count = local.create_database_security_group ? 1 : 0
 
   name        = "${var.name}-database"
-  description = "Unified PostgreSQL database: reachable only from the Lambda and DMS groups"
+  description = "Unified PostgreSQL database: reachable only from the Lambda group"
   vpc_id      = local.vpc_id
 
-  tags = merge(var.tags, { Name = "${var.name}-database" })
+  tags = merge({ Name = "${var.name}-database" }, var.tags)
 }
 
 resource "aws_security_group" "endpoints" {
   count = local.create && var.enable_interface_endpoints ? 1 : 0
 
   name        = "${var.name}-endpoints"
-  description = "Interface VPC endpoints: HTTPS from the Lambda and DMS groups"
+  description = "Interface VPC endpoints: HTTPS from the Lambda group"
   vpc_id      = local.vpc_id
 
-  tags = merge(var.tags, { Name = "${var.name}-endpoints" })
+  tags = merge({ Name = "${var.name}-endpoints" }, var.tags)
 }
 
 locals {
-  # Clients (Lambda, DMS) share the same egress shape.
-  clients = local.create ? {
-    lambda = aws_security_group.lambda[0].id
-    dms    = aws_security_group.dms[0].id
-  } : {}
+  lambda_security_group_id = try(aws_security_group.lambda[0].id, null)
+  # The created database group, or the existing database's group that admits the functions.
+  database_security_group_id = local.create_database_security_group ? try(aws_security_group.database[0].id, null) : var.database_security_group_id
 }
 
+# The database admits the functions on its port, and the functions may reach it there.
 resource "aws_vpc_security_group_ingress_rule" "database" {
-  for_each = local.clients
+  count = local.database_rules ? 1 : 0
 
-  security_group_id            = aws_security_group.database[0].id
-  description                  = "Database from the ${each.key} group"
+  security_group_id            = local.database_security_group_id
+  description                  = "Database from the ${var.name} Lambda group"
   ip_protocol                  = "tcp"
   from_port                    = var.database_port
   to_port                      = var.database_port
-  referenced_security_group_id = each.value
+  referenced_security_group_id = local.lambda_security_group_id
 
   tags = var.tags
 }
 
 resource "aws_vpc_security_group_egress_rule" "to_database" {
-  for_each = local.clients
+  count = local.database_rules ? 1 : 0
 
-  security_group_id            = each.value
+  security_group_id            = local.lambda_security_group_id
   description                  = "To the database"
   ip_protocol                  = "tcp"
   from_port                    = var.database_port
   to_port                      = var.database_port
-  referenced_security_group_id = aws_security_group.database[0].id
+  referenced_security_group_id = local.database_security_group_id
 
   tags = var.tags
 }
 
 resource "aws_vpc_security_group_ingress_rule" "endpoints" {
-  for_each = var.enable_interface_endpoints ? local.clients : {}
+  count = local.create && var.enable_interface_endpoints ? 1 : 0
 
   security_group_id            = aws_security_group.endpoints[0].id
-  description                  = "HTTPS from the ${each.key} group"
+  description                  = "HTTPS from the Lambda group"
   ip_protocol                  = "tcp"
   from_port                    = 443
   to_port                      = 443
-  referenced_security_group_id = each.value
+  referenced_security_group_id = local.lambda_security_group_id
 
   tags = var.tags
 }
 
 resource "aws_vpc_security_group_egress_rule" "to_endpoints" {
-  for_each = var.enable_interface_endpoints ? local.clients : {}
+  count = local.create && var.enable_interface_endpoints ? 1 : 0
 
-  security_group_id            = each.value
+  security_group_id            = local.lambda_security_group_id
   description                  = "HTTPS to the interface endpoints"
   ip_protocol                  = "tcp"
   from_port                    = 443
@@ -295,9 +292,9 @@ resource "aws_vpc_security_group_egress_rule" "to_endpoints" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "to_s3" {
-  for_each = local.create_s3_endpoint ? local.clients : {}
+  count = local.create_s3_endpoint ? 1 : 0
 
-  security_group_id = each.value
+  security_group_id = local.lambda_security_group_id
   description       = "HTTPS to S3 through the gateway endpoint"
   ip_protocol       = "tcp"
   from_port         = 443
@@ -308,14 +305,41 @@ resource "aws_vpc_security_group_egress_rule" "to_s3" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "https_cidrs" {
-  for_each = { for pair in setproduct(keys(local.clients), var.https_egress_cidrs) : "${pair[0]}-${pair[1]}" => { group = local.clients[pair[0]], cidr = pair[1] } }
+  for_each = local.create ? toset(var.https_egress_cidrs) : toset([])
 
-  security_group_id = each.value.group
-  description       = "HTTPS to ${each.value.cidr}"
+  security_group_id = local.lambda_security_group_id
+  description       = "HTTPS to ${each.value}"
   ip_protocol       = "tcp"
   from_port         = 443
   to_port           = 443
-  cidr_ipv4         = each.value.cidr
+  cidr_ipv4         = each.value
 
   tags = var.tags
+}
+
+# The rules above were keyed by client group ("lambda", and "dms" for a group that is gone):
+# existing state follows the Lambda group's rules here.
+moved {
+  from = aws_vpc_security_group_ingress_rule.database["lambda"]
+  to   = aws_vpc_security_group_ingress_rule.database[0]
+}
+
+moved {
+  from = aws_vpc_security_group_egress_rule.to_database["lambda"]
+  to   = aws_vpc_security_group_egress_rule.to_database[0]
+}
+
+moved {
+  from = aws_vpc_security_group_ingress_rule.endpoints["lambda"]
+  to   = aws_vpc_security_group_ingress_rule.endpoints[0]
+}
+
+moved {
+  from = aws_vpc_security_group_egress_rule.to_endpoints["lambda"]
+  to   = aws_vpc_security_group_egress_rule.to_endpoints[0]
+}
+
+moved {
+  from = aws_vpc_security_group_egress_rule.to_s3["lambda"]
+  to   = aws_vpc_security_group_egress_rule.to_s3[0]
 }

@@ -25,17 +25,12 @@ output "private_route_table_ids" {
 
 output "lambda_security_group_id" {
   description = "Security group of the pipeline functions."
-  value       = try(aws_security_group.lambda[0].id, null)
+  value       = local.lambda_security_group_id
 }
 
 output "database_security_group_id" {
-  description = "Security group of the database (ingress only from the Lambda and DMS groups)."
-  value       = try(aws_security_group.database[0].id, null)
-}
-
-output "dms_security_group_id" {
-  description = "Security group of DMS replication instances."
-  value       = try(aws_security_group.dms[0].id, null)
+  description = "Security group of the database (created, or the existing one given): admits the Lambda group on the database port."
+  value       = local.database_access ? local.database_security_group_id : null
 }
 
 output "endpoints_security_group_id" {

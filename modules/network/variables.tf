@@ -9,7 +9,7 @@ variable "name" {
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z0-9][a-z0-9-]{0,40}$", var.name))
+    condition     = var.name == null || can(regex("^[a-z0-9][a-z0-9-]{0,40}$", var.name))
     error_message = "name must be 1-41 characters of lower-case letters, digits and hyphens."
   }
 }
@@ -112,7 +112,7 @@ variable "endpoint_allowed_account_ids" {
 }
 
 variable "https_egress_cidrs" {
-  description = "Extra CIDRs the Lambda and DMS groups may reach on 443 (e.g. [\"0.0.0.0/0\"] when an adopted VPC routes through NAT instead of endpoints)."
+  description = "Extra CIDRs the Lambda group may reach on 443 (e.g. [\"0.0.0.0/0\"] when an adopted VPC routes through NAT instead of endpoints)."
   type        = list(string)
   default     = []
 
@@ -122,8 +122,31 @@ variable "https_egress_cidrs" {
   }
 }
 
+variable "enable_database_access" {
+  description = "Let the Lambda group reach a PostgreSQL database on `database_port`, and the database admit it. False when no function uses one."
+  type        = bool
+  default     = true
+}
+
+variable "create_database_security_group" {
+  description = "Create the database's security group (for a database the caller creates). False adds the rules to `database_security_group_id`, the group of an existing database."
+  type        = bool
+  default     = true
+}
+
+variable "database_security_group_id" {
+  description = "Security group of an existing database (when `create_database_security_group` is false): a rule admitting the Lambda group on `database_port` is added to it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.database_security_group_id == null || can(regex("^sg-[0-9a-f]{8,17}$", var.database_security_group_id))
+    error_message = "database_security_group_id must be a security group id (sg-...)."
+  }
+}
+
 variable "database_port" {
-  description = "Port of the database; reachable only from the Lambda and DMS security groups."
+  description = "Port of the database; reachable only from the Lambda security group."
   type        = number
   default     = 5432
 
@@ -154,6 +177,28 @@ variable "log_kms_key_arn" {
   description = "KMS key encrypting the flow log group. Null uses CloudWatch's default encryption."
   type        = string
   default     = null
+}
+
+variable "role_path" {
+  description = "Path of the flow logs IAM role. Null uses \"/\"."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.role_path == null || can(regex("^/([!-~]+/)?$", var.role_path))
+    error_message = "role_path must start and end with \"/\", e.g. \"/data-pipelines/\"."
+  }
+}
+
+variable "role_permissions_boundary" {
+  description = "ARN of the managed policy that bounds the permissions of the flow logs IAM role."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.role_permissions_boundary == null || can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", var.role_permissions_boundary))
+    error_message = "role_permissions_boundary must be an IAM policy ARN (arn:aws:iam::<account>:policy/<name>)."
+  }
 }
 
 variable "tags" {

@@ -1,6 +1,6 @@
 locals {
   create      = var.create
-  bucket_name = coalesce(var.bucket_name, var.name)
+  bucket_name = local.create ? coalesce(var.bucket_name, var.name) : null
 }
 
 module "bucket" {
@@ -14,7 +14,8 @@ module "bucket" {
   tags = var.tags
 }
 
-# S3 -> SNS only: the function subscribes to the topic directly.
+# S3 -> SNS only: the function subscribes to the topic directly. The dead-letter queue receives the
+# asynchronous invocations (from SNS) that failed every retry.
 module "events" {
   source = "../event_queue"
 
@@ -25,8 +26,20 @@ module "events" {
   filters      = [{ suffix = ".sql" }]
   kms_key_arn  = var.kms_key_arn
   create_queue = false
+  create_dlq   = true
 
   tags = var.tags
+}
+
+# The dead-letter queue was declared here before event_queue could create one without a queue.
+moved {
+  from = aws_sqs_queue.dlq
+  to   = module.events.aws_sqs_queue.dlq
+}
+
+moved {
+  from = aws_sqs_queue_policy.dlq
+  to   = module.events.aws_sqs_queue_policy.dlq
 }
 
 resource "aws_sns_topic" "results" {
@@ -55,40 +68,12 @@ resource "aws_sns_topic_policy" "results" {
   })
 }
 
-# Asynchronous invocations (from SNS) that failed every retry.
-resource "aws_sqs_queue" "dlq" {
-  count = local.create ? 1 : 0
-
-  name                      = "${var.name}-dlq"
-  message_retention_seconds = 1209600
-  sqs_managed_sse_enabled   = true
-
-  tags = var.tags
-}
-
-resource "aws_sqs_queue_policy" "dlq" {
-  count = local.create ? 1 : 0
-
-  queue_url = aws_sqs_queue.dlq[0].id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "DenyInsecureTransport"
-      Effect    = "Deny"
-      Principal = "*"
-      Action    = "sqs:*"
-      Resource  = aws_sqs_queue.dlq[0].arn
-      Condition = { Bool = { "aws:SecureTransport" = "false" } }
-    }]
-  })
-}
-
 module "function" {
   source = "../lambda_function"
 
   create        = local.create
   function_name = var.name
-  description   = "Applies yoyo migrations from s3://${local.bucket_name}/<database>/ to the database"
+  description   = local.create ? "Applies yoyo migrations from s3://${local.bucket_name}/<database>/ to the database" : null
   package       = var.package
   runtime       = var.runtime
   architecture  = var.architecture
@@ -104,24 +89,31 @@ module "function" {
   vpc_subnet_ids         = var.vpc_subnet_ids
   vpc_security_group_ids = var.vpc_security_group_ids
 
+  role_path                 = var.role_path
+  role_permissions_boundary = var.role_permissions_boundary
+
+  databases          = { DB = var.database }
+  secret_ttl_seconds = var.secret_ttl_seconds
   environment_variables = {
     MIGRATIONS_BUCKET  = local.bucket_name
-    RESULTS_TOPIC_ARN  = try(aws_sns_topic.results[0].arn, "")
+    RESULTS_TOPIC_ARN  = try(aws_sns_topic.results[0].arn, null)
     ALLOWED_DATABASES  = join(",", var.allowed_databases)
     LOCK_STALE_SECONDS = tostring(var.timeout)
     USER               = "lambda"
     LOGNAME            = "lambda"
-    DB_HOST            = var.database.host
-    DB_PORT            = tostring(var.database.port)
-    DB_NAME            = var.database.name
-    DB_SECRET_ARN      = var.database.secret_arn
-    DB_SSLMODE         = var.database.sslmode
   }
 
   sns_subscription   = { topic_arn = module.events.topic_arn }
-  dead_letter_target = { arn = try(aws_sqs_queue.dlq[0].arn, ""), type = "sqs" }
+  dead_letter_target = { arn = module.events.dlq_arn, type = "sqs" }
+  event_source_details = {
+    bucket    = module.bucket.bucket_id
+    prefixes  = [""]
+    topic_arn = module.events.topic_arn
+    dlq_url   = module.events.dlq_url
+    dlq_arn   = module.events.dlq_arn
+  }
 
-  policy_statements = concat(
+  policy_statements = !local.create ? [] : concat(
     [
       {
         sid        = "ListMigrations"
@@ -136,15 +128,9 @@ module "function" {
         conditions = []
       },
       {
-        sid        = "ReadDatabaseSecret"
-        actions    = ["secretsmanager:GetSecretValue"]
-        resources  = [var.database.secret_arn]
-        conditions = []
-      },
-      {
         sid        = "PublishResults"
         actions    = ["sns:Publish"]
-        resources  = [try(aws_sns_topic.results[0].arn, "")]
+        resources  = [aws_sns_topic.results[0].arn]
         conditions = []
       },
       {
@@ -167,23 +153,11 @@ module "function" {
         conditions = []
       },
     ],
-    var.database.secret_kms_key_arn == null ? [] : [
-      {
-        sid       = "DecryptDatabaseSecret"
-        actions   = ["kms:Decrypt"]
-        resources = [var.database.secret_kms_key_arn]
-        conditions = [{
-          test     = "StringLike"
-          variable = "kms:ViaService"
-          values   = ["secretsmanager.*.amazonaws.com"]
-        }]
-      },
-    ],
   )
 
   create_alarms   = var.create_alarms
   alarm_topic_arn = var.alarm_topic_arn
-  alarm_dlq_names = ["${var.name}-dlq"]
+  alarm_dlq_names = local.create ? ["${var.name}-dlq"] : []
 
   tags = var.tags
 }

@@ -20,26 +20,20 @@ output "results_topic_arn" {
 
 output "dlq_url" {
   description = "URL of the queue receiving invocations that failed every retry."
-  value       = try(aws_sqs_queue.dlq[0].id, null)
+  value       = module.events.dlq_url
 }
 
 output "dlq_arn" {
   description = "ARN of the queue receiving invocations that failed every retry."
-  value       = try(aws_sqs_queue.dlq[0].arn, null)
+  value       = module.events.dlq_arn
 }
 
-output "function" {
-  description = "The function: name, ARN, role, handler, timeout, memory, environment and subscription."
-  value = {
-    function_name         = module.function.function_name
-    arn                   = module.function.function_arn
-    role_arn              = module.function.role_arn
-    role_name             = module.function.role_name
-    log_group_name        = module.function.log_group_name
-    handler               = module.function.handler
-    timeout               = module.function.timeout
-    memory_size           = module.function.memory_size
-    environment_variables = module.function.environment_variables
-    sns_subscription_arn  = module.function.sns_subscription_arn
-  }
+output "buckets" {
+  description = "Buckets of the pipeline by purpose: migrations = { name, arn }."
+  value       = local.create ? { migrations = { name = module.bucket.bucket_id, arn = module.bucket.bucket_arn } } : {}
+}
+
+output "functions" {
+  description = "The pipeline's functions by key (schema_migrations) as the lambda_function module's `summary` describes them: name, ARN, role, handler, environment, trigger (sns) and event source."
+  value       = local.create ? { schema_migrations = module.function.summary } : {}
 }

@@ -9,7 +9,7 @@ variable "name" {
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z0-9][a-z0-9-]{1,44}[a-z0-9]$", var.name))
+    condition     = var.name == null || can(regex("^[a-z0-9][a-z0-9-]{1,44}[a-z0-9]$", var.name))
     error_message = "name must be 3-46 characters of lower-case letters, digits and hyphens."
   }
 }
@@ -116,20 +116,29 @@ variable "log_kms_key_arn" {
 }
 
 variable "database" {
-  description = "The database instance, connected to directly (never through a proxy: migrations hold session-level advisory locks): host, port, the root database name, and the master (or a migration user's) secret."
+  description = "PostgreSQL server the migrations run against, as the lambda_function module's `databases` entry DB: host (the instance, never a proxy: migrations hold session-level advisory locks), port, the name of a database that exists (connections start there), the master secret, the KMS keys it is encrypted with (empty for aws/secretsmanager), sslmode."
   type = object({
-    host               = string
-    port               = optional(number, 5432)
-    name               = string
-    secret_arn         = string
-    secret_kms_key_arn = optional(string)
-    sslmode            = optional(string, "require")
+    host                = string
+    port                = optional(number, 5432)
+    name                = string
+    secret_arn          = string
+    secret_kms_key_arns = optional(list(string), [])
+    engine              = optional(string)
+    sslmode             = optional(string, "require")
+    odbc_driver         = optional(string)
+    connect_timeout     = optional(number)
   })
 
   validation {
-    condition     = contains(["require", "verify-ca", "verify-full"], var.database.sslmode)
+    condition     = var.database == null ? true : contains(["require", "verify-ca", "verify-full"], var.database.sslmode)
     error_message = "database.sslmode must be require, verify-ca or verify-full (TLS is mandatory)."
   }
+}
+
+variable "secret_ttl_seconds" {
+  description = "How long the function caches the database secret (SECRET_TTL_SECONDS); null keeps the function's default (300)."
+  type        = number
+  default     = null
 }
 
 variable "vpc_subnet_ids" {
@@ -152,6 +161,18 @@ variable "create_alarms" {
 
 variable "alarm_topic_arn" {
   description = "SNS topic for alarm notifications (null = alarms without actions)."
+  type        = string
+  default     = null
+}
+
+variable "role_path" {
+  description = "Path of the function's IAM role. Null uses \"/\"."
+  type        = string
+  default     = null
+}
+
+variable "role_permissions_boundary" {
+  description = "ARN of the managed policy that bounds the permissions of the function's IAM role."
   type        = string
   default     = null
 }

@@ -1,14 +1,11 @@
 locals {
-  create        = var.create
-  create_secret = local.create && var.source_secret_arn == null
+  create = var.create
+  source = var.source_database
+  # Refused by the checks below when created without a source; nothing derived from it until then.
+  has_source    = local.create && local.source != null
+  create_secret = local.has_source && var.source_secret_arn == null
   in_vpc        = length(var.vpc_subnet_ids) > 0
   secret_arn    = local.create_secret ? try(aws_secretsmanager_secret.source[0].arn, null) : var.source_secret_arn
-
-  # SQL Server is read through ODBC (FreeTDS from the layer by default); PostgreSQL and MySQL
-  # sources use their native drivers unless an ODBC driver is named explicitly.
-  odbc_driver = var.source_database.odbc_driver != null ? var.source_database.odbc_driver : (
-    var.source_database.engine == "sqlserver" ? "FreeTDS" : null
-  )
 
   # SYNC_TABLES as lambda_src/table_sync/config.py parses it: null attributes are left out
   # (the parser refuses unknown keys and treats an explicit null name as an error).
@@ -26,12 +23,22 @@ locals {
     encode_on_source = t.encode_on_source
   } : k => v if v != null }]
 
-  # Built from null checks on variables (known at plan time) rather than compact(), so the
-  # statement list keeps a known length while the key ARNs are still unknown.
-  kms_keys = concat(
-    local.create_secret ? [var.kms_key_arn] : (var.source_secret_kms_key_arn == null ? [] : [var.source_secret_kms_key_arn]),
-    var.database.secret_kms_key_arn == null ? [] : [var.database.secret_kms_key_arn],
-  )
+  # The source as the function reads it under SOURCE_DB_ (docs/contracts.md). SQL Server is read
+  # through ODBC (FreeTDS from the layer by default); PostgreSQL and MySQL sources use their native
+  # drivers unless an ODBC driver is named explicitly. The created secret is encrypted with
+  # kms_key_arn: decided from variables, so the key list has a known length at plan time.
+  source_database = local.has_source ? {
+    engine      = local.source.engine
+    host        = local.source.host
+    port        = local.source.port
+    name        = local.source.name
+    secret_arn  = local.secret_arn
+    sslmode     = local.source.sslmode
+    odbc_driver = local.source.odbc_driver != null ? local.source.odbc_driver : (local.source.engine == "sqlserver" ? "FreeTDS" : null)
+    secret_kms_key_arns = local.create_secret ? [var.kms_key_arn] : (
+      var.source_secret_kms_key_arn == null ? [] : [var.source_secret_kms_key_arn]
+    )
+  } : null
 }
 
 resource "terraform_data" "checks" {
@@ -41,7 +48,12 @@ resource "terraform_data" "checks" {
 
   lifecycle {
     precondition {
-      condition     = var.source_database.engine != "sqlserver" || var.odbc_layer != null
+      condition     = local.source != null
+      error_message = "source_database is required: the database the tables are read from."
+    }
+
+    precondition {
+      condition     = try(local.source.engine, "sqlserver") != "sqlserver" || var.odbc_layer != null
       error_message = "A sqlserver source needs the ODBC layer (odbc_layer = the layers.odbc entry of build/manifest.json; run `make package`)."
     }
 
@@ -61,7 +73,7 @@ resource "aws_secretsmanager_secret" "source" {
   count = local.create_secret ? 1 : 0
 
   name                    = "${var.name}/source-db"
-  description             = "Credentials of the table sync source ${var.source_database.host}/${var.source_database.name}: JSON {\"username\", \"password\"}, set by the operator out of band"
+  description             = "Credentials of the table sync source ${local.source.host}/${local.source.name}: JSON {\"username\", \"password\"}, set by the operator out of band"
   kms_key_id              = var.kms_key_arn
   recovery_window_in_days = var.secret_recovery_window_in_days
 
@@ -86,18 +98,18 @@ resource "aws_security_group" "source" {
   description = "${var.name}: egress to the source database only"
   vpc_id      = var.vpc_id
 
-  tags = merge(var.tags, { Name = "${var.name}-source" })
+  tags = merge({ Name = "${var.name}-source" }, var.tags)
 }
 
 resource "aws_vpc_security_group_egress_rule" "source" {
-  count = local.create && local.in_vpc ? length(var.source_database.cidr_blocks) : 0
+  count = local.has_source && local.in_vpc ? length(local.source.cidr_blocks) : 0
 
   security_group_id = aws_security_group.source[0].id
-  description       = "Source database ${var.source_database.host}"
+  description       = "Source database ${local.source.host}"
   ip_protocol       = "tcp"
-  from_port         = var.source_database.port
-  to_port           = var.source_database.port
-  cidr_ipv4         = var.source_database.cidr_blocks[count.index]
+  from_port         = local.source.port
+  to_port           = local.source.port
+  cidr_ipv4         = local.source.cidr_blocks[count.index]
 
   tags = var.tags
 }
@@ -107,7 +119,7 @@ module "function" {
 
   create        = local.create
   function_name = var.name
-  description   = "Incremental sync from ${var.source_database.engine} ${var.source_database.host}/${var.source_database.name} into PostgreSQL"
+  description   = local.has_source ? "Incremental sync from ${local.source.engine} ${local.source.host}/${local.source.name} into PostgreSQL" : null
   package       = var.package
   runtime       = var.runtime
   architecture  = var.architecture
@@ -125,22 +137,19 @@ module "function" {
   vpc_subnet_ids         = local.in_vpc ? var.vpc_subnet_ids : []
   vpc_security_group_ids = local.in_vpc ? concat(var.vpc_security_group_ids, aws_security_group.source[*].id) : []
 
-  environment_variables = merge({
-    SYNC_TABLES          = jsonencode(local.tables)
-    SOURCE_DB_ENGINE     = var.source_database.engine
-    SOURCE_DB_HOST       = var.source_database.host
-    SOURCE_DB_PORT       = tostring(var.source_database.port)
-    SOURCE_DB_NAME       = var.source_database.name
-    SOURCE_DB_SECRET_ARN = local.secret_arn
-    SOURCE_DB_SSLMODE    = var.source_database.sslmode
-    ODBCSYSINI           = "/opt"
-    DB_HOST              = var.database.host
-    DB_PORT              = tostring(var.database.port)
-    DB_NAME              = var.database.name
-    DB_SECRET_ARN        = var.database.secret_arn
-    DB_SSLMODE           = var.database.sslmode
-    STATE_SCHEMA         = var.database.state_schema
-  }, local.odbc_driver == null ? {} : { SOURCE_DB_ODBC_DRIVER = local.odbc_driver })
+  role_path                 = var.role_path
+  role_permissions_boundary = var.role_permissions_boundary
+
+  databases = {
+    DB        = var.database
+    SOURCE_DB = local.source_database
+  }
+  secret_ttl_seconds = var.secret_ttl_seconds
+  environment_variables = {
+    SYNC_TABLES  = jsonencode(local.tables)
+    ODBCSYSINI   = "/opt"
+    STATE_SCHEMA = var.state_schema
+  }
 
   schedule = {
     expression = var.schedule_expression
@@ -152,32 +161,8 @@ module "function" {
     maximum_event_age_in_seconds = 3600
   }
 
-  policy_statements = concat(
-    [
-      {
-        sid        = "ReadDatabaseSecrets"
-        actions    = ["secretsmanager:GetSecretValue"]
-        resources  = [local.secret_arn, var.database.secret_arn]
-        conditions = []
-      },
-    ],
-    length(local.kms_keys) == 0 ? [] : [
-      {
-        sid       = "DecryptSecrets"
-        actions   = ["kms:Decrypt"]
-        resources = local.kms_keys
-        conditions = [{
-          test     = "StringLike"
-          variable = "kms:ViaService"
-          values   = ["secretsmanager.*.amazonaws.com"]
-        }]
-      },
-    ],
-  )
-
   create_alarms   = var.create_alarms
   alarm_topic_arn = var.alarm_topic_arn
 
   tags = var.tags
-
 }

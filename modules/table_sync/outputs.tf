@@ -1,6 +1,6 @@
 output "source_secret_arn" {
   description = "Secret holding the source credentials. When this module created it, set its value out of band: aws secretsmanager put-secret-value --secret-id <arn> --secret-string '{\"username\":...,\"password\":...}'."
-  value       = local.secret_arn
+  value       = local.create ? local.secret_arn : null
 }
 
 output "source_security_group_id" {
@@ -18,19 +18,12 @@ output "tables" {
   value       = local.tables
 }
 
-output "function" {
-  description = "The function: name, ARN, role, handler, timeout, memory, environment and schedule."
-  value = {
-    function_name         = module.function.function_name
-    arn                   = module.function.function_arn
-    role_arn              = module.function.role_arn
-    role_name             = module.function.role_name
-    log_group_name        = module.function.log_group_name
-    handler               = module.function.handler
-    timeout               = module.function.timeout
-    memory_size           = module.function.memory_size
-    environment_variables = module.function.environment_variables
-    schedule_arn          = module.function.schedule_arn
-    schedule_expression   = module.function.schedule_expression
-  }
+output "buckets" {
+  description = "Buckets of the pipeline by purpose: none (the table sync reads a database)."
+  value       = {}
+}
+
+output "functions" {
+  description = "The pipeline's functions by key (table_sync) as the lambda_function module's `summary` describes them: name, ARN, role, handler, environment, trigger (schedule) and event source."
+  value       = local.create ? { table_sync = module.function.summary } : {}
 }

@@ -9,7 +9,7 @@ variable "name" {
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z0-9][a-z0-9-]{1,48}[a-z0-9]$", var.name))
+    condition     = var.name == null || can(regex("^[a-z0-9][a-z0-9-]{1,48}[a-z0-9]$", var.name))
     error_message = "name must be 3-50 characters of lower-case letters, digits and hyphens."
   }
 }
@@ -49,6 +49,9 @@ variable "tables" {
     }))
     encode_on_source = optional(bool)
   }))
+  # Required when the pipeline is created (checked then); a disabled pipeline needs none.
+  default  = []
+  nullable = false
 
   validation {
     condition     = alltrue([for t in var.tables : (t.source == null) != (t.query == null)])
@@ -102,17 +105,17 @@ variable "source_database" {
   })
 
   validation {
-    condition     = contains(["sqlserver", "postgresql", "mysql"], var.source_database.engine)
+    condition     = var.source_database == null ? true : contains(["sqlserver", "postgresql", "mysql"], var.source_database.engine)
     error_message = "source_database.engine must be sqlserver, postgresql or mysql."
   }
 
   validation {
-    condition     = var.source_database.port >= 1 && var.source_database.port <= 65535
+    condition     = var.source_database == null ? true : var.source_database.port >= 1 && var.source_database.port <= 65535
     error_message = "source_database.port must be a TCP port."
   }
 
   validation {
-    condition     = length(var.source_database.cidr_blocks) > 0 && alltrue([for c in var.source_database.cidr_blocks : can(cidrhost(c, 0)) && c != "0.0.0.0/0"])
+    condition     = var.source_database == null ? true : length(var.source_database.cidr_blocks) > 0 && alltrue([for c in var.source_database.cidr_blocks : can(cidrhost(c, 0)) && c != "0.0.0.0/0"])
     error_message = "source_database.cidr_blocks must list the source host's IPv4 CIDR blocks (not 0.0.0.0/0)."
   }
 }
@@ -234,21 +237,40 @@ variable "log_kms_key_arn" {
 }
 
 variable "database" {
-  description = "Target PostgreSQL database: host (instance or proxy), port, name, secret, its KMS key if customer managed, sslmode, state schema."
+  description = "Target PostgreSQL database, as the lambda_function module's `databases` entry DB: host (instance or proxy), port, name, the secret holding {username, password}, the KMS keys it is encrypted with (empty for aws/secretsmanager), sslmode."
   type = object({
-    host               = string
-    port               = optional(number, 5432)
-    name               = string
-    secret_arn         = string
-    secret_kms_key_arn = optional(string)
-    sslmode            = optional(string, "require")
-    state_schema       = optional(string, "pipeline_state")
+    host                = string
+    port                = optional(number, 5432)
+    name                = string
+    secret_arn          = string
+    secret_kms_key_arns = optional(list(string), [])
+    engine              = optional(string)
+    sslmode             = optional(string, "require")
+    odbc_driver         = optional(string)
+    connect_timeout     = optional(number)
   })
 
   validation {
-    condition     = contains(["require", "verify-ca", "verify-full"], var.database.sslmode)
+    condition     = var.database == null ? true : contains(["require", "verify-ca", "verify-full"], var.database.sslmode)
     error_message = "database.sslmode must be require, verify-ca or verify-full (TLS is mandatory)."
   }
+}
+
+variable "state_schema" {
+  description = "Schema of the watermark table (STATE_SCHEMA)."
+  type        = string
+  default     = "pipeline_state"
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.state_schema))
+    error_message = "state_schema must be a lower-case identifier."
+  }
+}
+
+variable "secret_ttl_seconds" {
+  description = "How long the function caches its secrets (SECRET_TTL_SECONDS); null keeps the function's default (300)."
+  type        = number
+  default     = null
 }
 
 variable "vpc_id" {
@@ -277,6 +299,18 @@ variable "create_alarms" {
 
 variable "alarm_topic_arn" {
   description = "SNS topic for alarm notifications (null = alarms without actions)."
+  type        = string
+  default     = null
+}
+
+variable "role_path" {
+  description = "Path of the function's IAM roles (execution and scheduler). Null uses \"/\"."
+  type        = string
+  default     = null
+}
+
+variable "role_permissions_boundary" {
+  description = "ARN of the managed policy that bounds the permissions of the function's IAM roles."
   type        = string
   default     = null
 }

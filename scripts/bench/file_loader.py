@@ -28,9 +28,9 @@ from typing import Any
 
 import boto3
 import psycopg2
-from moto.server import ThreadedMotoServer
 
-from scripts.localdb import PostgresServer, free_port, postgres_server
+from scripts.localdb import PostgresServer, postgres_server
+from scripts.localenv.moto_server import MotoServer
 
 REGION = "us-east-1"
 BUCKET = "bench-landing"
@@ -153,11 +153,11 @@ def run_handler_in_process(event: dict[str, Any], env: dict[str, str]) -> float:
     from file_loader import handler
     from scripts.lambda_context import LocalLambdaContext
 
-    handler.reset_sandbox()
+    handler.sandbox.reset()
     start = time.perf_counter()
     result = handler.handler(event, LocalLambdaContext(timeout_seconds=900))
     elapsed = time.perf_counter() - start
-    handler.reset_sandbox()
+    handler.sandbox.reset()
     if result["batchItemFailures"] or result["objects"].get("loaded") != 1:
         raise RuntimeError(f"handler did not load the object: {result}")
     return elapsed
@@ -198,11 +198,9 @@ def main() -> None:
     rss_mb = int(os.environ.get("FILE_LOADER_BENCH_RSS_MB", "1024"))
     repeats = int(os.environ.get("FILE_LOADER_BENCH_REPEATS", "2"))
     results: dict[str, Any] = {"rows": rows}
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto = MotoServer()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
-    moto.start()
-    endpoint = f"http://127.0.0.1:{port}"
+    endpoint = moto.start()
     workdir = Path(tempfile.mkdtemp(prefix="bench-file-loader-"))
     try:
         with postgres_server() as server:

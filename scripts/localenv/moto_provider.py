@@ -2,7 +2,7 @@
 
 It is what tflocal generates for LocalStack: the module's own code has no provider block (it is meant
 to be called as a module too), so a run against moto adds this one to a copy of the Terraform tree.
-`make demo` (scripts/demo.py) and the Terraform apply test (tests/terraform/tfkit.py) both write it
+`make demo` (scripts/demo/) and the Terraform apply test (tests/terraform/tfkit.py) both write it
 here, so they point the same services at moto.
 """
 
@@ -13,9 +13,8 @@ from pathlib import Path
 
 # `endpoints` block arguments of hashicorp/aws 5.100.0 (`terraform providers schema -json`): every
 # service the module's resources and data sources call (tests/terraform/test_moto_provider.py checks
-# it against the *.tf files), plus dynamodb (stream event sources), events and dms (the network has a
-# group for DMS replication instances). `cloudwatchlogs` is the provider's alias of `logs`; both are
-# set so either spelling resolves to moto.
+# it against the *.tf files), plus dynamodb (stream event sources) and events. `cloudwatchlogs` is the
+# provider's alias of `logs`; both are set so either spelling resolves to moto.
 ENDPOINT_SERVICES: tuple[str, ...] = (
     "cloudwatch",
     "cloudwatchlogs",

@@ -1,6 +1,16 @@
+import psycopg2.errors
+import pymysql
 import pytest
 
-from pipeline_common.deadline import Deadline, DeadlineExceeded
+from pipeline_common.db import SessionScopeOnly
+from pipeline_common.deadline import (
+    Deadline,
+    DeadlineExceeded,
+    Pacer,
+    bound_statements,
+    bounded_session,
+)
+from pipeline_common.errors import is_retryable
 from scripts.lambda_context import LocalLambdaContext
 
 
@@ -29,3 +39,95 @@ def test_deadline_expires_when_only_the_reserve_is_left():
     assert deadline.expired()
     with pytest.raises(DeadlineExceeded, match="10000 ms reserved, 0 ms needed for next chunk"):
         deadline.check(what="next chunk")
+
+
+def test_pacer_stops_before_the_deadline_with_room_for_the_slowest_unit():
+    clock = Clock()
+    deadline = Deadline.in_seconds(60, reserve_ms=10_000, clock=clock)
+    pacer = Pacer(deadline, clock=clock)
+    durations = [4.0, 9.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0]
+    done = []
+    for seconds in durations:
+        if not pacer.fits():
+            break
+        with pacer.unit():
+            clock.now += seconds
+        done.append(seconds)
+    # 50 s usable; after 33 s, 17 s are usable and the slowest unit (9 s) x 1.5 = 13.5 s fits;
+    # after 38 s only 12 s are: stop, although a 5 s unit would have fitted.
+    assert done == [4.0, 9.0, 5.0, 5.0, 5.0, 5.0, 5.0]
+    assert pacer.slowest_ms == 9_000 and pacer.units == 7
+    assert deadline.remaining_ms() > deadline.reserve_ms  # stopped before the reserve, not in it
+
+
+def test_pacer_counts_a_unit_that_raised():
+    clock = Clock()
+    pacer = Pacer(Deadline.in_seconds(10, clock=clock), clock=clock)
+    with pytest.raises(RuntimeError), pacer.unit():
+        clock.now += 3
+        raise RuntimeError("chunk failed")
+    assert pacer.slowest_ms == 3_000 and pacer.units == 1
+
+
+def test_pacer_sizes_units_toward_the_target_duration():
+    clock = Clock()
+    pacer = Pacer(Deadline.in_seconds(900, clock=clock), target_ms=1_000, minimum=100, maximum=50_000, clock=clock)
+    assert pacer.next_size(1_000) == 1_000  # nothing measured yet
+    pacer.observe(250)  # 1,000 rows in 0.25 s: 4,000 would take a second, but grow at most x2
+    assert pacer.next_size(1_000) == 2_000
+    pacer.observe(1_600)  # 2,000 rows in 1.6 s
+    assert pacer.next_size(2_000) == 1_250
+    pacer.observe(60_000)  # a lock wait: shrink, at most by half, never below the minimum
+    assert pacer.next_size(150) == 100
+    pacer.observe(1)
+    assert pacer.next_size(40_000) == 50_000
+    with pytest.raises(ValueError, match="target_ms"):
+        Pacer(Deadline.in_seconds(1)).next_size(10)
+
+
+def test_statement_timeouts_follow_the_deadline_on_postgresql(pg_conn):
+    deadline = Deadline.in_seconds(0.3)
+    with pg_conn.cursor() as cur:
+        limit = bound_statements(cur, deadline)
+        assert 100 < limit <= 300
+        with pytest.raises(psycopg2.errors.QueryCanceled) as cancelled:
+            cur.execute("SELECT pg_sleep(2)")
+    assert is_retryable(cancelled.value)
+    pg_conn.rollback()
+    with pg_conn.cursor() as cur:
+        cur.execute("SHOW statement_timeout")  # SET LOCAL ended with the transaction
+        assert cur.fetchone() == ("0",)
+    pg_conn.rollback()
+    pg_conn.autocommit = True
+    with pg_conn.cursor() as cur:
+        with bounded_session(cur, Deadline.in_seconds(60)) as limit:
+            cur.execute("SHOW statement_timeout")
+            assert cur.fetchone()[0] in (f"{limit}ms", f"{limit // 1000}s", f"{limit / 1000:g}s")
+        cur.execute("SHOW statement_timeout")
+        assert cur.fetchone() == ("0",)
+
+
+def test_statement_timeouts_follow_the_deadline_on_mariadb(mariadb_conn):
+    with mariadb_conn.cursor() as cur:
+        with pytest.raises(SessionScopeOnly, match="session"):
+            bound_statements(cur, Deadline.in_seconds(1))
+        with bounded_session(cur, Deadline.in_seconds(0.5)):
+            with pytest.raises(pymysql.err.OperationalError) as cancelled:
+                cur.execute("SELECT SLEEP(3) FROM (SELECT 1 UNION SELECT 2) t")
+            assert is_retryable(cancelled.value)
+        cur.execute("SELECT @@session.max_statement_time = @@global.max_statement_time")
+        assert cur.fetchone() == (1,)
+
+
+def test_pacer_answers_the_time_left_from_its_last_question():
+    clock, questions = Clock(), []
+
+    def remaining() -> float:
+        questions.append(clock.now)
+        return (60 - clock.now) * 1000
+
+    pacer = Pacer(Deadline(remaining, reserve_ms=10_000), clock=clock)
+    assert pacer.usable_ms() == 50_000 and len(questions) == 1  # before any fits(): asks
+    assert pacer.fits() and len(questions) == 2
+    clock.now = 4
+    assert pacer.usable_ms() == 46_000 and len(questions) == 2  # after fits(): no new question

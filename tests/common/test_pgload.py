@@ -4,22 +4,18 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
+from pipeline_common.catalog import TableNotFound, columns_without_equality, primary_key, table_columns, unique_keys
+from pipeline_common.copytext import copy_text_batch, copy_text_bytes, copy_text_line
 from pipeline_common.identifiers import IdentifierError, QualifiedName
 from pipeline_common.pgload import (
     CopyFormat,
     IterStream,
-    TableNotFound,
-    columns_without_equality,
+    copy_encoded,
     copy_error_line,
     copy_in,
     copy_rows,
-    copy_text_batch,
-    copy_text_line,
     create_staging,
     is_row_error,
-    primary_key,
-    table_columns,
-    unique_keys,
     upsert,
 )
 
@@ -340,7 +336,6 @@ def test_copy_text_batch_fast_column_paths_match_the_value_encoder_with_and_with
 
 
 def test_copy_encoded_copies_bytes_encoded_once_into_two_tables(pg_conn):
-    from pipeline_common.pgload import copy_encoded, copy_text_bytes
 
     data = copy_text_bytes([(1, "ünï\t☃", None), (2, "b", 2.5)], width=2)
     with pg_conn.cursor() as cur:

@@ -20,12 +20,13 @@ import psycopg2
 import pytest
 
 from file_loader.batch import process_batch
-from file_loader.ledger import Ledger
-from file_loader.loader import Throughput
+from file_loader.ledger import file_ledger
 from file_loader.routes import Route, parse_routes
+from file_loader.throughput import Throughput
 from pipeline_common.config import DatabaseSettings
 from pipeline_common.db import ManagedConnection
 from pipeline_common.deadline import Deadline
+from pipeline_common.ledger import Ledger
 from pipeline_common.secrets import SecretCache
 
 REGION = "us-east-1"
@@ -40,7 +41,7 @@ class Pipeline:
     db: ManagedConnection
     dsn: str
     routes: list[Route]
-    ledger: Ledger = field(default_factory=lambda: Ledger("pipeline_state"))
+    ledger: Ledger = field(default_factory=lambda: file_ledger("pipeline_state"))
     throughput: Throughput = field(default_factory=Throughput)
 
     def put(self, key: str, body: bytes | str, **kwargs: Any) -> dict[str, Any]:

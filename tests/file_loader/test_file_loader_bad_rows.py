@@ -137,14 +137,15 @@ def test_handler_end_to_end_with_environment_configuration(pipeline, pg_server, 
     monkeypatch.setenv("DB_SECRET_ARN", settings.secret_arn)
     monkeypatch.setenv("SOURCE_BUCKET", pipeline.bucket)
     monkeypatch.setenv("ROUTES", json.dumps([{"prefix": "orders/", "table": "public.orders"}]))
-    handler_module.reset_sandbox()
+    handler_module.sandbox.reset()
     try:
         pipeline.put("orders/a b.csv", "id,customer\n1,a\n")
         pipeline.put("nowhere/b.csv", "id,customer\n2,b\n")
         result = handler_module.handler(pipeline.receive(expect=2), lambda_context(timeout_seconds=60))
         assert result["batchItemFailures"] == []
         assert result["objects"] == {"loaded": 1, "unrouted": 1, "failed_messages": 0}
-        assert handler_module.sandbox().db.opened == 1
+        box = handler_module.sandbox
+        assert box.connection("db", box.settings.database).opened == 1
     finally:
-        handler_module.reset_sandbox()
+        handler_module.sandbox.reset()
     assert pipeline.query("SELECT id FROM orders") == [(1,)]

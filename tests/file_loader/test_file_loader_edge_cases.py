@@ -8,11 +8,12 @@ import time
 import psycopg2
 import pytest
 
-from file_loader import batch, loader
-from file_loader.ledger import ObjectId
-from file_loader.loader import EndOfDataLine, ObjectBusy, without_end_of_data
+from file_loader import batch, loader, reader
+from file_loader.load_csv import EndOfDataLine, without_end_of_data
+from file_loader.loader import ObjectBusy
 from file_loader.routes import parse_routes
 from pipeline_common.deadline import Deadline
+from pipeline_common.ledger import ObjectId
 
 
 def chunked(data, size):
@@ -36,7 +37,7 @@ def test_lines_merely_containing_backslash_dot_pass_untouched(data):
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 1024 * 1024])
 def test_csv_line_of_backslash_dot_is_data_and_the_rows_after_it_load(pipeline, monkeypatch, chunk):
-    monkeypatch.setattr(loader, "S3_CHUNK", chunk)
+    monkeypatch.setattr(reader, "S3_CHUNK", chunk)
     pipeline.execute("CREATE TABLE notes (v text)")
     pipeline.put_and_load("raw/notes/a.csv", "v\na\n\\.\nb\nc\n")
     assert pipeline.query("SELECT v FROM notes ORDER BY v") == [("\\.",), ("a",), ("b",), ("c",)]
@@ -185,7 +186,8 @@ def test_busy_object_message_is_visible_again_soon_not_after_the_visibility_time
     try:
         with other.cursor() as cur:
             cur.execute(
-                "SELECT pg_advisory_xact_lock(%s)", (ObjectId(pipeline.bucket, "orders/busy.csv", etag).lock_key(),)
+                "SELECT pg_advisory_xact_lock(%s)",
+                (pipeline.ledger.lock_key(ObjectId(pipeline.bucket, "orders/busy.csv", etag)).pg,),
             )
         result = pipeline.run(event, sqs=pipeline.sqs)
     finally:
@@ -214,7 +216,7 @@ def test_busy_message_waits_about_as_long_as_the_other_load_needs(pipeline):
     other = psycopg2.connect(pipeline.dsn)
     try:
         with other.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (obj.lock_key(),))
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (pipeline.ledger.lock_key(obj).pg,))
         with pytest.raises(ObjectBusy) as busy:
             loader.load_object(
                 db=pipeline.db,

@@ -6,7 +6,9 @@ import time
 import psycopg2
 import pytest
 
+from file_loader.ledger import legacy_lock_key
 from pipeline_common.deadline import Deadline
+from pipeline_common.ledger import ObjectId
 
 ROWS = "".join(f"{i},customer {i}\n" for i in range(1, 2001))
 BODY = "id,customer\n" + ROWS
@@ -92,6 +94,48 @@ def test_same_object_delivered_to_two_concurrent_invocations_loads_once(pipeline
     # The redelivered message finds the load done.
     assert pipeline.run(event)["objects"] == {"duplicate": 1, "failed_messages": 0}
     assert count(pipeline) == 2000
+
+
+def test_rolling_deploy_an_old_release_loading_an_object_keeps_the_new_one_out(pipeline):
+    """Releases before the shared lock scheme locked a version with a key of their own: while an
+    old sandbox holds it mid-load, the new code backs off; while the new code loads, the old
+    key is taken, so an old sandbox would back off too."""
+    etag = pipeline.put("orders/a.csv", BODY)["ETag"].strip('"')
+    event = pipeline.receive(expect=1)
+    obj = ObjectId(pipeline.bucket, "orders/a.csv", etag)
+    old_key = legacy_lock_key(obj)
+    assert old_key != pipeline.ledger.lock_key(obj).pg
+    old = psycopg2.connect(pipeline.dsn)
+    try:
+        with old.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (old_key,))  # an old sandbox, mid-load
+        assert len(pipeline.run(event)["batchItemFailures"]) == 1
+        assert count(pipeline) == 0
+        old.rollback()
+    finally:
+        old.close()
+
+    started, release, seen = threading.Event(), threading.Event(), {}
+
+    def pause(number):
+        if number == 1:
+            started.set()
+            assert release.wait(30)
+
+    slow = pipeline.__class__(**{**pipeline.__dict__, "s3": S3Wrapper(pipeline.s3, pause)})
+    thread = threading.Thread(target=lambda: seen.setdefault("result", slow.run(event)))
+    thread.start()
+    assert started.wait(30)
+    old = psycopg2.connect(pipeline.dsn)
+    try:
+        with old.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_xact_lock(%s)", (old_key,))
+            assert cur.fetchone() == (False,)  # what an old sandbox would find
+    finally:
+        old.close()
+        release.set()
+        thread.join(30)
+    assert seen["result"]["objects"]["loaded"] == 1 and count(pipeline) == 2000
 
 
 def test_stream_crash_mid_copy_commits_nothing_and_the_retry_loads_once(pipeline):

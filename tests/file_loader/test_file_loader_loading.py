@@ -115,7 +115,7 @@ def test_file_columns_that_do_not_fit_the_table_reject_the_object_clearly(pipeli
 def test_state_tables_are_created_in_the_configured_schema_concurrently(pipeline):
     import threading
 
-    from file_loader.ledger import Ledger
+    from file_loader.ledger import file_ledger
 
     errors = []
 
@@ -124,7 +124,7 @@ def test_state_tables_are_created_in_the_configured_schema_concurrently(pipeline
             import psycopg2
 
             conn = psycopg2.connect(pipeline.dsn)
-            Ledger("custom_state").ensure(conn)
+            file_ledger("custom_state").ensure(conn)
             conn.close()
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)

@@ -13,38 +13,39 @@ from typing import Any
 
 import pytest
 
-from scripts import demo as demo_script
+from scripts.demo import environment, processes
+from scripts.demo.pipelines import PIPELINES, drive_all
+from scripts.demo.pipelines.schema_migrations import MIGRATIONS
+from scripts.demo.report import format_report
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def demo_run() -> Iterator[tuple[demo_script.Demo, dict[str, Any]]]:
+def demo_run() -> Iterator[tuple[environment.Demo, dict[str, Any]]]:
     # Under build/ like the demo's own run directory: the database servers run as their own users
     # and cannot enter pytest's private temporary directories.
-    run_dir = demo_script.REPO_ROOT / "build" / "demo-test"
-    with demo_script.demo_environment(run_dir, small=True) as demo:
-        reports = {report.pipeline: report for report in demo_script.drive_all(demo)}
-        print(demo_script.format_report(list(reports.values()), demo, 0.0))
+    run_dir = processes.REPO_ROOT / "build" / "demo-test"
+    with environment.demo_environment(run_dir, small=True, pipelines=PIPELINES) as demo:
+        reports = {report.pipeline: report for report in drive_all(demo)}
+        print(format_report(list(reports.values()), demo, 0.0))
         yield demo, reports
     assert not any(run_dir.glob("pg-*")), "the demo left a database server behind"
 
 
-def query(demo: demo_script.Demo, database: str, sql: str) -> list[tuple[Any, ...]]:
+def query(demo: environment.Demo, database: str, sql: str) -> list[tuple[Any, ...]]:
     with contextlib.closing(demo.databases.connect(database)) as conn, conn.cursor() as cur:
         cur.execute(sql)
         return cur.fetchall()
 
 
-def scalar(demo: demo_script.Demo, database: str, sql: str) -> Any:
+def scalar(demo: environment.Demo, database: str, sql: str) -> Any:
     return query(demo, database, sql)[0][0]
 
 
 def test_every_landed_pipeline_is_deployed_and_reported(demo_run) -> None:
     demo, reports = demo_run
-    landed = [
-        name for name in demo_script.PIPELINES if (demo_script.REPO_ROOT / "lambda_src" / name / "handler.py").exists()
-    ]
+    landed = [name for name in PIPELINES if (processes.REPO_ROOT / "lambda_src" / name / "handler.py").exists()]
     assert sorted(demo.function_spec(name).handler.split(".")[0] for name in landed) == sorted(landed)
     assert len(reports) == len(landed)
     assert all(report.ok for report in reports.values()), [r for r in reports.values() if not r.ok]
@@ -60,7 +61,7 @@ def test_schema_migrations_report_matches_the_databases(demo_run) -> None:
     environment = demo.function_env("schema_migrations")
     database = environment["DB_NAME"]
     objects = demo.client("s3").list_objects_v2(Bucket=environment["MIGRATIONS_BUCKET"])["Contents"]
-    assert len(objects) == numbers["files"] == len(demo_script.MIGRATIONS)
+    assert len(objects) == numbers["files"] == len(MIGRATIONS)
     for name, count in numbers["applied"].items():
         assert scalar(demo, name, "SELECT count(*) FROM _yoyo_migration") == count
     assert sum(numbers["applied"].values()) == numbers["files"]
@@ -121,6 +122,6 @@ def test_stale_run_directory_is_cleaned_up(tmp_path: Path) -> None:
     (run_dir / "pids.json").write_text('{"moto": 999999999}')
     (run_dir / "terraform" / "terraform.tfstate").write_text("{}")
 
-    demo_script.stop_stale_run(run_dir)
+    processes.stop_stale_run(run_dir)
 
     assert not run_dir.exists()

@@ -4,6 +4,7 @@ checksums and repair, rollback, dry runs. Real PostgreSQL, S3 and SNS in moto.""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 import uuid
@@ -392,3 +393,32 @@ def test_a_secret_that_cannot_be_read_fails_every_request_with_a_published_resul
     assert (
         arn in published[0]["error"]["message"] or "can't find the specified secret" in published[0]["error"]["message"]
     )
+
+
+def test_step_rows_of_the_previous_release_are_converted_and_resumed(migration_env, create_db_sql):
+    """Earlier releases kept one row per completed statement; the first run converts them to a
+    checkpoint and resumes after the last completed statement, as before."""
+    env = migration_env
+    a, b = env.db_name("a"), env.db_name("b")
+    first = f"CREATE DATABASE {a};"
+    env.query("postgres", f"CREATE DATABASE {a}")  # statement 0 ran, statement 1 had not when the run was cut off
+    env.query(
+        "postgres",
+        "CREATE TABLE _yoyo_migration_step (migration_id varchar(191) NOT NULL, step integer NOT NULL, "
+        "statement_sha256 char(64) NOT NULL, done_at timestamptz NOT NULL DEFAULT now(), "
+        "PRIMARY KEY (migration_id, step))",
+    )
+    env.query(
+        "postgres",
+        "INSERT INTO _yoyo_migration_step (migration_id, step, statement_sha256) VALUES ('0001_create', 0, %s)",
+        (hashlib.sha256(first.encode()).hexdigest(),),
+    )
+    result = env.upload("postgres/0001_create.sql", create_db_sql(a, b))
+    assert result["status"] == "succeeded", result
+    assert {a, b} <= env.databases()
+    columns = env.query(
+        "postgres",
+        "SELECT column_name FROM information_schema.columns WHERE table_name = '_yoyo_migration_step' ORDER BY 1",
+    )
+    assert [c[0] for c in columns] == ["migration_id", "statements_done", "updated_at"]
+    assert env.query("postgres", "SELECT count(*) FROM _yoyo_migration_step") == [(0,)]

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-import pipeline_common.secrets
 from schema_migrations import handler as handler_module
 
 
@@ -30,10 +29,9 @@ def lambda_env(migration_env, monkeypatch):
     for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr("getpass.getuser", _no_user)
-    monkeypatch.setattr(handler_module, "_settings", None)
-    monkeypatch.setattr(handler_module, "_clients", {})
-    monkeypatch.setattr(pipeline_common.secrets, "_default_cache", None)
-    return env
+    handler_module.sandbox.reset()
+    yield env
+    handler_module.sandbox.reset()
 
 
 def _no_user() -> str:

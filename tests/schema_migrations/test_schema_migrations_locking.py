@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+import psycopg2
 
 
 def test_five_concurrent_invocations_for_one_upload_apply_each_migration_once(migration_env, create_db_sql):
@@ -92,3 +95,28 @@ def test_fresh_yoyo_lock_that_outlives_the_deadline_fails_without_applying(migra
     assert result["error"]["type"] == "LockTimeout" and "pid 4242" in result["error"]["message"]
     assert "public.u" not in env.tables(app)
     assert env.query(app, "SELECT pid FROM yoyo_lock") == [(4242,)]  # a live lock is never broken
+
+
+def test_rolling_deploy_a_run_of_the_previous_release_holding_its_lock_is_waited_for(migration_env, create_db_sql):
+    """Releases before the shared key scheme locked (0x53434D47, sha256 prefix) on `postgres`; a
+    new run waits for that key too, so an old and a new sandbox never migrate one database at once."""
+    env = migration_env
+    app = env.db_name("app")
+    env.put("postgres/0001_create.sql", create_db_sql(app))
+    env.upload(f"{app}/0001_t.sql", "CREATE TABLE t (id int);")
+    env.put(f"{app}/0002_u.sql", "CREATE TABLE u (id int);")
+    old_key = (0x53434D47, int.from_bytes(hashlib.sha256(app.encode()).digest()[:4], "big") & 0x7FFFFFFF)
+    old = psycopg2.connect(env.server.dsn("postgres"))
+    old.autocommit = True
+    try:
+        with old.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s, %s)", old_key)  # an old sandbox mid-run
+        result = env.invoke({"action": "migrate", "database": app}, timeout=1.5)["results"][-1]
+        assert result["status"] == "failed" and result["retryable"] is True
+        assert result["error"]["type"] == "LockTimeout" and "public.u" not in env.tables(app)
+        threading.Timer(0.5, lambda: old.cursor().execute("SELECT pg_advisory_unlock(%s, %s)", old_key)).start()
+        result = env.invoke({"action": "migrate", "database": app}, timeout=30)["results"][-1]
+        assert result["status"] == "succeeded" and result["applied"] == ["0002_u"]
+        assert result["lock"]["advisory_wait_seconds"] >= 0.3
+    finally:
+        old.close()

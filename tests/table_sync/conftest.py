@@ -15,7 +15,6 @@ from typing import Any
 
 import boto3
 import psycopg2
-import pymysql
 import pytest
 
 from pipeline_common.config import DatabaseSettings
@@ -128,15 +127,7 @@ def source(request: pytest.FixtureRequest, make_secret: Callable[[dict[str, Any]
         )
 
         def connect() -> Any:
-            return pymysql.connect(
-                host=server.host,
-                port=server.port,
-                user=server.user,
-                password=server.password,
-                database=database,
-                charset="utf8mb4",
-                autocommit=False,
-            )
+            return server.connect(database)
 
         admin = connect()
         admin.autocommit(True)

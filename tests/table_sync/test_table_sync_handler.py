@@ -72,7 +72,7 @@ def lambda_env(monkeypatch: pytest.MonkeyPatch) -> Any:
     log.setFormatter(handler_module.logger.registered_formatter)
     handler_module.logger.addHandler(log)
     monkeypatch.setattr(pipeline_common.secrets, "_default_cache", None)
-    handler_module.reset_sandbox()
+    handler_module.sandbox.reset()
 
     def configure(env: dict[str, str]) -> _LogLines:
         for name, value in env.items():
@@ -80,7 +80,7 @@ def lambda_env(monkeypatch: pytest.MonkeyPatch) -> Any:
         return log
 
     yield configure
-    handler_module.reset_sandbox()
+    handler_module.sandbox.reset()
     handler_module.logger.removeHandler(log)
 
 
@@ -162,8 +162,9 @@ def test_handler_syncs_from_terraform_environment_and_returns_and_logs_the_per_t
         (26,),
     ]
     # One connection per database for the sandbox's lifetime, not one per invocation.
-    assert handler_module._source is not None and handler_module._source.opened == 1
-    assert handler_module._target is not None and handler_module._target.opened == 1
+    box = handler_module.sandbox
+    assert box.connection("source", box.settings.source).opened == 1
+    assert box.connection("target", box.settings.target).opened == 1
 
 
 @pytest.mark.parametrize("source", ["postgresql-odbc"], indirect=True)
@@ -218,8 +219,9 @@ def test_secret_ttl_seconds_reaches_the_sandbox_secret_cache(make_secret, lambda
         "SECRET_TTL_SECONDS": "0",
     }
     lambda_env(env)
-    _, source, target = handler_module._sandbox()
-    cache = pipeline_common.secrets.default_cache()
+    box = handler_module.sandbox
+    source, target = box.connection("source", box.settings.source), box.connection("target", box.settings.target)
+    cache = box.secrets()
     assert source._secrets is cache and target._secrets is cache
     assert cache.get_json(arn)["password"] == "before"
     boto3.client("secretsmanager").put_secret_value(

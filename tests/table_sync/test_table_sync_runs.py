@@ -4,6 +4,7 @@ real PostgreSQL target."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -238,6 +239,61 @@ def test_crash_between_chunks_resumes_from_the_last_committed_chunk(source, targ
     assert _state(target)["rows_synced"] == 20
 
 
+@pytest.mark.parametrize("source", ["postgresql-odbc"], indirect=True)
+def test_a_chunk_statement_running_into_the_deadline_is_cancelled_and_the_next_run_continues(source, target, sync):
+    """The chunk's statements are bounded by the time left: a slow write (here a trigger, in life
+    a lock wait or a slow upsert) is cancelled before the reserve, nothing of the chunk commits,
+    and the next run takes it again."""
+    _setup_items(source, target)
+    _insert(source, _rows(20))
+    target.execute(
+        "CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(30); RETURN NEW; END $$;"
+        "CREATE TRIGGER stall AFTER INSERT ON public.items FOR EACH ROW WHEN (NEW.id = 13) EXECUTE FUNCTION stall()"
+    )
+    first = sync([_ts_table(source, chunk_size=5)], deadline=Deadline.in_seconds(12, reserve_ms=10_000)).tables[0]
+    assert first.status == "continues" and first.rows_read == 10
+    assert [r[0] for r in target.execute("SELECT id FROM public.items ORDER BY id")] == list(range(1, 11))
+    assert _state(target)["position"]["key"] == [{"int": 10}]
+
+    target.execute("DROP TRIGGER stall ON public.items")
+    second = sync([_ts_table(source, chunk_size=5)]).tables[0]
+    assert (second.status, second.rows_read) == ("finished", 10)
+    assert _target_rows(target) == _source_rows(source)
+
+
+@pytest.mark.parametrize("source", ["postgresql-odbc"], indirect=True)
+def test_a_state_table_written_by_an_earlier_release_is_resumed(source, target, sync):
+    """The state table as releases before the shared checkpoint module created and filled it."""
+    _setup_items(source, target)
+    _insert(source, _rows(20))
+    target.execute(
+        """
+        CREATE SCHEMA pipeline_state;
+        CREATE TABLE pipeline_state.table_sync_state (
+            sync_name text PRIMARY KEY, source text NOT NULL, target text NOT NULL, cursor_column text NOT NULL,
+            cursor_type text NOT NULL, watermark jsonb, position jsonb, delete_position jsonb,
+            deletes_completed_at timestamptz, rows_synced bigint NOT NULL DEFAULT 0, last_started_at timestamptz,
+            last_finished_at timestamptz, updated_at timestamptz NOT NULL DEFAULT now()
+        )
+        """
+    )
+    target.execute(
+        "INSERT INTO public.items (id, name, amount, updated_at) SELECT id, 'item ' || id, id / 4.0, "
+        "timestamp '2024-03-01 12:00:00' + (id - 1) * interval '1 second' FROM generate_series(1, 8) id"
+    )
+    target.execute(
+        "INSERT INTO pipeline_state.table_sync_state (sync_name, source, target, cursor_column, cursor_type, "
+        "watermark, position, rows_synced) VALUES (%s, %s, 'public.items', 'updated_at', 'timestamp', NULL, %s, 8)",
+        ("public.items", _source_name(source), '{"cursor": {"datetime": "2024-03-01T12:00:07"}, "key": [{"int": 8}]}'),
+    )
+    result = sync([_ts_table(source, chunk_size=5)]).tables[0]
+    assert (result.status, result.rows_read) == ("finished", 12)  # exactly the rows after the stored position
+    assert _target_rows(target) == _source_rows(source)
+    state = _state(target)
+    assert state["watermark"] == {"datetime": "2024-03-01T12:00:19"} and state["position"] is None
+    assert state["rows_synced"] == 20
+
+
 class CountdownContext:
     """A Lambda context whose remaining time runs out after `questions` questions (one before the
     run, one before each chunk)."""
@@ -401,7 +457,13 @@ def test_a_table_locked_by_another_run_is_skipped(source, target, sync):
         assert result.status == "skipped"
         assert target.execute("SELECT count(*) FROM public.items") == [(0,)]
     finally:
+        pid = other.get_backend_pid()
         other.close()
+    # The server ends a closed session (and releases its locks) a moment after the client leaves.
+    deadline = time.monotonic() + 10
+    while target.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)) != [(0,)]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     assert sync([_ts_table(source)]).tables[0].rows_read == 3
 
 

@@ -13,8 +13,8 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from pipeline_common import values
 from pipeline_common.identifiers import QualifiedName
-from table_sync import values
 from table_sync.dialect import (
     Dialect,
     Lower,
@@ -261,7 +261,7 @@ def test_a_column_kind_the_dialect_cannot_render_is_refused():
     ],
 )
 def test_a_table_is_read_encoded_only_when_allowed_and_every_column_has_a_known_kind(described, encode, encoded):
-    from pipeline_common.pgload import Column
+    from pipeline_common.catalog import Column
     from table_sync.config import parse_tables
     from table_sync.plan import resolve
 

@@ -1,116 +1,143 @@
-"""`terraform apply` of environments/local.tfvars to a moto server, the deployed wiring read back
-through boto3, then `terraform destroy`.
+"""`terraform apply` of environments/local.tfvars and of examples/minimal to a moto server, the
+deployed wiring read back through boto3, then `terraform destroy` of both.
 
 The real provider talks to moto over HTTP exactly as it would to AWS (endpoints injected by a
-provider block, as tflocal does for LocalStack). The resource names get their own prefix
-(`-var name=tfcheck`) so nothing collides with other users of the session's moto server; one extra
-account is allowed through the VPC endpoint policies, to check the list reaches them.
-Tests run in file order; the last one destroys everything and checks it is gone.
+provider block, as tflocal does for LocalStack). The local environment's resource names get their
+own prefix (`-var name=tfcheck`) so nothing collides with other users of the session's moto server;
+one extra account is allowed through the VPC endpoint policies, to check the list reaches them. The
+example is applied as a user applies it, from its own directory with the module beside it, to a
+moto server of its own: moto gives every RDS instance the same resource id, so the provider cannot
+tell two instances on one server apart. Both applies run at once (the provider mostly waits on
+moto). Tests run in file order; the last one destroys everything and checks it is gone.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
-import boto3
 import pytest
 
+from scripts.localdb import free_port
 from tests.terraform import tfkit
+from tests.terraform.tfkit import Deployment
 
 pytestmark = pytest.mark.slow
 
 REGION = "us-east-1"
 NAME = "tfcheck"
 PREFIX = f"{NAME}-local"
+EXAMPLE_PREFIX = "minimal-dev"  # name and environment set in examples/minimal/main.tf
 # A second account the endpoint policies must admit beside this one (a partner's bucket, say).
 OTHER_ACCOUNT = "111122223333"
 
 
-@dataclass
-class Deployment:
-    directory: Path
-    env: dict[str, str]
-    endpoint: str
-    outputs: dict[str, Any]
-    state: dict[str, Any]
-    args: list[str]
-    destroyed: bool = False
-
-    def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-    @property
-    def functions(self) -> dict[str, Any]:
-        return self.outputs["functions"]
+@pytest.fixture(scope="module")
+def example_moto_server() -> Iterator[str]:
+    """A moto server in a process of its own: its own state, and its own interpreter lock."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, f"moto server exited with status {process.returncode}"
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "moto server did not answer within 30 s"
+                time.sleep(0.2)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 @pytest.fixture(scope="module")
-def deployment(
-    moto_server: str, tmp_path_factory: pytest.TempPathFactory, tf_env: dict[str, str], build_dir: Path
-) -> Iterator[Deployment]:
-    directory = tfkit.copy_tree(tmp_path_factory.mktemp("apply"))
-    tfkit.write_moto_provider(directory, moto_server, REGION)
-    tfkit.init(directory, tf_env)
-    args = [
-        "-input=false",
-        "-no-color",
-        "-lock=false",
-        "-parallelism=20",
-        "-var-file=environments/local.tfvars",
-        f"-var=build_dir={build_dir}",
-        f"-var=name={NAME}",
-        f'-var=endpoint_allowed_account_ids=["{OTHER_ACCOUNT}"]',
-    ]
-    tfkit.terraform(directory, "apply", "-auto-approve", *args, env=tf_env, timeout=900).check()
-    outputs = {
-        k: v["value"]
-        for k, v in json.loads(tfkit.terraform(directory, "output", "-json", env=tf_env).check().stdout).items()
+def deployments(
+    moto_server: str,
+    example_moto_server: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    tf_env: dict[str, str],
+    build_dir: Path,
+) -> Iterator[dict[str, Deployment]]:
+    local = tfkit.copy_tree(tmp_path_factory.mktemp("apply"))
+    tfkit.write_moto_provider(local, moto_server, REGION)
+    example_tree = tfkit.copy_tree(tmp_path_factory.mktemp("apply-example"))
+    tfkit.link_build_dir(example_tree, build_dir)
+    minimal = example_tree / "examples" / "minimal"
+    tfkit.write_moto_provider(minimal, example_moto_server, REGION, filename="provider_override.tf")
+    runs = {
+        "local": (
+            local,
+            moto_server,
+            [
+                "-var-file=environments/local.tfvars",
+                f"-var=build_dir={build_dir}",
+                f"-var=name={NAME}",
+                f'-var=endpoint_allowed_account_ids=["{OTHER_ACCOUNT}"]',
+            ],
+        ),
+        "minimal": (minimal, example_moto_server, []),
     }
-    state = json.loads(tfkit.terraform(directory, "show", "-json", env=tf_env).check().stdout)
-    deployed = Deployment(directory, tf_env, moto_server, outputs, state, args)
-    yield deployed
-    if not deployed.destroyed:  # a test failed before test_destroy: still clean up the shared server
-        tfkit.terraform(directory, "destroy", "-auto-approve", *args, env=tf_env, timeout=900)
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        futures = {
+            name: pool.submit(tfkit.apply_to_moto, directory, endpoint, REGION, tf_env, args)
+            for name, (directory, endpoint, args) in runs.items()
+        }
+        deployed: dict[str, Deployment] = {}
+        for name, future in futures.items():
+            if future.exception() is None:
+                deployed[name] = future.result()
+    try:
+        for future in futures.values():
+            future.result()  # an apply that failed fails every test here
+        yield deployed
+    finally:
+        # A test failed before test_destroy_removes_everything: still clean up the shared server.
+        for deployment in deployed.values():
+            if not deployment.destroyed:
+                deployment.destroy()
 
 
-def _state_resource(deployment: Deployment, address: str) -> dict[str, Any]:
-    def walk(module: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        yield from module.get("resources", [])
-        for child in module.get("child_modules", []):
-            yield from walk(child)
-
-    (resource,) = [r for r in walk(deployment.state["values"]["root_module"]) if r["address"] == address]
-    return resource["values"]
+@pytest.fixture(scope="module")
+def deployment(deployments: dict[str, Deployment]) -> Deployment:
+    """The local environment (every pipeline)."""
+    return deployments["local"]
 
 
 def _function(deployment: Deployment, name: str) -> dict[str, Any]:
     return deployment.client("lambda").get_function(FunctionName=deployment.functions[name]["function_name"])
 
 
+def _deployed_functions(deployment: Deployment) -> set[str]:
+    """What the `pipelines` output says the enabled pipelines deploy."""
+    return {f for p in deployment.outputs["pipelines"].values() if p["enabled"] for f in p["functions"]}
+
+
 def test_outputs_describe_every_function(deployment: Deployment) -> None:
     functions = deployment.functions
-    assert set(functions) == {"file_loader", "table_sync", "schema_migrations"}
+    assert set(functions) == _deployed_functions(deployment) == set(tfkit.pipeline_table())
+    names = {function["function_name"] for function in functions.values()}
+    assert len(names) == len(functions) and all(n.startswith(f"{PREFIX}-") for n in names)
     for name, function in functions.items():
-        assert (
-            function["function_name"]
-            == f"{PREFIX}-"
-            + {"file_loader": "file-loader", "table_sync": "table-sync", "schema_migrations": "migrations"}[name]
-        )
         for key in ("arn", "role_arn", "handler", "timeout", "memory_size", "environment_variables", "event_source"):
             assert function[key] not in (None, ""), (name, key)
         assert function["handler"] == f"{name}.handler.handler"
+        assert name in deployment.outputs["pipelines"][function["pipeline"]]["functions"]
     assert functions["file_loader"]["trigger"] == "sqs"
     assert functions["schema_migrations"]["trigger"] == "sns"
     assert functions["table_sync"]["trigger"] == "schedule"
@@ -118,6 +145,14 @@ def test_outputs_describe_every_function(deployment: Deployment) -> None:
     assert database["port"] == 5432 and database["name"] == "pipelines"
     assert database["endpoint"] and database["master_user_secret_arn"].startswith("arn:aws:secretsmanager:")
     assert deployment.outputs["buckets"] == {"landing": f"{PREFIX}-landing", "migrations": f"{PREFIX}-migrations"}
+    assert deployment.outputs["bucket_arns"] == {
+        k: f"arn:aws:s3:::{v}" for k, v in deployment.outputs["buckets"].items()
+    }
+    assert deployment.outputs["landing_bucket_arn"] == f"arn:aws:s3:::{PREFIX}-landing"
+    assert deployment.outputs["db_instance_arn"].startswith("arn:aws:rds:")
+    assert deployment.outputs["db_instance_resource_id"]
+    assert deployment.outputs["kms_key_alias"] == f"alias/{PREFIX}-pipelines"
+    assert deployment.outputs["table_sync_odbc_layer_arn"].split(":")[6] == f"{PREFIX}-table-sync-odbc"
 
 
 def test_functions_run_with_their_own_role_environment_and_private_subnets(deployment: Deployment) -> None:
@@ -144,7 +179,7 @@ def test_functions_run_with_their_own_role_environment_and_private_subnets(deplo
         expected_host = database["endpoint"] if name == "schema_migrations" else database["connect_endpoint"]
         assert variables["DB_HOST"] == expected_host
         assert variables["DB_PORT"] == "5432" and variables["DB_SSLMODE"] == "require"
-    assert len(roles) == 3, "functions share a role"
+    assert len(roles) == len(deployment.functions), "functions share a role"
 
     # The subnets are private: no public IPs, and the VPC has no internet or NAT gateway.
     ec2 = deployment.client("ec2")
@@ -249,9 +284,9 @@ def test_file_loader_wiring_bucket_topic_queue_mapping_function(deployment: Depl
     assert function["environment_variables"]["SOURCE_BUCKET"] == source["bucket"]
 
 
-def test_an_object_under_a_route_prefix_reaches_the_queue(deployment: Deployment) -> None:
-    """The deployed wiring carries a real event: S3 -> SNS -> SQS (moto cannot run the function, so
-    the message stays in the queue, where it is read back)."""
+def _keys_reaching_the_queue(deployment: Deployment, keys: list[str], expected: str) -> list[str]:
+    """Put objects under these keys into the file loader's bucket and read the S3 events that reach
+    its queue (moto cannot run the function, so the messages stay there) until `expected` does."""
     source = deployment.functions["file_loader"]["event_source"]
     s3, sqs = deployment.client("s3"), deployment.client("sqs")
     # moto 5.2 evaluates the TLS-only Deny without its condition (it refuses every object request,
@@ -259,20 +294,28 @@ def test_an_object_under_a_route_prefix_reaches_the_queue(deployment: Deployment
     policy = s3.get_bucket_policy(Bucket=source["bucket"])["Policy"]
     s3.delete_bucket_policy(Bucket=source["bucket"])
     try:
-        s3.put_object(Bucket=source["bucket"], Key="elsewhere/ignored.csv", Body=b"id\n1\n")
-        s3.put_object(Bucket=source["bucket"], Key="sales/2026 day 1.csv", Body=b"id\n1\n")
+        for key in keys:
+            s3.put_object(Bucket=source["bucket"], Key=key, Body=b"id\n1\n")
     finally:
         s3.put_bucket_policy(Bucket=source["bucket"], Policy=policy)
-    keys: list[str] = []
+    arrived: list[str] = []
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and "sales/2026 day 1.csv" not in keys:
+    while time.monotonic() < deadline and expected not in arrived:
         response = sqs.receive_message(QueueUrl=source["queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=2)
         for message in response.get("Messages", []):
             body = json.loads(message["Body"])  # raw delivery: the S3 event itself, no SNS envelope
-            keys += [unquote_plus(r["s3"]["object"]["key"]) for r in body.get("Records", [])]
+            arrived += [unquote_plus(r["s3"]["object"]["key"]) for r in body.get("Records", [])]
             sqs.delete_message(QueueUrl=source["queue_url"], ReceiptHandle=message["ReceiptHandle"])
-    assert "sales/2026 day 1.csv" in keys
-    assert "elsewhere/ignored.csv" not in keys
+    return arrived
+
+
+def test_an_object_under_a_route_prefix_reaches_the_queue(deployment: Deployment) -> None:
+    """The deployed wiring carries a real event: S3 -> SNS -> SQS."""
+    arrived = _keys_reaching_the_queue(
+        deployment, ["elsewhere/ignored.csv", "sales/2026 day 1.csv"], "sales/2026 day 1.csv"
+    )
+    assert "sales/2026 day 1.csv" in arrived
+    assert "elsewhere/ignored.csv" not in arrived
 
 
 def test_schema_migrations_wiring_bucket_topic_function(deployment: Deployment) -> None:
@@ -385,8 +428,8 @@ def test_buckets_are_hardened(deployment: Deployment) -> None:
 
 def test_every_queue_is_encrypted_and_tls_only(deployment: Deployment) -> None:
     sqs = deployment.client("sqs")
-    urls = sqs.list_queues()["QueueUrls"]
-    assert len(urls) == 3  # file loader queue and DLQ, migrations DLQ
+    urls = sqs.list_queues(QueueNamePrefix=PREFIX)["QueueUrls"]
+    assert len(urls) == 3  # file loader queue and DLQ, migrations DLQ (event_queue's, without a queue)
     for url in urls:
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         assert attributes["SqsManagedSseEnabled"] == "true", url
@@ -407,17 +450,14 @@ def test_database_is_private_and_encrypted(deployment: Deployment) -> None:
     assert [g["VpcSecurityGroupId"] for g in instance["VpcSecurityGroups"]] == [
         deployment.outputs["network"]["database_security_group_id"]
     ]
-    # The database group admits PostgreSQL from the Lambda and DMS groups only.
+    # The database group admits PostgreSQL from the Lambda group only.
     ec2 = deployment.client("ec2")
     rules = ec2.describe_security_group_rules(
         Filters=[{"Name": "group-id", "Values": [deployment.outputs["network"]["database_security_group_id"]]}]
     )["SecurityGroupRules"]
     ingress = [r for r in rules if not r["IsEgress"]]
     sources = {r.get("ReferencedGroupInfo", {}).get("GroupId") for r in ingress}
-    assert sources == {
-        deployment.outputs["network"]["lambda_security_group_id"],
-        deployment.outputs["network"]["dms_security_group_id"],
-    }
+    assert sources == {deployment.outputs["network"]["lambda_security_group_id"]}
     assert all((r["FromPort"], r["ToPort"]) == (5432, 5432) and not r.get("CidrIpv4") for r in ingress)
 
 
@@ -450,16 +490,39 @@ def test_deployed_iam_is_least_privilege(deployment: Deployment) -> None:
         assert deployment.outputs["database"]["master_user_secret_arn"] in resources
 
 
-def test_destroy_removes_everything(deployment: Deployment) -> None:
-    tfkit.terraform(
-        deployment.directory, "destroy", "-auto-approve", *deployment.args, env=deployment.env, timeout=900
-    ).check()
-    deployment.destroyed = True
-    state = json.loads(tfkit.terraform(deployment.directory, "show", "-json", env=deployment.env).check().stdout)
-    assert not state.get("values", {}).get("root_module", {}).get("resources")
-    names = [f["FunctionName"] for f in deployment.client("lambda").list_functions()["Functions"]]
-    assert not [n for n in names if n.startswith(PREFIX)]
-    buckets = [b["Name"] for b in deployment.client("s3").list_buckets()["Buckets"]]
-    assert not [b for b in buckets if b.startswith(PREFIX)]
-    queues = deployment.client("sqs").list_queues(QueueNamePrefix=PREFIX).get("QueueUrls", [])
-    assert queues == []
+def test_the_minimal_example_deploys_the_file_loader_alone(deployments: dict[str, Deployment]) -> None:
+    """examples/minimal as a user applies it: only the file loader's function, with the network,
+    database and key it needs, and a file under its route prefix reaches the function's queue."""
+    example = deployments["minimal"]
+    enabled = {p for p, entry in example.outputs["pipelines"].items() if entry["enabled"]}
+    assert enabled == {"file_loader"}
+    assert set(example.functions) == _deployed_functions(example) == {"file_loader"}
+    names = [f["FunctionName"] for f in example.client("lambda").list_functions()["Functions"]]
+    assert [n for n in names if n.startswith(EXAMPLE_PREFIX)] == [example.functions["file_loader"]["function_name"]]
+    assert example.outputs["landing_bucket"] == f"{EXAMPLE_PREFIX}-landing"
+    (instance,) = example.client("rds").describe_db_instances(DBInstanceIdentifier=EXAMPLE_PREFIX)["DBInstances"]
+    variables = example.functions["file_loader"]["environment_variables"]
+    assert variables["DB_HOST"] == instance["Endpoint"]["Address"] == example.outputs["database"]["endpoint"]
+    assert not [
+        s for s in example.client("scheduler").list_schedules()["Schedules"] if s["Name"].startswith(EXAMPLE_PREFIX)
+    ]
+    arrived = _keys_reaching_the_queue(example, ["incoming/day 1.csv"], "incoming/day 1.csv")
+    assert arrived == ["incoming/day 1.csv"]
+
+
+def test_destroy_removes_everything(deployments: dict[str, Deployment]) -> None:
+    with ThreadPoolExecutor(max_workers=len(deployments)) as pool:
+        for result in pool.map(Deployment.destroy, deployments.values()):
+            result.check()
+    for name, deployment in deployments.items():
+        state = json.loads(tfkit.terraform(deployment.directory, "show", "-json", env=deployment.env).check().stdout)
+        assert not state.get("values", {}).get("root_module", {}).get("resources"), name
+    for prefix, deployment in ((PREFIX, deployments["local"]), (EXAMPLE_PREFIX, deployments["minimal"])):
+        client = deployment.client
+        names = [f["FunctionName"] for f in client("lambda").list_functions()["Functions"]]
+        assert not [n for n in names if n.startswith(prefix)]
+        buckets = [b["Name"] for b in client("s3").list_buckets()["Buckets"]]
+        assert not [b for b in buckets if b.startswith(prefix)]
+        assert client("sqs").list_queues(QueueNamePrefix=prefix).get("QueueUrls", []) == []
+        instances = client("rds").describe_db_instances()["DBInstances"]
+        assert not [i for i in instances if i["DBInstanceIdentifier"].startswith(prefix)]

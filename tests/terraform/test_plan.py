@@ -239,11 +239,10 @@ def test_every_vpc_endpoint_gets_the_data_perimeter_policy(environment: str, pla
     assert _var(plan, "endpoint_allowed_account_ids") == []
 
 
-FUNCTION_MODULES = {
-    "file_loader": "module.file_loader.module.function",
-    "table_sync": "module.table_sync.module.function",
-    "schema_migrations": "module.schema_migrations.module.function",
-}
+def _deployed_functions(plan: dict[str, Any]) -> set[str]:
+    """The functions the `pipelines` output says the enabled pipelines deploy."""
+    pipelines = plan["planned_values"]["outputs"]["pipelines"]["value"]
+    return {f for p in pipelines.values() if p["enabled"] for f in p["functions"]}
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -252,7 +251,9 @@ def test_every_function_has_its_own_role_and_runs_in_private_subnets(
 ) -> None:
     plan = plans[environment]
     functions = tfkit.of_type(plan, "aws_lambda_function")
-    assert {tfkit.module_of(f["address"]) for f in functions} == set(FUNCTION_MODULES.values())
+    modules = tfkit.function_modules(plan)
+    assert set(modules) == _deployed_functions(plan) == set(plan["output_changes"]["functions"]["after"])
+    assert len(set(modules.values())) == len(functions), "two functions in one module"
     subnets = len(tfkit.of_type(plan, "aws_subnet"))
     role_names = []
     for function in functions:
@@ -278,7 +279,7 @@ def test_every_function_has_its_own_role_and_runs_in_private_subnets(
         assert vpc_unknown.get("subnet_ids") is True or len(vpc.get("subnet_ids", [])) == subnets, function["address"]
         assert vpc_unknown.get("security_group_ids") is True or vpc.get("security_group_ids"), function["address"]
         manifest = json.loads((build_dir / "manifest.json").read_text())
-        name = next(k for k, v in FUNCTION_MODULES.items() if v == module)
+        name = values["handler"].split(".")[0]
         assert values["source_code_hash"] == manifest["functions"][name]["source_code_hash"]
         assert values["handler"] == manifest["functions"][name]["handler"]
     assert len(set(role_names)) == len(role_names), "two functions share a role"
@@ -362,11 +363,12 @@ def test_triggers(environment: str, plans: dict[str, dict[str, Any]]) -> None:
 
     (schedule,) = tfkit.of_type(plan, "aws_scheduler_schedule")
     assert tfkit.after(schedule)["schedule_expression"] == _var(plan, "table_sync")["schedule_expression"]
-    (sync,) = _in_module(plan, FUNCTION_MODULES["table_sync"], "aws_lambda_function")
+    modules = tfkit.function_modules(plan)
+    (sync,) = _in_module(plan, modules["table_sync"], "aws_lambda_function")
     assert tfkit.after(sync)["reserved_concurrent_executions"] == 1
     assert tfkit.after_unknown(sync).get("layers") in (True, [True])
 
-    (migrations,) = _in_module(plan, FUNCTION_MODULES["schema_migrations"], "aws_lambda_function")
+    (migrations,) = _in_module(plan, modules["schema_migrations"], "aws_lambda_function")
     (dead_letter,) = tfkit.after_unknown(migrations)["dead_letter_config"]
     assert dead_letter["target_arn"] is True, "asynchronous invocations that fail every retry need a DLQ"
     assert tfkit.after(migrations)["reserved_concurrent_executions"] == _var(plan, "schema_migrations").get(
@@ -410,10 +412,9 @@ def test_iam_least_privilege(environment: str, plans: dict[str, dict[str, Any]])
 
     # The check saw every function's own policy (not vacuous): the grants each one needs are there,
     # with the exact bucket ARNs and prefixes wherever they are known before apply.
+    modules = tfkit.function_modules(plan)
     for name, grants in EXPECTED_GRANTS.items():
-        own = [
-            s for s in statements if s.where.startswith(FUNCTION_MODULES[name] + ".data.aws_iam_policy_document.this")
-        ]
+        own = [s for s in statements if s.where.startswith(modules[name] + ".data.aws_iam_policy_document.this")]
         assert own and all(s.kind == "identity" for s in own), name
         for action, resource in grants:
             matching = [s for s in own if action in s.actions]
@@ -486,11 +487,12 @@ def test_without_pipeline_secrets_every_function_uses_the_master_secret(
     assert _var(plan, "file_loader").get("database_secret_arn") is None
     assert _var(plan, "table_sync").get("database_secret_arn") is None
     functions = plan["output_changes"]["functions"]
-    for name in FUNCTION_MODULES:
+    for name in _deployed_functions(plan):
         # The master secret's ARN comes from the instance at apply time.
         assert functions["after_unknown"][name]["environment_variables"]["DB_SECRET_ARN"] is True, name
     statements, _ = tfkit.plan_statements(plan)
-    reads, _ = _secret_reads(statements, FUNCTION_MODULES["file_loader"] + ".data.aws_iam_policy_document.this")
+    modules = tfkit.function_modules(plan)
+    reads, _ = _secret_reads(statements, modules["file_loader"] + ".data.aws_iam_policy_document.this")
     assert reads == {"?"}
     for proxy in tfkit.of_type(plan, "aws_db_proxy"):
         (auth,) = tfkit.after(proxy)["auth"]
@@ -513,7 +515,7 @@ def test_pipeline_secrets_reach_the_functions_their_roles_and_the_proxy(
 
     # Each loading function connects as its own user; the migrations keep the master user.
     functions = plan["output_changes"]["functions"]
-    environment = {name: functions["after"][name]["environment_variables"] for name in FUNCTION_MODULES}
+    environment = {name: functions["after"][name]["environment_variables"] for name in _deployed_functions(plan)}
     assert environment["file_loader"]["DB_SECRET_ARN"] == loader_secret
     assert environment["table_sync"]["DB_SECRET_ARN"] == sync_secret
     assert environment["table_sync"]["SOURCE_DB_SECRET_ARN"] == source_secret
@@ -528,9 +530,10 @@ def test_pipeline_secrets_reach_the_functions_their_roles_and_the_proxy(
     assert not tfkit.iam_findings(statements), tfkit.iam_findings(statements)
     assert all(u.endswith((".policy", ".assume_role_policy")) for u in unchecked)
     document = ".data.aws_iam_policy_document.this"
-    assert _secret_reads(statements, FUNCTION_MODULES["file_loader"] + document) == ({loader_secret}, {loader_key})
-    assert _secret_reads(statements, FUNCTION_MODULES["table_sync"] + document) == ({source_secret, sync_secret}, set())
-    assert _secret_reads(statements, FUNCTION_MODULES["schema_migrations"] + document)[0] == {"?"}
+    modules = tfkit.function_modules(plan)
+    assert _secret_reads(statements, modules["file_loader"] + document) == ({loader_secret}, {loader_key})
+    assert _secret_reads(statements, modules["table_sync"] + document) == ({source_secret, sync_secret}, set())
+    assert _secret_reads(statements, modules["schema_migrations"] + document)[0] == {"?"}
 
     # The proxy logs in as the master user and as each pipeline's user.
     (proxy,) = tfkit.of_type(plan, "aws_db_proxy")

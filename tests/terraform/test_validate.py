@@ -3,11 +3,18 @@ every module under modules/ and every example."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
+from pathlib import Path
 
+import hcl2
 import pytest
 
 from tests.terraform import tfkit
+
+# The provider versions tested here: hashicorp/aws 5.100 (docs/terraform.md, Provider versions).
+PROVIDER_CONSTRAINT = ">= 5.100, < 6.0"
 
 # Every folder holding Terraform source besides the root (Makefile TF_FMT_DIRS says the same).
 FMT_RECURSIVE_DIRS = ["modules", "environments", "examples", "tests"]
@@ -42,6 +49,7 @@ def test_every_module_and_example_is_validated() -> None:
         "modules/file_loader",
         "modules/table_sync",
         "modules/schema_migrations",
+        "modules/dms",
     } <= set(dirs)
     assert {"examples/minimal", "examples/complete"} <= set(dirs)
 
@@ -72,4 +80,27 @@ def test_module_layout(directory: str) -> None:
         assert (path / name).is_file(), f"{directory} lacks {name}"
     versions = (path / "versions.tf").read_text()
     assert 'required_version = ">= 1.6"' in versions
-    assert 'version = ">= 5.100, < 7.0"' in versions
+    assert f'version = "{PROVIDER_CONSTRAINT}"' in versions
+
+
+def _lock(text: str) -> dict[str, object]:
+    (provider,) = hcl2.loads(text)["provider"]
+    return provider['"registry.terraform.io/hashicorp/aws"']  # python-hcl2 keeps the quotes
+
+
+def test_the_lock_file_pins_the_provider_under_test(tmp_path: Path, tf_env: dict[str, str]) -> None:
+    """The committed root lock file holds the checksum of the provider package these tests run
+    (computed here from the mirror, or the registry without one), for the version and range that
+    versions.tf states; every init of the root in these tests runs with -lockfile=readonly. zh:
+    hashes (the registry's checksums of every platform's zip) let other platforms install it."""
+    committed = _lock((tfkit.REPO / tfkit.LOCK_FILE).read_text())
+    shutil.copy2(tfkit.REPO / "versions.tf", tmp_path / "versions.tf")
+    mirror = re.search(r'filesystem_mirror\s*\{\s*path\s*=\s*"([^"]+)"', tfkit.TF_CLI_CONFIG.read_text())
+    source = [f"-fs-mirror={mirror.group(1)}"] if mirror else []
+    tfkit.terraform(tmp_path, "providers", "lock", "-platform=linux_amd64", *source, env=tf_env).check()
+    computed = _lock((tmp_path / tfkit.LOCK_FILE).read_text())
+    assert committed["version"] == computed["version"]
+    assert committed["constraints"] == computed["constraints"] == '">= 5.100.0, < 6.0.0"'
+    (h1,) = [h for h in computed["hashes"] if h.startswith('"h1:')]
+    assert h1 in committed["hashes"], f"{tfkit.LOCK_FILE} lacks the linux_amd64 checksum {h1}"
+    assert len([h for h in committed["hashes"] if h.startswith('"zh:')]) >= 4, "other platforms' zh: checksums"

@@ -6,8 +6,11 @@ while other runs use it. The copy has no provider block of its own (the root mod
 called as a module too): `write_provider()` adds one, either offline with fake credentials or
 pointing every service at a moto server.
 
-`iam_findings()` is the least-privilege check the plan and apply tests share (and the broken-input
-test feeds an over-broad statement to).
+`pipeline_table()` reads the root's `local.pipelines`, the one list of pipelines the tests use.
+`apply_to_moto()` applies a configuration to a moto server and returns a `Deployment` to read back
+and destroy. `iam_findings()` is the least-privilege check the plan, matrix and apply tests share
+(and the broken-input test feeds an over-broad statement to). One module, because every test of
+tests/terraform needs most of it: running Terraform, reading plans and states, checking IAM.
 """
 
 from __future__ import annotations
@@ -21,9 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
+import hcl2
+
 from scripts.localenv.moto_provider import write_provider_override
 
 REPO = Path(__file__).resolve().parents[2]
+LOCK_FILE = ".terraform.lock.hcl"
 TF_CLI_CONFIG = REPO / ".terraform-cli" / "terraformrc"
 PLUGIN_CACHE = REPO / ".terraform-cli" / "plugin-cache"
 
@@ -96,15 +103,63 @@ def terraform_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def copy_tree(destination: Path) -> Path:
-    """Copy the Terraform sources of the repository to `destination` (without working dirs)."""
+    """Copy the Terraform sources of the repository to `destination` (without working dirs). The
+    root keeps its committed provider lock file, so every init of the root installs exactly the
+    provider it pins."""
     ignore = shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*", "*.tfplan", "README.md")
     destination.mkdir(parents=True, exist_ok=True)
-    for path in REPO.glob("*.tf"):
+    for path in [*REPO.glob("*.tf"), REPO / LOCK_FILE]:
         shutil.copy2(path, destination / path.name)
     for directory in ("modules", "examples", "environments"):
         if (REPO / directory).is_dir():
             shutil.copytree(REPO / directory, destination / directory, ignore=ignore, dirs_exist_ok=True)
     return destination
+
+
+def module_root(destination: Path, module: str, calls: dict[str, dict[str, Any]]) -> Path:
+    """A scratch root module at `destination` holding a copy of modules/<module> and one `module`
+    block per entry of `calls` (label -> arguments), plus an output per call exposing the module's
+    outputs. Rewriting the calls of an initialised root needs no new `init` while the labels stay."""
+    shutil.copytree(
+        REPO / "modules" / module,
+        destination / "modules" / module,
+        ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*", "README.md"),
+        dirs_exist_ok=True,
+    )
+    write_module_calls(destination, module, calls)
+    return destination
+
+
+def write_module_calls(directory: Path, module: str, calls: dict[str, dict[str, Any]]) -> None:
+    # Arguments are written as JSON, which is HCL expression syntax (`{"key": value}`, null, lists).
+    blocks = []
+    for label, arguments in calls.items():
+        lines = [f'module "{label}" {{', f'  source = "./modules/{module}"']
+        lines += [f"  {name} = {json.dumps(value)}" for name, value in arguments.items()]
+        lines += ["}", "", f'output "{label}" {{', f"  value = module.{label}", "}", ""]
+        blocks.append("\n".join(lines))
+    (directory / "calls.tf").write_text("\n".join(blocks))
+
+
+def link_build_dir(tree: Path, build_dir: Path) -> None:
+    """Make `build_dir` the build/ of a tree copy: the module's default `build_dir`, which the
+    examples (calling the module by path, as users do) rely on."""
+    (tree / "build").symlink_to(build_dir, target_is_directory=True)
+
+
+def pipeline_table() -> dict[str, Any]:
+    """`local.pipelines` of the root module as python-hcl2 reads it: pipeline name -> its entry
+    (expressions as text). The source of every list of pipelines the tests need."""
+    for path in sorted(REPO.glob("*.tf")):
+        for block in hcl2.loads(path.read_text()).get("locals", []):
+            if "pipelines" in block:
+                return dict(block["pipelines"])
+    raise AssertionError("no local.pipelines in the root module's *.tf files")
+
+
+def pipeline_functions() -> dict[str, list[str]]:
+    """Pipeline name -> the function keys (packages) its entry in local.pipelines lists."""
+    return {name: [f.strip('"') for f in entry["functions"]] for name, entry in pipeline_table().items()}
 
 
 def terraform_dirs() -> list[str]:
@@ -151,7 +206,17 @@ def terraform(directory: Path, *args: str, env: dict[str, str], timeout: int = 6
 
 
 def init(directory: Path, env: dict[str, str]) -> Result:
-    return terraform(directory, "init", "-backend=false", "-input=false", "-no-color", env=env).check()
+    """`init -backend=false`; a directory holding a lock file must install exactly what it pins."""
+    readonly = ["-lockfile=readonly"] if (directory / LOCK_FILE).is_file() else []
+    return terraform(directory, "init", "-backend=false", "-input=false", "-no-color", *readonly, env=env).check()
+
+
+def plan_json(
+    directory: Path, args: Sequence[str], env: dict[str, str], plan_file: str = "plan.tfplan"
+) -> dict[str, Any]:
+    """`terraform plan <args> -out=plan_file` (checked) and the plan's JSON."""
+    terraform(directory, *args, f"-out={plan_file}", env=env).check()
+    return json.loads(terraform(directory, "show", "-json", plan_file, env=env).check().stdout)
 
 
 OFFLINE_PROVIDER = """
@@ -165,15 +230,68 @@ provider "aws" {
 """
 
 
-def write_offline_provider(directory: Path, region: str = "eu-west-1") -> None:
-    """Provider with fake credentials that never calls AWS: enough for `plan -refresh=false`."""
-    (directory / "providers_test.tf").write_text(OFFLINE_PROVIDER % {"region": region})
+def write_offline_provider(directory: Path, region: str = "eu-west-1", filename: str = "providers_test.tf") -> None:
+    """Provider with fake credentials that never calls AWS: enough for `plan -refresh=false`. A
+    configuration with a provider block of its own (an example) takes it as `*_override.tf`."""
+    (directory / filename).write_text(OFFLINE_PROVIDER % {"region": region})
 
 
-def write_moto_provider(directory: Path, endpoint: str, region: str = "us-east-1") -> Path:
+def write_moto_provider(
+    directory: Path, endpoint: str, region: str = "us-east-1", filename: str = "providers_test.tf"
+) -> Path:
     """Provider sending every service to a moto server (scripts/localenv/moto_provider.py, the one
-    `make demo` writes too); credentials come from terraform_env()."""
-    return write_provider_override(directory, endpoint, region, filename="providers_test.tf")
+    `make demo` writes too); credentials come from terraform_env(). A configuration with a provider
+    block of its own (an example) takes it as `*_override.tf`."""
+    return write_provider_override(directory, endpoint, region, filename=filename)
+
+
+@dataclass
+class Deployment:
+    """A configuration applied to a moto server: its outputs and state, and how to take it down."""
+
+    directory: Path
+    env: dict[str, str]
+    endpoint: str
+    region: str
+    args: list[str]
+    outputs: dict[str, Any]
+    state: dict[str, Any]
+    destroyed: bool = False
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    @property
+    def functions(self) -> dict[str, Any]:
+        return self.outputs["functions"]
+
+    def destroy(self) -> Result:
+        result = terraform(self.directory, "destroy", "-auto-approve", *self.args, env=self.env, timeout=900)
+        self.destroyed = result.returncode == 0
+        return result
+
+
+def apply_to_moto(directory: Path, endpoint: str, region: str, env: dict[str, str], args: Sequence[str]) -> Deployment:
+    """`init` and `apply -auto-approve <args>` of a configuration whose provider points at moto
+    (write_moto_provider); its outputs and state read back. A failed apply is destroyed before the
+    error is raised, so nothing is left on the shared server."""
+    init(directory, env)
+    args = ["-input=false", "-no-color", "-lock=false", "-parallelism=20", *args]
+    applied = terraform(directory, "apply", "-auto-approve", *args, env=env, timeout=900)
+    if applied.returncode != 0:
+        terraform(directory, "destroy", "-auto-approve", *args, env=env, timeout=900)
+        applied.check()
+    outputs = {
+        k: v["value"] for k, v in json.loads(terraform(directory, "output", "-json", env=env).check().stdout).items()
+    }
+    state = json.loads(terraform(directory, "show", "-json", env=env).check().stdout)
+    return Deployment(directory, env, endpoint, region, list(args), outputs, state)
 
 
 ################################################################################
@@ -211,6 +329,12 @@ def module_of(address: str) -> str:
         out += parts[i : i + 2]
         i += 2
     return ".".join(out)
+
+
+def function_modules(plan: dict[str, Any]) -> dict[str, str]:
+    """Function key (its package, the first part of its handler) -> address of the module holding
+    its aws_lambda_function, for every function the plan creates."""
+    return {after(r)["handler"].split(".")[0]: module_of(r["address"]) for r in of_type(plan, "aws_lambda_function")}
 
 
 def _config_module(plan: dict[str, Any], module_address: str) -> dict[str, Any]:
