@@ -19,11 +19,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dynamodb_migration.dynamo import call, describe_key, error_code
+from dynamodb_migration.dynamo import call, describe_key
 from dynamodb_migration.guard import PageCounts, Tables, copy_page
-from dynamodb_migration.interim import MigrationError, PermanentError
 from dynamodb_migration.state import Segment
-from pipeline_common.deadline import Deadline
+from pipeline_common.deadline import Deadline, DeadlineExceeded
+from pipeline_common.errors import PermanentError, PipelineError, aws_error_code, is_retryable
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class CopyResult:
     eta_seconds: float | None
     busy_segments: list[int] = field(default_factory=list)  # leased by another live invocation
     errors: list[str] = field(default_factory=list)
+    retryable: bool = True  # every error may pass on a later run (throttling, a lost lease)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +53,7 @@ class CopyResult:
             "eta_seconds": self.eta_seconds,
             "busy_segments": self.busy_segments,
             "errors": self.errors,
+            "retryable": self.retryable,
             "segments": self.segments,
         }
 
@@ -109,6 +111,7 @@ def run_copy(
     scanned_now = 0
     busy: list[int] = []
     errors: list[str] = []
+    retryable = True
     lock = threading.Lock()
     # The lease outlives this invocation, so a crashed invocation's segments free up after its timeout.
     lease_seconds = deadline.remaining_ms() / 1000 + 60
@@ -127,7 +130,7 @@ def run_copy(
         return None
 
     def work() -> None:
-        nonlocal scanned_now, run
+        nonlocal scanned_now, run, retryable
         while (segment := next_segment()) is not None:
             segments[segment.index] = segment
             try:
@@ -135,11 +138,16 @@ def run_copy(
                     with lock:
                         run += counts
                         scanned_now += page_items
-            except (MigrationError, ClientError) as exc:
+            except DeadlineExceeded:
+                # A backoff or the rate cap would run into the reserve: stop; the next run continues.
+                logger.info("copy stopped a segment before the deadline", extra={"segment": segment.index})
+                return
+            except (PipelineError, ClientError) as exc:
                 message = f"segment {segment.index}: {_describe(exc)}"
                 logger.error("copy stopped a segment", extra={"segment": segment.index, "error": message})
                 with lock:
                     errors.append(message)
+                    retryable = retryable and is_retryable(exc)
             finally:
                 tables.state.release(segment.index, owner, deadline)
 
@@ -171,6 +179,7 @@ def run_copy(
         eta_seconds=0.0 if status == "done" else summary["eta_seconds"],
         busy_segments=sorted(busy),
         errors=errors,
+        retryable=retryable,
     )
 
 
@@ -242,5 +251,5 @@ def _summary(
 
 
 def _describe(exc: BaseException) -> str:
-    code = error_code(exc)
+    code = aws_error_code(exc)
     return f"{code}: {exc}" if code else str(exc)

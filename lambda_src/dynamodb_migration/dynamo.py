@@ -1,7 +1,8 @@
 """DynamoDB calls with the retries a migration needs: throttling and partial batches.
 
 Throttling (ProvisionedThroughputExceeded, ThrottlingException, RequestLimitExceeded,
-TransactionConflict) and server errors are retried with full-jitter backoff; so is every
+TransactionConflict) and server errors, which `pipeline_common.errors.is_retryable` calls
+retryable, are retried with the shared full-jitter backoff (`pipeline_common.backoff`); so is every
 `UnprocessedItems` / `UnprocessedKeys` remainder, which DynamoDB returns instead of an error when
 it throttles part of a batch. Nothing is dropped: a remainder that never goes through raises
 `RetryableError`, and the caller keeps its checkpoint where it was.
@@ -16,22 +17,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dynamodb_migration.interim import Pacer, PermanentError, RetryableError, backoff_sleep
-from pipeline_common.deadline import Deadline
+from pipeline_common.backoff import ATTEMPTS, backoff, retry
+from pipeline_common.deadline import Deadline, RateLimit
+from pipeline_common.errors import PermanentError, RetryableError, aws_error_code, is_retryable
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "TransactionConflictException",
-        "InternalServerError",
-        "ServiceUnavailable",
-    }
-)
-MAX_ATTEMPTS = 12  # with a 5 s cap: about half a minute of backing off before giving up
 BATCH_WRITE_SIZE = 25
 BATCH_GET_SIZE = 100
 
@@ -50,10 +41,6 @@ class Counters:
             self.unprocessed += unprocessed
 
 
-def error_code(exc: BaseException) -> str:
-    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
-
-
 def call(
     operation: Callable[..., dict[str, Any]],
     deadline: Deadline,
@@ -61,26 +48,20 @@ def call(
     **kwargs: Any,
 ) -> dict[str, Any]:
     """`operation(**kwargs)`, retried with backoff on throttling and server errors."""
-    for attempt in range(MAX_ATTEMPTS):
-        try:
-            return operation(**kwargs)
-        except ClientError as exc:
-            code = error_code(exc)
-            if code not in RETRYABLE_CODES:
-                raise
-            if counters:
-                counters.add(throttled=1)
-            logger.warning("%s: %s, backing off (attempt %d)", _name(operation), code, attempt + 1)
-            if attempt + 1 == MAX_ATTEMPTS:
-                raise RetryableError(
-                    f"{_name(operation)} still failing with {code} after {MAX_ATTEMPTS} attempts"
-                ) from exc
-            backoff_sleep(attempt, deadline)
-    raise AssertionError("unreachable")
+    name = getattr(operation, "__name__", "call")
 
+    def throttled(exc: Exception, attempt: int) -> None:
+        if counters:
+            counters.add(throttled=1)
+        logger.warning("%s: %s, backing off (attempt %d)", name, aws_error_code(exc), attempt + 1)
 
-def _name(operation: Callable[..., Any]) -> str:
-    return getattr(operation, "__name__", "call")
+    # Only AWS's answers: botocore has already retried connection errors itself.
+    return retry(
+        lambda: operation(**kwargs),
+        deadline,
+        retryable=lambda exc: isinstance(exc, ClientError) and is_retryable(exc),
+        on_retry=throttled,
+    )
 
 
 def chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -94,7 +75,7 @@ def write_batch(
     requests: Sequence[dict[str, Any]],
     deadline: Deadline,
     *,
-    pacer: Pacer | None = None,
+    rate_limit: RateLimit | None = None,
     counters: Counters | None = None,
 ) -> None:
     """BatchWriteItem `requests` (PutRequest / DeleteRequest, distinct keys) 25 at a time, resending
@@ -105,8 +86,8 @@ def write_batch(
         return response.get("UnprocessedItems", {}).get(table, [])
 
     for chunk in chunks(requests, BATCH_WRITE_SIZE):
-        if pacer:
-            pacer.take(len(chunk), deadline)
+        if rate_limit:
+            rate_limit.take(len(chunk), deadline)
         _until_processed(f"BatchWriteItem on {table}", list(chunk), send, deadline, counters)
 
 
@@ -143,15 +124,15 @@ def _until_processed(
     counters: Counters | None,
 ) -> None:
     """`send` the requests, then every remainder it returns after a backoff, until none is left."""
-    for attempt in range(MAX_ATTEMPTS):
+    for attempt in range(ATTEMPTS):
         pending = send(pending)
         if not pending:
             return
         if counters:
             counters.add(unprocessed=len(pending))
-        if attempt + 1 == MAX_ATTEMPTS:
-            raise RetryableError(f"{what}: {len(pending)} requests still unprocessed")
-        backoff_sleep(attempt, deadline)
+        if attempt + 1 == ATTEMPTS:
+            raise RetryableError(f"{what}: {len(pending)} requests still unprocessed after {ATTEMPTS} attempts")
+        backoff(attempt, deadline, what=f"resending {len(pending)} unprocessed requests")
 
 
 def describe_key(client: Any, table: str) -> tuple[tuple[str, ...], dict[str, Any]]:
@@ -159,7 +140,7 @@ def describe_key(client: Any, table: str) -> tuple[tuple[str, ...], dict[str, An
     try:
         description = client.describe_table(TableName=table)["Table"]
     except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
+        if aws_error_code(exc) == "ResourceNotFoundException":
             raise PermanentError(f"table {table} does not exist") from None
         raise
     schema = sorted(description["KeySchema"], key=lambda k: k["KeyType"] != "HASH")

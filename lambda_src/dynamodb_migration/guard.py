@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynamodb_migration.dynamo import Counters, get_batch, write_batch
-from dynamodb_migration.interim import Pacer, RetryableError
 from dynamodb_migration.items import Item, item_key, key_token, plain
 from dynamodb_migration.state import StateTable
 from dynamodb_migration.transform import Transform
-from pipeline_common.deadline import Deadline
+from pipeline_common.deadline import Deadline, RateLimit
+from pipeline_common.errors import RetryableError
 
 MAX_ROUNDS = 5
 
@@ -37,7 +37,7 @@ class Tables:
     transform: Transform
     state: StateTable
     counters: Counters = field(default_factory=Counters)
-    pacer: Pacer | None = None
+    rate_limit: RateLimit | None = None  # the copy's write-rate cap
 
     def key(self, item: Mapping[str, Any]) -> Item:
         return item_key(item, self.key_attributes)
@@ -100,7 +100,9 @@ def converge(
                 requests.append({"DeleteRequest": {"Key": key}})
             else:
                 requests.append({"PutRequest": {"Item": tables.transform.apply(image)}})
-        write_batch(tables.client, tables.target, requests, deadline, pacer=tables.pacer, counters=tables.counters)
+        write_batch(
+            tables.client, tables.target, requests, deadline, rate_limit=tables.rate_limit, counters=tables.counters
+        )
         if round_ == 0:
             counts.skipped = len(stale) if scanned is not None else 0
             counts.written = len(pending) - counts.skipped

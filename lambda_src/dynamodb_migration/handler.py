@@ -13,43 +13,36 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from botocore.config import Config
+
 from dynamodb_migration.config import Settings
 from dynamodb_migration.copy import run_copy
 from dynamodb_migration.dynamo import Counters
 from dynamodb_migration.guard import Tables
-from dynamodb_migration.interim import Clients, Pacer
 from dynamodb_migration.state import StateTable
 from dynamodb_migration.sync import sync_batch
 from dynamodb_migration.verify import run_verify, verify_request
-from pipeline_common.deadline import Deadline
+from pipeline_common.deadline import Deadline, RateLimit
+from pipeline_common.errors import PipelineError
 from pipeline_common.events import EventError
 from pipeline_common.log import get_logger
+from pipeline_common.sandbox import Sandbox
 
 logger = get_logger()
 
 # Kept back from the Lambda timeout: the page in flight, its checkpoint and the lease release.
 RESERVE_MS = 10_000
 
-_settings: Settings | None = None
-clients = Clients()
+# Throttling is retried by the migration itself (with jitter, within the deadline); botocore's
+# standard mode keeps its few quick retries for network errors. The pool covers the copy threads.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=64, connect_timeout=5)
+
+sandbox = Sandbox(Settings.from_env)
 
 
-class CopyFailed(RuntimeError):
-    """A segment stopped on an error; the others went on and the result was logged."""
-
-
-def _get_settings() -> Settings:
-    global _settings
-    if _settings is None:
-        _settings = Settings.from_env()
-    return _settings
-
-
-def reset_sandbox() -> None:
-    """Forget settings and clients (tests, or a configuration change in a long-lived process)."""
-    global _settings, clients
-    _settings = None
-    clients = Clients()
+class CopyFailed(PipelineError):
+    """A segment stopped on an error; the others went on and the result was logged. Retryable when
+    every error was (a later run continues from the checkpoints)."""
 
 
 def tables_for(settings: Settings, client: Any) -> Tables:
@@ -62,7 +55,7 @@ def tables_for(settings: Settings, client: Any) -> Tables:
         transform=settings.transform,
         state=StateTable(client, settings.state_table, settings.key_attributes, counters=counters),
         counters=counters,
-        pacer=Pacer(settings.write_rate_limit) if settings.write_rate_limit else None,
+        rate_limit=RateLimit(settings.write_rate_limit) if settings.write_rate_limit else None,
     )
 
 
@@ -75,9 +68,9 @@ def _is_stream_event(event: Mapping[str, Any]) -> bool:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    settings = _get_settings()
+    settings = sandbox.settings
     deadline = Deadline.from_context(context, RESERVE_MS)
-    tables = tables_for(settings, clients("dynamodb"))
+    tables = tables_for(settings, sandbox.client("dynamodb", config=CLIENT_CONFIG))
     if settings.function == "sync":
         if not _is_stream_event(event):
             raise EventError("the sync function takes DynamoDB stream events only")
@@ -102,7 +95,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         ).to_json()
         logger.info("copy result", extra={"result": result})
         if result["status"] == "failed":
-            raise CopyFailed(f"copy failed: {json.dumps(result, default=str)}")
+            raise CopyFailed(f"copy failed: {json.dumps(result, default=str)}", retryable=result["retryable"])
         return result
     mode, segments = verify_request(event)
     verified = run_verify(
@@ -116,7 +109,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         segments=segments,
     ).to_json()
     logger.info("verify result", extra={"result": verified})
-    clients("sns").publish(
+    sandbox.client("sns", config=CLIENT_CONFIG).publish(
         TopicArn=settings.results_topic_arn,
         Subject=f"DynamoDB migration {settings.source_table}: {'match' if verified['match'] else 'MISMATCH'}"[:100],
         Message=json.dumps(verified, default=str),

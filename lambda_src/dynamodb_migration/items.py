@@ -1,9 +1,6 @@
-"""Item and key helpers over low-level attribute values (`{"S": "x"}`), the form boto3's client,
-Scan pages and stream records share.
-
-Stream records reach Lambda as JSON, where binary values are base64 text; boto3 wants bytes.
-`from_event` converts an image once, at the edge, so everything else sees one form.
-"""
+"""Item and key helpers over low-level attribute values (`{"S": "x"}`, binary as bytes), the form
+boto3's client and Scan pages use; stream images are brought to it at the edge
+(`pipeline_common.events.client_image`)."""
 
 from __future__ import annotations
 
@@ -37,7 +34,7 @@ def key_token(key: Mapping[str, AttributeValue], key_attributes: Sequence[str]) 
         if kind == "N":
             value = _canonical_number(value)
         elif kind == "B":
-            value = base64.b64encode(_as_bytes(value)).decode("ascii")
+            value = base64.b64encode(value).decode("ascii")
         parts.append([kind, value])
     return json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
 
@@ -45,30 +42,6 @@ def key_token(key: Mapping[str, AttributeValue], key_attributes: Sequence[str]) 
 def _canonical_number(text: str) -> str:
     number = Decimal(text)
     return "0" if number.is_zero() else str(number.normalize())
-
-
-def _as_bytes(value: Any) -> bytes:
-    if isinstance(value, bytes | bytearray):
-        return bytes(value)
-    return base64.b64decode(value, validate=True)
-
-
-def from_event(image: Mapping[str, AttributeValue]) -> Item:
-    """An image from a Lambda stream event (binary as base64 text) in boto3's client form."""
-    return {name: _from_event_value(value) for name, value in image.items()}
-
-
-def _from_event_value(value: AttributeValue) -> AttributeValue:
-    ((kind, inner),) = value.items()
-    if kind == "B":
-        return {"B": _as_bytes(inner)}
-    if kind == "BS":
-        return {"BS": [_as_bytes(v) for v in inner]}
-    if kind == "M":
-        return {"M": from_event(inner)}
-    if kind == "L":
-        return {"L": [_from_event_value(v) for v in inner]}
-    return value
 
 
 def plain(item: Mapping[str, AttributeValue]) -> dict[str, Any]:
@@ -102,22 +75,3 @@ def differing_attributes(expected: Mapping[str, AttributeValue], actual: Mapping
         or name not in actual
         or _deserializer.deserialize(expected[name]) != _deserializer.deserialize(actual[name])
     )
-
-
-def key_to_json(key: Mapping[str, AttributeValue]) -> str:
-    """A key (e.g. a Scan's LastEvaluatedKey) as JSON text, binary as base64, for the state table."""
-
-    def encode(value: Any) -> Any:
-        if isinstance(value, bytes | bytearray):
-            return base64.b64encode(bytes(value)).decode("ascii")
-        if isinstance(value, dict):
-            return {k: encode(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [encode(v) for v in value]
-        return value
-
-    return json.dumps(encode(dict(key)), separators=(",", ":"), ensure_ascii=False)
-
-
-def key_from_json(text: str) -> Item:
-    return from_event(json.loads(text))

@@ -4,8 +4,10 @@ One table, partition key `pk` (string), TTL on `expires_at`. Items:
 
 - `copy`: the run: transform fingerprint, TotalSegments, start and finish times. A run with another
   transform or segment count is refused rather than resumed half one way, half the other.
-- `segment#00007`: one per Scan segment: the LastEvaluatedKey to resume from, progress counters,
-  `done`, and a lease (owner, expiry) so two invocations never work one segment at once.
+- `segment#00007`: one per Scan segment: the LastEvaluatedKey to resume from (a position document
+  of `pipeline_common.values`, as JSON text: `{"id": {"S": {"str": "a"}}}`, binary values kept as
+  bytes), progress counters, `done`, and a lease (owner, expiry) so two invocations never work one
+  segment at once.
 - `touched#<key>`: written by the sync for every key it applies, before it writes the target:
   the last applied stream sequence number (zero-padded to 40 digits, so text order is number
   order), whether the item is deleted, and `expires_at`. The copy never keeps its own image of a
@@ -16,6 +18,7 @@ Nothing of this reaches the target table.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,10 +26,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dynamodb_migration.dynamo import Counters, call, error_code, get_batch
-from dynamodb_migration.interim import PermanentError, RetryableError
-from dynamodb_migration.items import Item, key_from_json, key_to_json, key_token
+from dynamodb_migration.dynamo import Counters, call, get_batch
+from dynamodb_migration.items import Item, key_token
 from pipeline_common.deadline import Deadline
+from pipeline_common.errors import PermanentError, RetryableError, aws_error_code
+from pipeline_common.values import decode_document, encode_document
 
 SEQUENCE_DIGITS = 40  # stream sequence numbers have 21 to 40 digits
 RUN = "copy"
@@ -237,7 +241,7 @@ class StateTable:
         assignments = "#done = :done, updated_at = :now"
         if segment.last_key is not None:
             assignments += ", last_key = :last_key"
-            values[":last_key"] = {"S": key_to_json(segment.last_key)}
+            values[":last_key"] = {"S": json.dumps(encode_document(segment.last_key), separators=(",", ":"))}
         update = f"SET {assignments} ADD scanned :scanned, written :written, skipped :skipped, repaired :repaired"
         if segment.last_key is None:
             update += " REMOVE last_key"
@@ -271,7 +275,7 @@ class StateTable:
         try:
             return call(operation, deadline, self.counters, **request)
         except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
+            if aws_error_code(exc) == "ConditionalCheckFailedException":
                 return None
             raise
 
@@ -285,7 +289,7 @@ def _segment(index: int, item: Mapping[str, Any] | None) -> Segment:
     last_key = item.get("last_key", {}).get("S")
     return Segment(
         index=index,
-        last_key=key_from_json(last_key) if last_key else None,
+        last_key=decode_document(json.loads(last_key)) if last_key else None,
         scanned=number("scanned"),
         written=number("written"),
         skipped=number("skipped"),

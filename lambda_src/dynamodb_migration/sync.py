@@ -18,10 +18,9 @@ from typing import Any
 
 from dynamodb_migration.dynamo import call
 from dynamodb_migration.guard import Tables
-from dynamodb_migration.interim import PermanentError
-from dynamodb_migration.items import from_event
 from pipeline_common.deadline import Deadline
-from pipeline_common.events import EventError, stream_batch_response, stream_record
+from pipeline_common.errors import PermanentError
+from pipeline_common.events import EventError, client_image, stream_batch_response, stream_record
 
 # Time one record needs at most (a claim and a write, with a few throttling retries).
 RECORD_MS = 2_000
@@ -39,18 +38,18 @@ def sync_batch(
 
     def apply(raw: Mapping[str, Any]) -> None:
         deadline.check(RECORD_MS, "a stream record")
-        record = stream_record(_client_form(raw))
+        record = stream_record(raw)
         if stream_arn and record.event_source_arn and record.event_source_arn != stream_arn:
             raise PermanentError(f"record from {record.event_source_arn}, but this sync follows {stream_arn}")
-        key = tables.key(record.raw["dynamodb"]["Keys"])
+        body = raw["dynamodb"]
+        key = tables.key(client_image(body["Keys"]))
         if record.event_name == "REMOVE":
             if tables.state.claim(key, record.sequence_number, deleted=True, ttl_days=ttl_days, deadline=deadline):
                 call(tables.client.delete_item, deadline, tables.counters, TableName=tables.target, Key=key)
             return
         if record.event_name not in ("INSERT", "MODIFY"):
             raise EventError(f"unknown stream eventName {record.event_name!r}")
-        image = record.raw["dynamodb"].get("NewImage")
-        if image is None:
+        if record.new_image is None:
             raise PermanentError(
                 f"{record.event_name} record {record.sequence_number} has no NewImage: the source table's stream "
                 "must be NEW_AND_OLD_IMAGES (or NEW_IMAGE)"
@@ -61,20 +60,7 @@ def sync_batch(
                 deadline,
                 tables.counters,
                 TableName=tables.target,
-                Item=tables.transform.apply(image),
+                Item=tables.transform.apply(client_image(body["NewImage"])),
             )
 
     return stream_batch_response(records, apply)
-
-
-def _client_form(raw: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The record with its key and new image in boto3's client form (Lambda sends binary values as
-    base64 text) and without the old image, which the sync does not use."""
-    body = raw.get("dynamodb")
-    if not isinstance(body, Mapping):
-        return raw  # stream_record refuses it with a clear message
-    converted = {name: value for name, value in body.items() if name != "OldImage"}
-    for name in ("Keys", "NewImage"):
-        if name in converted:
-            converted[name] = from_event(converted[name])
-    return {**raw, "dynamodb": converted}

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from pipeline_common.errors import PermanentError
+
 STEPS = ("rename", "add", "set", "drop")
 MAX_NAME_BYTES = 255  # DynamoDB allows 64 KB names; longer ones here are certainly a mistake
 
@@ -35,7 +37,7 @@ AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
 
 
-class TransformError(ValueError):
+class TransformError(PermanentError, ValueError):
     """The transform is malformed; the message names the step and attribute."""
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from dynamodb_migration import interim
 from dynamodb_migration.copy import run_copy
-from dynamodb_migration.interim import Pacer, PermanentError
+from dynamodb_migration.handler import tables_for
 from dynamodb_migration.state import StateTable
-from pipeline_common.deadline import Deadline
+from pipeline_common.deadline import Deadline, RateLimit
+from pipeline_common.errors import PermanentError
 from tests.dynamodb_migration.conftest import Budget, Migration, on_call, untyped
 
 
@@ -204,36 +204,23 @@ def test_a_page_the_target_refuses_fails_its_segment_only(make_migration: Callab
     assert "huge" not in migration.target()
 
 
-def test_the_write_rate_cap_paces_every_write(migration: Migration, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(interim, "sleep", lambda seconds: None)
+def test_the_write_rate_cap_paces_every_write(migration: Migration) -> None:
     migration.fill_source(120)
     taken: list[int] = []
+    slept: list[float] = []
 
-    class CountingPacer(Pacer):
+    class CountingRateLimit(RateLimit):
         def take(self, units: int, deadline: Deadline) -> float:
             taken.append(units)
             return super().take(units, deadline)
 
     tables = migration.tables
-    tables.pacer = CountingPacer(50)
-    result = run_copy(tables, total_segments=4, concurrency=2, page_size=50, deadline=migration.deadline, owner="x")
+    tables.rate_limit = CountingRateLimit(50)
+    deadline = Deadline.in_seconds(600, sleep=slept.append)
+    result = run_copy(tables, total_segments=4, concurrency=2, page_size=50, deadline=deadline, owner="x")
     assert result.status == "done"
     assert sum(taken) == 120 and max(taken) <= 25
+    assert sum(slept) >= 1.0, "120 items at 50/s with a one-second burst wait more than a second"
 
-
-def test_the_pacer_holds_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
-    now = {"t": 0.0}
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now["t"] += seconds
-
-    monkeypatch.setattr(interim, "sleep", sleep)
-    pacer = Pacer(100, clock=lambda: now["t"])
-    deadline = Deadline.in_seconds(60)
-    for _ in range(12):
-        pacer.take(25, deadline)
-    # 300 units at 100/s with a one-second burst: two seconds of waiting.
-    assert sum(slept) == pytest.approx(2.0)
-    assert Pacer(0).take(10_000, deadline) == 0.0
+    # Through the handler's settings: WRITE_RATE_LIMIT=0 means no cap.
+    assert tables_for(replace(migration.settings, write_rate_limit=0), migration.client).rate_limit is None

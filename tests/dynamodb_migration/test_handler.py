@@ -36,10 +36,10 @@ def environment(migration: Migration, monkeypatch: pytest.MonkeyPatch) -> Iterat
     def configure(function: str) -> None:
         for name, value in {**base, "MIGRATION_FUNCTION": function}.items():
             monkeypatch.setenv(name, value)
-        entry.reset_sandbox()
+        entry.sandbox.reset()
 
     yield configure
-    entry.reset_sandbox()
+    entry.sandbox.reset()
 
 
 def _invoke(event: dict[str, Any]) -> Any:
@@ -86,7 +86,7 @@ def test_a_failed_segment_fails_the_invocation_after_the_others_ran(
     migration.put_source(id="huge", blob="y" * 390_000)
     environment("copy")
     monkeypatch.setenv("TRANSFORM", json.dumps({"set": {"padding": "x" * 20_000}}))
-    entry.reset_sandbox()
+    entry.sandbox.reset()
 
     with pytest.raises(entry.CopyFailed, match="ValidationException") as raised:
         _invoke({})

@@ -12,10 +12,10 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from dynamodb_migration import interim
-from dynamodb_migration.dynamo import MAX_ATTEMPTS, RETRYABLE_CODES, Counters, call, get_batch, write_batch
-from dynamodb_migration.interim import RetryableError
-from pipeline_common.deadline import Deadline
+from dynamodb_migration.dynamo import Counters, call, get_batch, write_batch
+from pipeline_common.backoff import ATTEMPTS as MAX_ATTEMPTS
+from pipeline_common.deadline import Deadline, DeadlineExceeded
+from pipeline_common.errors import RetryableError, is_retryable
 from tests.dynamodb_migration.conftest import Migration, on_call
 
 THROTTLING = [
@@ -27,11 +27,14 @@ THROTTLING = [
 
 
 @pytest.fixture
-def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Every backoff wait, instead of sleeping."""
-    waits: list[float] = []
-    monkeypatch.setattr(interim, "sleep", waits.append)
-    return waits
+def slept() -> list[float]:
+    """Every backoff wait of `deadline`, instead of sleeping."""
+    return []
+
+
+@pytest.fixture
+def deadline(slept: list[float]) -> Deadline:
+    return Deadline.in_seconds(600, sleep=slept.append)
 
 
 @pytest.fixture
@@ -46,37 +49,36 @@ def _put(i: int) -> dict[str, Any]:
     return {"PutRequest": {"Item": {"id": {"S": f"k{i}"}}}}
 
 
-DEADLINE = Deadline.in_seconds(600)
 KEY = {"id": {"S": "k"}}
 
 
 @pytest.mark.parametrize("code", THROTTLING)
-def test_each_throttling_error_is_retried_after_a_jittered_wait(code: str, stubbed: Any, slept: list[float]) -> None:
+def test_each_throttling_error_is_retried_after_a_jittered_wait(code: str, stubbed: Any, slept: list[float], deadline: Deadline) -> None:
     client, stubber = stubbed
     stubber.add_client_error("get_item", service_error_code=code, http_status_code=400)
     stubber.add_response("get_item", {"Item": KEY}, {"TableName": "t", "Key": KEY})
     counters = Counters()
 
-    assert call(client.get_item, DEADLINE, counters, TableName="t", Key=KEY)["Item"] == KEY
+    assert call(client.get_item, deadline, counters, TableName="t", Key=KEY)["Item"] == KEY
     assert len(slept) == 1 and 0 <= slept[0] <= 0.05
     assert counters.throttled == 1
-    assert set(THROTTLING) <= RETRYABLE_CODES
+    assert is_retryable(ClientError({"Error": {"Code": code}}, "GetItem"))
 
 
-def test_other_errors_are_not_retried(stubbed: Any, slept: list[float]) -> None:
+def test_other_errors_are_not_retried(stubbed: Any, slept: list[float], deadline: Deadline) -> None:
     client, stubber = stubbed
     stubber.add_client_error("get_item", service_error_code="ValidationException", http_status_code=400)
     with pytest.raises(ClientError, match="ValidationException"):
-        call(client.get_item, DEADLINE, TableName="t", Key=KEY)
+        call(client.get_item, deadline, TableName="t", Key=KEY)
     assert slept == []
 
 
-def test_throttling_that_never_ends_gives_up_with_growing_waits(stubbed: Any, slept: list[float]) -> None:
+def test_throttling_that_never_ends_gives_up_with_growing_waits(stubbed: Any, slept: list[float], deadline: Deadline) -> None:
     client, stubber = stubbed
     for _ in range(MAX_ATTEMPTS):
         stubber.add_client_error("get_item", service_error_code="ThrottlingException", http_status_code=400)
     with pytest.raises(RetryableError, match=f"still failing with ThrottlingException after {MAX_ATTEMPTS} attempts"):
-        call(client.get_item, DEADLINE, TableName="t", Key=KEY)
+        call(client.get_item, deadline, TableName="t", Key=KEY)
     assert len(slept) == MAX_ATTEMPTS - 1
     assert all(0 <= wait <= min(5.0, 0.05 * 2**i) for i, wait in enumerate(slept))
     assert len(set(slept)) > 1, "jittered, not fixed"
@@ -86,12 +88,12 @@ def test_throttling_that_never_ends_gives_up_with_growing_waits(stubbed: Any, sl
 def test_no_backoff_runs_into_the_deadline(stubbed: Any, slept: list[float]) -> None:
     client, stubber = stubbed
     stubber.add_client_error("get_item", service_error_code="ThrottlingException", http_status_code=400)
-    with pytest.raises(RetryableError, match="no time left to back off"):
-        call(client.get_item, Deadline(lambda: 0.0), TableName="t", Key=KEY)
+    with pytest.raises(DeadlineExceeded, match="needed for backing off before retrying after ThrottlingException"):
+        call(client.get_item, Deadline(lambda: 0.0, sleep=slept.append), TableName="t", Key=KEY)
     assert slept == []
 
 
-def test_every_unprocessed_remainder_is_resent_after_a_wait(stubbed: Any, slept: list[float]) -> None:
+def test_every_unprocessed_remainder_is_resent_after_a_wait(stubbed: Any, slept: list[float], deadline: Deadline) -> None:
     client, stubber = stubbed
     batch = [_put(i) for i in range(25)]
     stubber.add_response("batch_write_item", {"UnprocessedItems": {"t": batch[20:]}}, {"RequestItems": {"t": batch}})
@@ -102,22 +104,22 @@ def test_every_unprocessed_remainder_is_resent_after_a_wait(stubbed: Any, slept:
     stubber.add_response("batch_write_item", {}, {"RequestItems": {"t": [_put(25)]}})
     counters = Counters()
 
-    write_batch(client, "t", [*batch, _put(25)], DEADLINE, counters=counters)
+    write_batch(client, "t", [*batch, _put(25)], deadline, counters=counters)
 
     assert len(slept) == 2 and counters.unprocessed == 6
 
 
-def test_a_remainder_that_never_goes_through_is_an_error_not_a_loss(stubbed: Any, slept: list[float]) -> None:
+def test_a_remainder_that_never_goes_through_is_an_error_not_a_loss(stubbed: Any, slept: list[float], deadline: Deadline) -> None:
     client, stubber = stubbed
     for _ in range(MAX_ATTEMPTS):
         stubber.add_response(
             "batch_write_item", {"UnprocessedItems": {"t": [_put(1)]}}, {"RequestItems": {"t": [_put(1)]}}
         )
     with pytest.raises(RetryableError, match="BatchWriteItem on t: 1 requests still unprocessed"):
-        write_batch(client, "t", [_put(1)], DEADLINE)
+        write_batch(client, "t", [_put(1)], deadline)
 
 
-def test_unprocessed_keys_are_read_again(stubbed: Any, slept: list[float]) -> None:
+def test_unprocessed_keys_are_read_again(stubbed: Any, slept: list[float], deadline: Deadline) -> None:
     client, stubber = stubbed
     keys = [{"id": {"S": f"k{i}"}} for i in range(3)]
     request = {"ConsistentRead": True}
@@ -130,7 +132,7 @@ def test_unprocessed_keys_are_read_again(stubbed: Any, slept: list[float]) -> No
         "batch_get_item", {"Responses": {"t": keys[1:]}}, {"RequestItems": {"t": {**request, "Keys": keys[1:]}}}
     )
 
-    assert get_batch(client, "t", keys, DEADLINE) == keys
+    assert get_batch(client, "t", keys, deadline) == keys
     assert len(slept) == 1
 
 
@@ -176,7 +178,10 @@ def _hold_back(migration: Migration, every: int) -> list[int]:
     return counts
 
 
-def test_the_copy_rides_out_throttling_and_partial_batches(migration: Migration, slept: list[float]) -> None:
+def test_the_copy_rides_out_throttling_and_partial_batches(
+    migration: Migration, slept: list[float], deadline: Deadline
+) -> None:
+    migration.deadline = deadline
     migration.fill_source(150)
     _fail(migration.client, "Scan", "ProvisionedThroughputExceededException", 3)
     _fail(migration.client, "BatchGetItem", "ThrottlingException", 2)
