@@ -16,7 +16,7 @@ from dynamodb_migration.dynamo import Counters, call, get_batch, write_batch
 from pipeline_common.backoff import ATTEMPTS as MAX_ATTEMPTS
 from pipeline_common.deadline import Deadline, DeadlineExceeded
 from pipeline_common.errors import RetryableError, is_retryable
-from tests.dynamodb_migration.conftest import Migration, on_call
+from tests.dynamodb_migration.conftest import Budget, Migration, on_call
 
 THROTTLING = [
     "ProvisionedThroughputExceededException",
@@ -53,7 +53,9 @@ KEY = {"id": {"S": "k"}}
 
 
 @pytest.mark.parametrize("code", THROTTLING)
-def test_each_throttling_error_is_retried_after_a_jittered_wait(code: str, stubbed: Any, slept: list[float], deadline: Deadline) -> None:
+def test_each_throttling_error_is_retried_after_a_jittered_wait(
+    code: str, stubbed: Any, slept: list[float], deadline: Deadline
+) -> None:
     client, stubber = stubbed
     stubber.add_client_error("get_item", service_error_code=code, http_status_code=400)
     stubber.add_response("get_item", {"Item": KEY}, {"TableName": "t", "Key": KEY})
@@ -73,7 +75,9 @@ def test_other_errors_are_not_retried(stubbed: Any, slept: list[float], deadline
     assert slept == []
 
 
-def test_throttling_that_never_ends_gives_up_with_growing_waits(stubbed: Any, slept: list[float], deadline: Deadline) -> None:
+def test_throttling_that_never_ends_gives_up_with_growing_waits(
+    stubbed: Any, slept: list[float], deadline: Deadline
+) -> None:
     client, stubber = stubbed
     for _ in range(MAX_ATTEMPTS):
         stubber.add_client_error("get_item", service_error_code="ThrottlingException", http_status_code=400)
@@ -93,7 +97,9 @@ def test_no_backoff_runs_into_the_deadline(stubbed: Any, slept: list[float]) -> 
     assert slept == []
 
 
-def test_every_unprocessed_remainder_is_resent_after_a_wait(stubbed: Any, slept: list[float], deadline: Deadline) -> None:
+def test_every_unprocessed_remainder_is_resent_after_a_wait(
+    stubbed: Any, slept: list[float], deadline: Deadline
+) -> None:
     client, stubber = stubbed
     batch = [_put(i) for i in range(25)]
     stubber.add_response("batch_write_item", {"UnprocessedItems": {"t": batch[20:]}}, {"RequestItems": {"t": batch}})
@@ -109,7 +115,9 @@ def test_every_unprocessed_remainder_is_resent_after_a_wait(stubbed: Any, slept:
     assert len(slept) == 2 and counters.unprocessed == 6
 
 
-def test_a_remainder_that_never_goes_through_is_an_error_not_a_loss(stubbed: Any, slept: list[float], deadline: Deadline) -> None:
+def test_a_remainder_that_never_goes_through_is_an_error_not_a_loss(
+    stubbed: Any, slept: list[float], deadline: Deadline
+) -> None:
     client, stubber = stubbed
     for _ in range(MAX_ATTEMPTS):
         stubber.add_response(
@@ -194,3 +202,31 @@ def test_the_copy_rides_out_throttling_and_partial_batches(
     assert result.this_run["throttled"] == 5
     assert result.this_run["unprocessed"] == sum(held) > 0
     assert len(slept) == 5 + len(held), "a backoff for every throttling error and every remainder"
+
+
+def test_a_backoff_the_deadline_cuts_short_stops_the_copy_which_continues_later(migration: Migration) -> None:
+    """Throttled when no time is left to wait: the copy stops (no error, `continues`) and the next
+    invocation finishes from the checkpoints."""
+    migration.fill_source(120)
+    budget = Budget(600_000)
+    throttled = {"n": 0}
+
+    def hook(**kwargs: Any) -> Any:
+        if throttled["n"] == 0:
+            throttled["n"] += 1
+            budget.ms = 0  # the invocation is out of time as the throttling arrives
+            error = {"Error": {"Code": "ThrottlingException", "Message": "injected"}}
+            return AWSResponse("https://dynamodb", 400, {}, None), {
+                **error,
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            }
+        return None
+
+    migration.client.meta.events.register("before-call.dynamodb.Scan", hook)
+    stopped = migration.copy(deadline=budget.deadline)
+
+    assert stopped.status == "continues" and stopped.errors == [] and stopped.retryable
+    assert throttled["n"] == 1
+    finished = migration.copy()
+    assert finished.status == "done"
+    assert migration.target() == migration.expected()
