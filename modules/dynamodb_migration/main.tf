@@ -1,24 +1,28 @@
 locals {
   create        = var.create
-  create_target = local.create && var.target.create
+  create_target = local.create && try(var.target.create, false)
 
   # arn:<partition>:dynamodb:<region>:<account>:table/<name>/stream/<label>: the source's table ARN,
   # and the prefix of any table ARN in the same account and region, without an API call at plan.
-  source_table_arn = split("/stream/", var.source_stream_arn)[0]
-  table_arn_prefix = "${split(":table/", var.source_stream_arn)[0]}:table"
-  target_arn       = "${local.table_arn_prefix}/${var.target.name}"
-  state_table_name = "${var.name}-state"
-  state_table_arn  = "${local.table_arn_prefix}/${local.state_table_name}"
+  # (Every input may be null when the module is disabled.)
+  source_stream_arn = coalesce(var.source_stream_arn, "-")
+  source_table_arn  = split("/stream/", local.source_stream_arn)[0]
+  table_arn_prefix  = "${split(":table/", local.source_stream_arn)[0]}:table"
+  target_name       = try(var.target.name, "")
+  target_arn        = "${local.table_arn_prefix}/${local.target_name}"
+  state_table_name  = local.create ? "${var.name}-state" : null
+  state_table_arn   = local.create ? "${local.table_arn_prefix}/${local.state_table_name}" : null
 
-  key_attributes = compact([var.key.partition_key, var.key.sort_key])
-  target_kms_key = var.target.create ? coalesce(var.target.kms_key_arn, var.kms_key_arn) : var.target.kms_key_arn
+  key_attributes = compact([try(var.key.partition_key, ""), try(var.key.sort_key, "")])
+  target_kms_key = local.create_target ? coalesce(var.target.kms_key_arn, var.kms_key_arn) : try(var.target.kms_key_arn, null)
 
   # Every attribute a created target indexes: its key and the keys of its indexes, each once.
-  target_attributes = { for a in concat(
+  indexes = try(var.target.global_secondary_indexes, [])
+  target_attributes = !local.create ? {} : { for a in concat(
     [{ name = var.key.partition_key, type = var.key.partition_key_type }],
     var.key.sort_key == null ? [] : [{ name = var.key.sort_key, type = var.key.sort_key_type }],
-    [for i in var.target.global_secondary_indexes : { name = i.hash_key, type = i.hash_key_type }],
-    [for i in var.target.global_secondary_indexes : { name = i.range_key, type = i.range_key_type } if i.range_key != null],
+    [for i in local.indexes : { name = i.hash_key, type = i.hash_key_type }],
+    [for i in local.indexes : { name = i.range_key, type = i.range_key_type } if i.range_key != null],
   ) : a.name => a.type... }
 
   # The transform's attribute names, to keep the key out of it (the parser checks the same).
@@ -34,7 +38,7 @@ locals {
   environment = {
     SOURCE_TABLE      = var.source_table_name
     SOURCE_STREAM_ARN = var.source_stream_arn
-    TARGET_TABLE      = var.target.name
+    TARGET_TABLE      = local.target_name
     STATE_TABLE       = local.state_table_name
     KEY_ATTRIBUTES    = join(",", local.key_attributes)
     TRANSFORM         = jsonencode(var.transform)
@@ -48,11 +52,7 @@ locals {
 
   # Customer managed keys of the tables (and so of the source's stream) the functions use, through
   # DynamoDB only. Built from variables, so the list's length is known at plan.
-  table_keys = distinct(concat(
-    [var.kms_key_arn],
-    var.source_kms_key_arn == null ? [] : [var.source_kms_key_arn],
-    local.target_kms_key == null ? [] : [local.target_kms_key],
-  ))
+  table_keys = distinct(compact([var.kms_key_arn, var.source_kms_key_arn, local.target_kms_key]))
 }
 
 resource "terraform_data" "checks" {
@@ -62,17 +62,22 @@ resource "terraform_data" "checks" {
 
   lifecycle {
     precondition {
+      condition     = var.source_table_name != null && var.source_stream_arn != null && var.key != null && var.target != null && var.kms_key_arn != null && var.package != null
+      error_message = "The DynamoDB migration needs source_table_name, source_stream_arn, key, target, kms_key_arn and package."
+    }
+
+    precondition {
       condition     = length(setintersection(toset(local.transform_names), toset(local.key_attributes))) == 0
       error_message = "transform must not rename, drop, add or set a key attribute (${join(", ", local.key_attributes)}): the target keeps the source's key."
     }
 
     precondition {
-      condition     = split("/", local.source_table_arn)[1] == var.source_table_name
+      condition     = try(split("/", local.source_table_arn)[1], null) == var.source_table_name
       error_message = "source_stream_arn is a stream of table ${split("/", local.source_table_arn)[1]}, not of source_table_name ${var.source_table_name}."
     }
 
     precondition {
-      condition     = var.target.name != var.source_table_name && var.target.name != local.state_table_name
+      condition     = !contains([var.source_table_name, local.state_table_name], local.target_name)
       error_message = "target.name must differ from the source table and from the state table (${local.state_table_name})."
     }
 
@@ -90,7 +95,7 @@ resource "terraform_data" "checks" {
 resource "aws_dynamodb_table" "target" {
   count = local.create_target ? 1 : 0
 
-  name                        = var.target.name
+  name                        = local.target_name
   billing_mode                = var.target.billing_mode
   read_capacity               = var.target.read_capacity
   write_capacity              = var.target.write_capacity
@@ -108,7 +113,7 @@ resource "aws_dynamodb_table" "target" {
   }
 
   dynamic "global_secondary_index" {
-    for_each = var.target.global_secondary_indexes
+    for_each = local.indexes
 
     content {
       name               = global_secondary_index.value.name
@@ -122,7 +127,7 @@ resource "aws_dynamodb_table" "target" {
   }
 
   point_in_time_recovery {
-    enabled = var.target.point_in_time_recovery
+    enabled = true
   }
 
   server_side_encryption {
@@ -130,7 +135,7 @@ resource "aws_dynamodb_table" "target" {
     kms_key_arn = local.target_kms_key
   }
 
-  tags = var.tags
+  tags = merge({ Name = local.target_name }, var.tags)
 }
 
 resource "aws_dynamodb_table" "state" {
@@ -161,7 +166,7 @@ resource "aws_dynamodb_table" "state" {
     kms_key_arn = var.kms_key_arn
   }
 
-  tags = var.tags
+  tags = merge({ Name = local.state_table_name }, var.tags)
 }
 
 ################################################################################
@@ -228,8 +233,8 @@ resource "aws_sns_topic_policy" "results" {
 ################################################################################
 
 locals {
-  # Least privilege per function: the exact tables (never their indexes or streams beyond the one
-  # the sync reads), the exact actions each entry point calls.
+  # Least privilege per function: the exact tables (never their indexes, which no function reads,
+  # nor another stream than the one the sync reads), the exact actions each entry point calls.
   statements = {
     copy = [
       { sid = "DescribeTables", actions = ["dynamodb:DescribeTable"], resources = [local.source_table_arn, local.target_arn] },
@@ -253,22 +258,24 @@ locals {
     ]
   }
 
+  # Keyed by role; the `functions` output keys them as the root's pipeline table does,
+  # dynamodb_migration_<role> (one package, deployed three times).
   functions = {
     copy = {
-      description = "Copies ${var.source_table_name} into ${var.target.name} (parallel, checkpointed Scan segments)"
+      description = "Copies ${coalesce(var.source_table_name, "-")} into ${local.target_name} (parallel, checkpointed Scan segments)"
       memory_size = var.copy.memory_size
       timeout     = var.copy.timeout
       # One copy at a time; segment leases in the state table are the second guard.
       reserved = 1
     }
     sync = {
-      description = "Applies the stream of ${var.source_table_name} to ${var.target.name}"
+      description = "Applies the stream of ${coalesce(var.source_table_name, "-")} to ${local.target_name}"
       memory_size = var.sync.memory_size
       timeout     = var.sync.timeout
       reserved    = -1
     }
     verify = {
-      description = "Compares ${var.source_table_name} with ${var.target.name}; repairs on request"
+      description = "Compares ${coalesce(var.source_table_name, "-")} with ${local.target_name}; repairs on request"
       memory_size = var.verify.memory_size
       timeout     = var.verify.timeout
       reserved    = -1
@@ -281,7 +288,7 @@ module "function" {
   for_each = local.functions
 
   create        = local.create
-  function_name = "${var.name}-${each.key}"
+  function_name = local.create ? "${var.name}-${each.key}" : null
   description   = each.value.description
   package       = var.package
   runtime       = var.runtime
@@ -297,6 +304,9 @@ module "function" {
 
   vpc_subnet_ids         = var.vpc_subnet_ids
   vpc_security_group_ids = var.vpc_security_group_ids
+
+  role_path                 = var.role_path
+  role_permissions_boundary = var.role_permissions_boundary
 
   environment_variables = merge(
     local.environment,
@@ -315,6 +325,10 @@ module "function" {
     parallelization_factor         = var.sync.parallelization_factor
     on_failure                     = { arn = try(aws_sqs_queue.sync_failures[0].arn, ""), type = "sqs" }
   }
+  event_source_details = each.key != "sync" ? {} : {
+    dlq_url = try(aws_sqs_queue.sync_failures[0].id, null)
+    dlq_arn = try(aws_sqs_queue.sync_failures[0].arn, null)
+  }
 
   schedule = each.key != "copy" || var.copy.schedule == null ? null : {
     expression = var.copy.schedule
@@ -325,7 +339,7 @@ module "function" {
     maximum_event_age_in_seconds = 3600
   }
 
-  policy_statements = concat(
+  policy_statements = !local.create ? [] : concat(
     [for s in local.statements[each.key] : merge(s, { conditions = [] })],
     each.key == "verify" ? [{
       # Publishing to the KMS-encrypted results topic.
@@ -354,7 +368,7 @@ module "function" {
   create_alarms         = var.create_alarms
   alarm_topic_arn       = var.alarm_topic_arn
   alarm_iterator_age_ms = var.sync.alarm_iterator_age_ms
-  alarm_dlq_names       = each.key == "sync" ? ["${var.name}-sync-failures"] : []
+  alarm_dlq_names       = local.create && each.key == "sync" ? ["${var.name}-sync-failures"] : []
 
   tags = var.tags
 }

@@ -1,6 +1,6 @@
 output "target_table_name" {
   description = "Name of the target table (created here or existing)."
-  value       = var.target.name
+  value       = local.create ? local.target_name : null
 }
 
 output "target_table_arn" {
@@ -39,32 +39,11 @@ output "transform" {
 }
 
 output "functions" {
-  description = <<-EOT
-    The three functions by role (copy, sync, verify): function_name, arn, role_arn, role_name,
-    log_group_name, handler, timeout, memory_size, environment_variables, trigger (manual |
-    schedule for copy, stream for sync, manual for verify) and event_source { stream_arn,
-    starting_position, batch_size, maximum_retry_attempts, on_failure_queue_url,
-    on_failure_queue_arn, schedule_expression }. What a local event router needs.
-  EOT
-  value = local.create ? { for role, f in module.function : role => {
-    function_name         = f.function_name
-    arn                   = f.function_arn
-    role_arn              = f.role_arn
-    role_name             = f.role_name
-    log_group_name        = f.log_group_name
-    handler               = f.handler
-    timeout               = f.timeout
-    memory_size           = f.memory_size
-    environment_variables = f.environment_variables
-    trigger               = role == "sync" ? "stream" : (role == "copy" && var.copy.schedule != null ? "schedule" : "manual")
-    event_source = {
-      stream_arn             = role == "sync" ? var.source_stream_arn : null
-      starting_position      = role == "sync" ? "TRIM_HORIZON" : null
-      batch_size             = role == "sync" ? var.sync.batch_size : null
-      maximum_retry_attempts = role == "sync" ? var.sync.maximum_retry_attempts : null
-      on_failure_queue_url   = role == "sync" ? try(aws_sqs_queue.sync_failures[0].id, null) : null
-      on_failure_queue_arn   = role == "sync" ? try(aws_sqs_queue.sync_failures[0].arn, null) : null
-      schedule_expression    = role == "copy" ? var.copy.schedule : null
-    }
-  } } : {}
+  description = "The three functions by key (dynamodb_migration_copy, _sync, _verify) as the lambda_function module's `summary` describes them: name, ARN, role, handler, environment, trigger (copy: invoke, or schedule with copy.schedule; sync: dynamodb; verify: invoke) and event source (the sync's stream and failure queue as dlq_url / dlq_arn)."
+  value       = local.create ? { for role, f in module.function : "dynamodb_migration_${role}" => f.summary } : {}
+}
+
+output "buckets" {
+  description = "Buckets of the pipeline by purpose: none (`{}`)."
+  value       = {}
 }

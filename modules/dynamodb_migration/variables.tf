@@ -9,7 +9,7 @@ variable "name" {
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z0-9][a-z0-9-]{1,44}[a-z0-9]$", var.name))
+    condition     = var.name == null || can(regex("^[a-z0-9][a-z0-9-]{1,44}[a-z0-9]$", var.name))
     error_message = "name must be 3-46 characters of lower-case letters, digits and hyphens (the functions add up to 7)."
   }
 }
@@ -19,7 +19,7 @@ variable "source_table_name" {
   type        = string
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_.-]{3,255}$", var.source_table_name))
+    condition     = var.source_table_name == null || can(regex("^[A-Za-z0-9_.-]{3,255}$", var.source_table_name))
     error_message = "source_table_name must be a DynamoDB table name (3-255 letters, digits, _ . -)."
   }
 }
@@ -29,7 +29,7 @@ variable "source_stream_arn" {
   type        = string
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}/stream/.+$", var.source_stream_arn))
+    condition     = var.source_stream_arn == null || can(regex("^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}/stream/.+$", var.source_stream_arn))
     error_message = "source_stream_arn must be a DynamoDB stream ARN: arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>."
   }
 }
@@ -55,12 +55,12 @@ variable "key" {
   })
 
   validation {
-    condition     = contains(["S", "N", "B"], var.key.partition_key_type) && contains(["S", "N", "B"], var.key.sort_key_type)
+    condition     = var.key == null ? true : contains(["S", "N", "B"], var.key.partition_key_type) && contains(["S", "N", "B"], var.key.sort_key_type)
     error_message = "key.partition_key_type and key.sort_key_type must be S, N or B."
   }
 
   validation {
-    condition     = length(var.key.partition_key) > 0 && var.key.partition_key != var.key.sort_key
+    condition     = var.key == null ? true : length(var.key.partition_key) > 0 && var.key.partition_key != var.key.sort_key
     error_message = "key.partition_key must be set and differ from key.sort_key."
   }
 }
@@ -69,20 +69,19 @@ variable "target" {
   description = <<-EOT
     The table to migrate into. `create = true` (default) creates it with the source's key:
     billing_mode PAY_PER_REQUEST or PROVISIONED (read_capacity / write_capacity), point-in-time
-    recovery, encryption with `kms_key_arn` (default: the module's `kms_key_arn`), deletion
-    protection, and `global_secondary_indexes` (the new access patterns that are often the reason
-    for the migration). `create = false` uses the existing table `name` (same account and region
+    recovery (always on), encryption with `kms_key_arn` (default: the module's `kms_key_arn`),
+    deletion protection, and `global_secondary_indexes` (the new access patterns that are often the
+    reason for the migration). `create = false` uses the existing table `name` (same account and region
     as the source; its key must be the source's); set `kms_key_arn` if it has a customer managed key.
   EOT
   type = object({
-    name                   = string
-    create                 = optional(bool, true)
-    billing_mode           = optional(string, "PAY_PER_REQUEST")
-    read_capacity          = optional(number)
-    write_capacity         = optional(number)
-    point_in_time_recovery = optional(bool, true)
-    kms_key_arn            = optional(string)
-    deletion_protection    = optional(bool, true)
+    name                = string
+    create              = optional(bool, true)
+    billing_mode        = optional(string, "PAY_PER_REQUEST")
+    read_capacity       = optional(number)
+    write_capacity      = optional(number)
+    kms_key_arn         = optional(string)
+    deletion_protection = optional(bool, true)
     global_secondary_indexes = optional(list(object({
       name               = string
       hash_key           = string
@@ -97,17 +96,17 @@ variable "target" {
   })
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_.-]{3,255}$", var.target.name))
+    condition     = var.target == null ? true : can(regex("^[A-Za-z0-9_.-]{3,255}$", var.target.name))
     error_message = "target.name must be a DynamoDB table name (3-255 letters, digits, _ . -)."
   }
 
   validation {
-    condition     = contains(["PAY_PER_REQUEST", "PROVISIONED"], var.target.billing_mode)
+    condition     = var.target == null ? true : contains(["PAY_PER_REQUEST", "PROVISIONED"], var.target.billing_mode)
     error_message = "target.billing_mode must be PAY_PER_REQUEST or PROVISIONED."
   }
 
   validation {
-    condition = var.target.billing_mode == "PAY_PER_REQUEST" ? (var.target.read_capacity == null && var.target.write_capacity == null) : (
+    condition = var.target == null ? true : var.target.billing_mode == "PAY_PER_REQUEST" ? (var.target.read_capacity == null && var.target.write_capacity == null) : (
       coalesce(var.target.read_capacity, 0) >= 1 && coalesce(var.target.write_capacity, 0) >= 1 &&
       alltrue([for i in var.target.global_secondary_indexes : coalesce(i.read_capacity, 0) >= 1 && coalesce(i.write_capacity, 0) >= 1])
     )
@@ -115,12 +114,12 @@ variable "target" {
   }
 
   validation {
-    condition     = var.target.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/", var.target.kms_key_arn))
+    condition     = try(var.target.kms_key_arn, null) == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/", var.target.kms_key_arn))
     error_message = "target.kms_key_arn must be a KMS key ARN (not an alias) or null."
   }
 
   validation {
-    condition = alltrue([for i in var.target.global_secondary_indexes : (
+    condition = alltrue([for i in try(var.target.global_secondary_indexes, []) : (
       contains(["ALL", "KEYS_ONLY", "INCLUDE"], i.projection_type) &&
       contains(["S", "N", "B"], i.hash_key_type) && contains(["S", "N", "B"], i.range_key_type) &&
       (i.projection_type == "INCLUDE") == (i.non_key_attributes != null)
@@ -129,7 +128,7 @@ variable "target" {
   }
 
   validation {
-    condition     = length(distinct([for i in var.target.global_secondary_indexes : i.name])) == length(var.target.global_secondary_indexes)
+    condition     = length(distinct([for i in try(var.target.global_secondary_indexes, []) : i.name])) == length(try(var.target.global_secondary_indexes, []))
     error_message = "Global secondary index names must be unique."
   }
 }
@@ -144,6 +143,7 @@ variable "transform" {
   EOT
   type        = any
   default     = {}
+  nullable    = false
 
   validation {
     condition     = can(keys(var.transform)) && alltrue([for k in try(keys(var.transform), []) : contains(["rename", "add", "set", "drop"], k)])
@@ -185,7 +185,7 @@ variable "kms_key_arn" {
   type        = string
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/", var.kms_key_arn))
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/", var.kms_key_arn))
     error_message = "kms_key_arn must be a KMS key ARN (not an alias)."
   }
 }
@@ -208,7 +208,8 @@ variable "copy" {
     schedule         = optional(string)
     schedule_enabled = optional(bool, true)
   })
-  default = {}
+  default  = {}
+  nullable = false
 
   validation {
     condition = (
@@ -241,7 +242,8 @@ variable "sync" {
     timeout                       = optional(number, 120)
     alarm_iterator_age_ms         = optional(number, 300000)
   })
-  default = {}
+  default  = {}
+  nullable = false
 
   validation {
     condition     = var.sync.batch_size >= 1 && var.sync.batch_size <= 10000 && var.sync.maximum_batching_window >= 0 && var.sync.maximum_batching_window <= 300
@@ -270,7 +272,8 @@ variable "verify" {
     timeout     = optional(number, 900)
     examples    = optional(number, 10)
   })
-  default = {}
+  default  = {}
+  nullable = false
 
   validation {
     condition     = var.verify.timeout >= 60 && var.verify.timeout <= 900 && var.verify.examples >= 0 && var.verify.examples <= 100
@@ -282,6 +285,7 @@ variable "touched_ttl_days" {
   description = "How long the state table keeps the record of each key the stream applied (TTL). Must outlast the copy: while the copy runs, these entries are what keeps it from writing an image older than the stream's."
   type        = number
   default     = 30
+  nullable    = false
 
   validation {
     condition     = var.touched_ttl_days >= 2 && var.touched_ttl_days <= 365
@@ -293,6 +297,7 @@ variable "state_table_deletion_protection" {
   description = "Deletion protection of the state table (it is only needed until the cutover)."
   type        = bool
   default     = false
+  nullable    = false
 }
 
 variable "package" {
@@ -354,6 +359,18 @@ variable "create_alarms" {
 
 variable "alarm_topic_arn" {
   description = "SNS topic for alarm notifications (null = alarms without actions)."
+  type        = string
+  default     = null
+}
+
+variable "role_path" {
+  description = "Path of the functions' IAM roles (execution and scheduler). Null uses \"/\"."
+  type        = string
+  default     = null
+}
+
+variable "role_permissions_boundary" {
+  description = "ARN of the permissions boundary of the functions' IAM roles. Null sets none."
   type        = string
   default     = null
 }

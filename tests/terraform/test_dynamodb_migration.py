@@ -1,5 +1,7 @@
-"""modules/dynamodb_migration: planned from scratch roots (every kind of target, disabled, refused
-transforms) with the real package, and applied to a moto server with the source table beside it.
+"""modules/dynamodb_migration on its own: planned from scratch roots (every kind of target, an
+existing target with an encrypted source, disabled, refused transforms) with the real package.
+The root's environments plan it too (test_plan.py), and test_apply_moto.py applies it to moto with
+the local environment.
 
 The planned TRANSFORM is fed to the function's own parser, and every transform the plan refuses is
 refused by the parser too: one grammar on both sides.
@@ -10,14 +12,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from dynamodb_migration.transform import TransformError, parse_transform
@@ -31,8 +30,7 @@ STREAM_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/userpreferences/stream/
 
 # Scratch roots: fixtures/dynamodb_migration/<name>/main.tf with the shared package.tf, beside a
 # copy of modules/. `planned` calls the module three times (a created target with everything on, an
-# existing target, create = false); `refused` takes the transform as a variable; `applied` creates
-# the source table and a KMS key next to the module.
+# existing target, create = false); `refused` takes the transform as a variable.
 FIXTURES = Path(__file__).parent / "fixtures" / "dynamodb_migration"
 
 # name: (HCL transform, JSON the parser gets, what the plan says)
@@ -62,17 +60,14 @@ REFUSED = {
 }
 
 
-def _root(directory: Path, fixture: str, provider: str = "offline", endpoint: str = "") -> Path:
-    """A scratch root holding modules/ and the fixture's configuration."""
+def _root(directory: Path, fixture: str) -> Path:
+    """A scratch root holding modules/ and the fixture's configuration, with an offline provider."""
     shutil.copytree(
         tfkit.REPO / "modules", directory / "modules", ignore=shutil.ignore_patterns(".terraform*", "README.md")
     )
     shutil.copy2(FIXTURES / "package.tf", directory / "package.tf")
     shutil.copy2(FIXTURES / fixture / "main.tf", directory / "main.tf")
-    if provider == "offline":
-        tfkit.write_offline_provider(directory, REGION)
-    else:
-        tfkit.write_moto_provider(directory, endpoint, "us-east-1")
+    tfkit.write_offline_provider(directory, REGION)
     return directory
 
 
@@ -161,10 +156,10 @@ def test_the_planned_transform_is_what_the_function_parses(planned: dict[str, An
     # read it from the module's `functions` output, where each variable is known or not on its own.
     functions = planned["output_changes"]["full"]["after"]["functions"]
     pending = planned["output_changes"]["full"]["after_unknown"]["functions"]
-    assert set(functions) == {"copy", "sync", "verify"}
-    for role, function in functions.items():
+    assert set(functions) == {"dynamodb_migration_copy", "dynamodb_migration_sync", "dynamodb_migration_verify"}
+    for key, function in functions.items():
         variables = function["environment_variables"]
-        assert variables["MIGRATION_FUNCTION"] == role
+        assert variables["MIGRATION_FUNCTION"] == key.removeprefix("dynamodb_migration_")
         assert variables["KEY_ATTRIBUTES"] == "id,preferenceType"
         transform = parse_transform(variables["TRANSFORM"], variables["KEY_ATTRIBUTES"].split(","))
         assert transform.rename == {"pref": "preference"}
@@ -172,8 +167,10 @@ def test_the_planned_transform_is_what_the_function_parses(planned: dict[str, An
         assert variables["SOURCE_STREAM_ARN"] == STREAM_ARN and variables["STATE_TABLE"] == "prefs-state"
         assert variables["WRITE_RATE_LIMIT"] == "500" and variables["TOTAL_SEGMENTS"] == "8"
         assert function["handler"] == "dynamodb_migration.handler.handler"
-    assert pending["verify"]["environment_variables"]["RESULTS_TOPIC_ARN"] is True
-    assert functions["copy"]["trigger"] == "schedule" and functions["sync"]["trigger"] == "stream"
+    assert pending["dynamodb_migration_verify"]["environment_variables"]["RESULTS_TOPIC_ARN"] is True
+    assert functions["dynamodb_migration_copy"]["trigger"] == "schedule"
+    assert functions["dynamodb_migration_sync"]["trigger"] == "dynamodb"
+    assert functions["dynamodb_migration_verify"]["trigger"] == "invoke"
     copy = {tfkit.after(f)["function_name"]: tfkit.after(f) for f in _in(planned, "full", "aws_lambda_function")}[
         "prefs-copy"
     ]
@@ -231,7 +228,7 @@ def test_an_existing_target_and_an_encrypted_source_get_their_keys(planned: dict
         }
         assert keys >= {KEY_ARN, SOURCE_KEY_ARN}, role
     existing = planned["output_changes"]["existing"]["after"]
-    assert existing["functions"]["copy"]["environment_variables"]["TARGET_TABLE"] == "prefs-existing"
+    assert existing["functions"]["dynamodb_migration_copy"]["environment_variables"]["TARGET_TABLE"] == "prefs-existing"
     assert existing["target_table_arn"] == f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/prefs-existing"
     (state,) = _in(planned, "existing", "aws_dynamodb_table")
     assert tfkit.after(state)["name"] == "prefs-into-existing-state"
@@ -262,93 +259,3 @@ def test_a_bad_transform_is_refused_by_the_plan_and_by_the_parser(case: str, ref
     assert message in output, f"{case}: expected {message!r} in\n{output[-2000:]}"
     with pytest.raises(TransformError):
         parse_transform(document, ("id", "preferenceType"))
-
-
-# --- apply to moto ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def applied(
-    moto_server: str, tmp_path_factory: pytest.TempPathFactory, tf_env: dict[str, str], build_dir: Path
-) -> Iterator[dict[str, Any]]:
-    root = _root(tmp_path_factory.mktemp("dynamodb-apply"), "applied", provider="moto", endpoint=moto_server)
-    tfkit.init(root, tf_env)
-    args = [
-        "-input=false",
-        "-no-color",
-        "-lock=false",
-        "-parallelism=20",
-        f"-var=build_dir={_migration_build(build_dir)}",
-    ]
-    started = time.monotonic()
-    tfkit.terraform(root, "apply", "-auto-approve", *args, env=tf_env, timeout=900).check()
-    seconds = time.monotonic() - started
-    outputs = json.loads(tfkit.terraform(root, "output", "-json", env=tf_env).check().stdout)
-    state = json.loads(tfkit.terraform(root, "show", "-json", env=tf_env).check().stdout)
-    yield {"outputs": outputs["migration"]["value"], "state": state, "endpoint": moto_server, "seconds": seconds}
-    tfkit.terraform(root, "destroy", "-auto-approve", *args, env=tf_env, timeout=900).check()
-
-
-@pytest.mark.slow
-def test_the_migration_applies_to_moto_and_is_wired(applied: dict[str, Any]) -> None:
-    def client(service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=applied["endpoint"],
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-    outputs = applied["outputs"]
-    dynamodb, lam = client("dynamodb"), client("lambda")
-    target = dynamodb.describe_table(TableName="tfcheck-prefs-v2")["Table"]
-    assert [k["AttributeName"] for k in target["KeySchema"]] == ["id"]
-    assert target["SSEDescription"]["Status"] == "ENABLED"
-    ttl = dynamodb.describe_time_to_live(TableName=outputs["state_table_name"])["TimeToLiveDescription"]
-    assert ttl["AttributeName"] == "expires_at" and ttl["TimeToLiveStatus"] == "ENABLED"
-
-    functions = outputs["functions"]
-    assert {f["function_name"] for f in functions.values()} == {
-        "tfcheck-prefs-copy",
-        "tfcheck-prefs-sync",
-        "tfcheck-prefs-verify",
-    }
-    for role, function in functions.items():
-        variables = lam.get_function(FunctionName=function["function_name"])["Configuration"]["Environment"][
-            "Variables"
-        ]
-        assert variables["MIGRATION_FUNCTION"] == role and variables["TARGET_TABLE"] == "tfcheck-prefs-v2"
-        parse_transform(variables["TRANSFORM"], variables["KEY_ATTRIBUTES"].split(","))
-    stream_arn = dynamodb.describe_table(TableName="tfcheck-prefs")["Table"]["LatestStreamArn"]
-    mappings = lam.list_event_source_mappings()["EventSourceMappings"]
-    (mapping,) = [m for m in mappings if m["FunctionArn"] == functions["sync"]["arn"]]
-    assert mapping["EventSourceArn"] == stream_arn == functions["sync"]["event_source"]["stream_arn"]
-    assert mapping["StartingPosition"] == "TRIM_HORIZON" and mapping["FunctionResponseTypes"] == [
-        "ReportBatchItemFailures"
-    ]
-    assert mapping["BisectBatchOnFunctionError"] is True
-    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == outputs["sync_failures_queue_arn"]
-    schedule = client("scheduler").get_schedule(Name="tfcheck-prefs-copy")
-    assert schedule["ScheduleExpression"] == "rate(5 minutes)" and schedule["Target"]["Arn"] == functions["copy"]["arn"]
-    print(f"apply of the dynamodb migration module to moto: {applied['seconds']:.0f} s")
-
-
-@pytest.mark.slow
-def test_the_applied_sync_role_names_exactly_its_tables_and_stream(applied: dict[str, Any]) -> None:
-    statements = tfkit.state_statements(applied["state"])
-    assert tfkit.iam_findings(statements) == []
-    sync = [s for s in statements if s.where.startswith('module.migration.module.function["sync"].aws_iam_role_policy')]
-    grants = {a: sorted(s.resources) for s in sync for a in s.actions if a.startswith(("dynamodb:", "sqs:"))}
-    table = "arn:aws:dynamodb:us-east-1:123456789012:table"
-    stream_arn = applied["outputs"]["functions"]["sync"]["event_source"]["stream_arn"]
-    assert grants == {
-        "dynamodb:PutItem": [f"{table}/tfcheck-prefs-v2"],
-        "dynamodb:DeleteItem": [f"{table}/tfcheck-prefs-v2"],
-        "dynamodb:UpdateItem": [f"{table}/tfcheck-prefs-state"],
-        "dynamodb:DescribeStream": [stream_arn],
-        "dynamodb:GetRecords": [stream_arn],
-        "dynamodb:GetShardIterator": [stream_arn],
-        "dynamodb:ListStreams": ["*"],
-        "sqs:SendMessage": [applied["outputs"]["sync_failures_queue_arn"]],
-    }
