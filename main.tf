@@ -73,12 +73,26 @@ locals {
         secret_kms_key_arn = var.backfill.database_secret_kms_key_arn
       }
     }
+    dynamodb_migration = {
+      enabled = var.enable_dynamodb_migration
+      # One package deployed as three functions (MIGRATION_FUNCTION picks the entry point).
+      packages          = ["dynamodb_migration"]
+      functions         = ["dynamodb_migration_copy", "dynamodb_migration_sync", "dynamodb_migration_verify"]
+      layers            = []
+      vpc               = true
+      gateway_endpoints = ["dynamodb"]
+      database          = null
+    }
   }
 
   enabled           = { for k, p in local.pipelines : k => var.create && p.enabled }
   enabled_pipelines = { for k, p in local.pipelines : k => p if local.enabled[k] }
   any_pipeline      = length(local.enabled_pipelines) > 0
-  enabled_functions = flatten([for p in values(local.enabled_pipelines) : p.functions])
+  # Optional fields: `packages` defaults to the functions (one package each), `gateway_endpoints`
+  # to none.
+  pipeline_packages = { for k, p in local.pipelines : k => try(p.packages, p.functions) }
+  enabled_packages  = distinct(flatten([for k, p in local.enabled_pipelines : local.pipeline_packages[k]]))
+  gateway_endpoints = toset(flatten([for p in values(local.enabled_pipelines) : try(p.gateway_endpoints, [])]))
 
   # How each enabled pipeline reaches the unified database; the database (and the network it lives
   # in) exists only when one does, the network also when a function runs in the VPC.
@@ -97,14 +111,14 @@ locals {
   manifest_path = "${local.build_dir}/manifest.json"
   manifest      = local.any_pipeline && fileexists(local.manifest_path) ? jsondecode(file(local.manifest_path)) : null
 
-  missing_functions = [for f in local.enabled_functions : f if try(local.manifest.functions[f], null) == null]
-  missing_zips      = [for f in local.enabled_functions : f if try(!fileexists("${local.build_dir}/${local.manifest.functions[f].zip}"), true)]
-  required_layers   = distinct(flatten([for p in values(local.enabled_pipelines) : p.layers]))
-  missing_layers    = [for l in local.required_layers : l if try(local.manifest.layers[l], null) == null]
+  missing_packages = [for f in local.enabled_packages : f if try(local.manifest.functions[f], null) == null]
+  missing_zips     = [for f in local.enabled_packages : f if try(!fileexists("${local.build_dir}/${local.manifest.functions[f].zip}"), true)]
+  required_layers  = distinct(flatten([for p in values(local.enabled_pipelines) : p.layers]))
+  missing_layers   = [for l in local.required_layers : l if try(local.manifest.layers[l], null) == null]
 
-  # Every function of the table; a placeholder keeps the plan evaluating until the manifest
+  # Every package of the table; a placeholder keeps the plan evaluating until the manifest
   # preconditions below report what is missing.
-  packages = { for f in flatten([for p in values(local.pipelines) : p.functions]) : f => {
+  packages = { for f in distinct(flatten(values(local.pipeline_packages))) : f => {
     filename         = try("${local.build_dir}/${local.manifest.functions[f].zip}", "${local.build_dir}/${f}.zip")
     handler          = try(local.manifest.functions[f].handler, "${f}.handler.handler")
     source_code_hash = try(local.manifest.functions[f].source_code_hash, "")
@@ -137,12 +151,12 @@ resource "terraform_data" "manifest" {
     }
 
     precondition {
-      condition     = local.manifest == null || length(local.missing_functions) == 0
-      error_message = "${local.manifest_path} has no package for: ${join(", ", local.missing_functions)}. Run `make package`."
+      condition     = local.manifest == null || length(local.missing_packages) == 0
+      error_message = "${local.manifest_path} has no package for: ${join(", ", local.missing_packages)}. Run `make package`."
     }
 
     precondition {
-      condition     = local.manifest == null || length(local.missing_functions) > 0 || length(local.missing_zips) == 0
+      condition     = local.manifest == null || length(local.missing_packages) > 0 || length(local.missing_zips) == 0
       error_message = "The zips of ${join(", ", local.missing_zips)} named in ${local.manifest_path} are missing. Run `make package`."
     }
 
@@ -197,6 +211,11 @@ resource "terraform_data" "settings" {
     precondition {
       condition     = !local.enabled.table_sync || (length(var.table_sync.tables) > 0 && var.table_sync.source != null)
       error_message = "enable_table_sync is true: set table_sync.source (the source database) and at least one entry in table_sync.tables."
+    }
+
+    precondition {
+      condition     = !local.enabled.dynamodb_migration || length(local.dynamodb_migration_missing) == 0
+      error_message = "enable_dynamodb_migration is true: set ${join(", ", [for name in local.dynamodb_migration_missing : "dynamodb_migration.${name}"])}."
     }
   }
 }
@@ -349,10 +368,11 @@ module "network" {
   private_subnet_ids      = var.private_subnet_ids
   private_route_table_ids = var.private_route_table_ids
 
-  create_s3_gateway_endpoint   = var.create_s3_gateway_endpoint
-  enable_interface_endpoints   = var.enable_interface_endpoints
-  endpoint_allowed_account_ids = var.endpoint_allowed_account_ids
-  https_egress_cidrs           = var.https_egress_cidrs
+  create_s3_gateway_endpoint       = var.create_s3_gateway_endpoint
+  create_dynamodb_gateway_endpoint = var.create_dynamodb_gateway_endpoint && contains(local.gateway_endpoints, "dynamodb")
+  enable_interface_endpoints       = var.enable_interface_endpoints
+  endpoint_allowed_account_ids     = var.endpoint_allowed_account_ids
+  https_egress_cidrs               = var.https_egress_cidrs
 
   enable_database_access         = local.needs_database
   create_database_security_group = var.create_database
@@ -628,13 +648,55 @@ module "backfill" {
   tags = local.tags
 }
 
+module "dynamodb_migration" {
+  source = "./modules/dynamodb_migration"
+
+  create = local.enabled.dynamodb_migration
+  name   = "${local.name}-dynamodb-migration"
+
+  source_table_name               = var.dynamodb_migration.source_table_name
+  source_stream_arn               = var.dynamodb_migration.source_stream_arn
+  source_kms_key_arn              = var.dynamodb_migration.source_kms_key_arn
+  key                             = var.dynamodb_migration.key
+  target                          = var.dynamodb_migration.target
+  transform                       = var.dynamodb_migration.transform
+  copy                            = var.dynamodb_migration.copy
+  sync                            = var.dynamodb_migration.sync
+  verify                          = var.dynamodb_migration.verify
+  touched_ttl_days                = var.dynamodb_migration.touched_ttl_days
+  state_table_deletion_protection = var.dynamodb_migration.state_table_deletion_protection
+  kms_key_arn                     = local.kms_key_arn
+
+  package      = local.packages.dynamodb_migration
+  runtime      = var.lambda_runtime
+  architecture = var.lambda_architecture
+  log_level    = var.log_level
+
+  log_retention_days = var.log_retention_days
+  log_kms_key_arn    = local.kms_key_arn
+
+  vpc_subnet_ids         = local.lambda_subnet_ids
+  vpc_security_group_ids = local.lambda_security_group_ids
+
+  create_alarms   = var.create_alarms
+  alarm_topic_arn = local.alarm_topic_arn
+
+  role_path                 = var.iam_role_path
+  role_permissions_boundary = var.iam_role_permissions_boundary
+
+  tags = local.tags
+}
+
 locals {
   # Every pipeline module by its key in local.pipelines: the outputs read functions and buckets
   # from each (a disabled module reports none).
   pipeline_modules = {
-    file_loader       = module.file_loader
-    table_sync        = module.table_sync
-    schema_migrations = module.schema_migrations
-    backfill          = module.backfill
+    file_loader        = module.file_loader
+    table_sync         = module.table_sync
+    schema_migrations  = module.schema_migrations
+    backfill           = module.backfill
+    dynamodb_migration = module.dynamodb_migration
   }
+
+  dynamodb_migration_missing = [for name in ["source_table_name", "source_stream_arn", "key", "target"] : name if var.dynamodb_migration[name] == null]
 }

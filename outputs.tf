@@ -14,20 +14,25 @@ output "name_prefix" {
 output "pipelines" {
   description = <<-EOT
     Every pipeline the module knows, deployed or not: enabled, functions (its keys in `functions`),
-    vpc (its functions run in the private subnets) and unified_database (it uses the unified
-    PostgreSQL database). Local tools iterate over the enabled ones.
+    packages (the build/manifest.json entries they are built from), vpc (its functions run in the
+    private subnets), gateway_endpoints (the VPC gateway endpoints it needs besides S3) and
+    unified_database (it uses the unified PostgreSQL database). Local tools iterate over the
+    enabled ones.
   EOT
   value = { for k, p in local.pipelines : k => {
-    enabled          = local.enabled[k]
-    functions        = p.functions
-    vpc              = p.vpc
-    unified_database = p.database != null
+    enabled           = local.enabled[k]
+    functions         = p.functions
+    packages          = local.pipeline_packages[k]
+    vpc               = p.vpc
+    gateway_endpoints = try(p.gateway_endpoints, [])
+    unified_database  = p.database != null
   } }
 }
 
 output "functions" {
   description = <<-EOT
-    Every deployed function by key (a package in build/manifest.json): pipeline, function_name,
+    Every deployed function by key (its package in build/manifest.json, or `<package>_<role>` when
+    one package is deployed as several functions): pipeline, function_name,
     arn, role_arn, role_name, log_group_name, handler, timeout, memory_size,
     environment_variables, trigger (sqs | dynamodb | sns | schedule | invoke) and event_source
     { bucket, prefixes, topic_arn, queue_url, queue_arn, dlq_url, dlq_arn, batch_size,
@@ -95,6 +100,7 @@ output "network" {
     lambda_security_group_id     = module.network.lambda_security_group_id
     database_security_group_id   = module.network.database_security_group_id
     s3_gateway_endpoint_id       = module.network.s3_gateway_endpoint_id
+    dynamodb_gateway_endpoint_id = module.network.dynamodb_gateway_endpoint_id
     interface_endpoint_ids       = module.network.interface_endpoint_ids
     table_sync_security_group_id = module.table_sync.source_security_group_id
     backfill_security_group_id   = module.backfill.security_group_id
@@ -139,6 +145,26 @@ output "backfill_source_secret_arn" {
 output "schema_migrations_results_topic_arn" {
   description = "SNS topic with the result of every migration run."
   value       = module.schema_migrations.results_topic_arn
+}
+
+output "dynamodb_migration_target_table_arn" {
+  description = "ARN of the DynamoDB migration's target table (created or existing)."
+  value       = module.dynamodb_migration.target_table_arn
+}
+
+output "dynamodb_migration_state_table_name" {
+  description = "The DynamoDB migration's state table (copy checkpoints, keys the stream applied)."
+  value       = module.dynamodb_migration.state_table_name
+}
+
+output "dynamodb_migration_results_topic_arn" {
+  description = "SNS topic receiving every verify result of the DynamoDB migration (subscribe for the cutover)."
+  value       = module.dynamodb_migration.results_topic_arn
+}
+
+output "dynamodb_migration_sync_failures_queue_url" {
+  description = "Queue receiving the metadata of stream batches the DynamoDB migration's sync gave up on."
+  value       = module.dynamodb_migration.sync_failures_queue_url
 }
 
 output "file_loader_routes" {

@@ -157,6 +157,12 @@ variable "enable_backfill" {
   default     = false
 }
 
+variable "enable_dynamodb_migration" {
+  description = "Deploy the DynamoDB migration: copy a table into a reshaped one, keep it in sync from the source's stream, verify both match."
+  type        = bool
+  default     = false
+}
+
 variable "file_loader" {
   description = "File loader settings: `routes` (see modules/file_loader), function size, `maximum_concurrency` (= most connections it opens; size it against max_connections), and the database user it connects as: `database_secret_arn`, the complete ARN (with its 6-character suffix) of an existing Secrets Manager secret with JSON {\"username\", \"password\"} of a least-privilege PostgreSQL role you created (e.g. in a migration), plus `database_secret_kms_key_arn` when that secret is encrypted with a customer managed key. The function may read only that secret (and decrypt with only that key), and an RDS Proxy registers it. Null uses the RDS-managed master secret."
   type = object({
@@ -348,6 +354,79 @@ variable "backfill" {
   }
 }
 
+variable "dynamodb_migration" {
+  description = <<-EOT
+    DynamoDB migration settings (modules/dynamodb_migration, docs/dynamodb_migration.md): the source
+    table (`source_table_name`, the ARN of its NEW_AND_OLD_IMAGES stream `source_stream_arn`, its
+    customer managed key `source_kms_key_arn` if any), its `key`, the `target` table (created, or
+    an existing one with `create = false`), the declarative `transform` ({ rename, add, set, drop }),
+    and the `copy`, `sync` and `verify` functions. Required when enabled: source_table_name,
+    source_stream_arn, key and target. A setting left null takes the module's default.
+  EOT
+  type = object({
+    source_table_name  = optional(string)
+    source_stream_arn  = optional(string)
+    source_kms_key_arn = optional(string)
+    key = optional(object({
+      partition_key      = string
+      partition_key_type = optional(string)
+      sort_key           = optional(string)
+      sort_key_type      = optional(string)
+    }))
+    target = optional(object({
+      name                = string
+      create              = optional(bool)
+      billing_mode        = optional(string)
+      read_capacity       = optional(number)
+      write_capacity      = optional(number)
+      kms_key_arn         = optional(string)
+      deletion_protection = optional(bool)
+      global_secondary_indexes = optional(list(object({
+        name               = string
+        hash_key           = string
+        hash_key_type      = optional(string)
+        range_key          = optional(string)
+        range_key_type     = optional(string)
+        projection_type    = optional(string)
+        non_key_attributes = optional(list(string))
+        read_capacity      = optional(number)
+        write_capacity     = optional(number)
+      })))
+    }))
+    # Any JSON-like object: its constants keep their types (a number stays a number).
+    transform = optional(any)
+    copy = optional(object({
+      total_segments   = optional(number)
+      concurrency      = optional(number)
+      page_size        = optional(number)
+      write_rate_limit = optional(number)
+      memory_size      = optional(number)
+      timeout          = optional(number)
+      schedule         = optional(string)
+      schedule_enabled = optional(bool)
+    }))
+    sync = optional(object({
+      batch_size                    = optional(number)
+      maximum_batching_window       = optional(number)
+      maximum_retry_attempts        = optional(number)
+      maximum_record_age_in_seconds = optional(number)
+      parallelization_factor        = optional(number)
+      memory_size                   = optional(number)
+      timeout                       = optional(number)
+      alarm_iterator_age_ms         = optional(number)
+    }))
+    verify = optional(object({
+      memory_size = optional(number)
+      timeout     = optional(number)
+      examples    = optional(number)
+    }))
+    touched_ttl_days                = optional(number)
+    state_table_deletion_protection = optional(bool)
+  })
+  default  = {}
+  nullable = false
+}
+
 variable "bucket_force_destroy" {
   description = "Let `terraform destroy` delete buckets that still hold objects (throwaway environments only)."
   type        = bool
@@ -473,6 +552,12 @@ variable "private_route_table_ids" {
 
 variable "create_s3_gateway_endpoint" {
   description = "Add the S3 gateway endpoint to the private route tables (false if the adopted VPC has one)."
+  type        = bool
+  default     = true
+}
+
+variable "create_dynamodb_gateway_endpoint" {
+  description = "Add the DynamoDB gateway endpoint to the private route tables when an enabled pipeline uses DynamoDB (the DynamoDB migration); false if the adopted VPC has one."
   type        = bool
   default     = true
 }

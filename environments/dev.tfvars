@@ -5,10 +5,11 @@ tags = {
   Owner = "data-platform"
 }
 
-enable_file_loader       = true
-enable_table_sync        = true
-enable_schema_migrations = true
-enable_backfill          = true
+enable_file_loader        = true
+enable_table_sync         = true
+enable_schema_migrations  = true
+enable_backfill           = true
+enable_dynamodb_migration = true
 
 log_level          = "DEBUG"
 log_retention_days = 14
@@ -122,4 +123,13 @@ backfill = {
       ]
     },
   ]
+}
+
+dynamodb_migration = {
+  source_table_name = "userpreferences"
+  source_stream_arn = "arn:aws:dynamodb:eu-west-1:111122223333:table/userpreferences/stream/2026-01-01T00:00:00.000"
+  key               = { partition_key = "id", sort_key = "preferenceType" }
+  target            = { name = "userpreferences-v2", deletion_protection = false }
+  transform         = { rename = { pref = "preference" }, add = { channel = "email" }, set = { schema_version = 2 } }
+  copy              = { write_rate_limit = 200 }
 }

@@ -6,10 +6,11 @@ tags = {
   Owner = "local"
 }
 
-enable_file_loader       = true
-enable_table_sync        = true
-enable_schema_migrations = true
-enable_backfill          = true
+enable_file_loader        = true
+enable_table_sync         = true
+enable_schema_migrations  = true
+enable_backfill           = true
+enable_dynamodb_migration = true
 
 log_level          = "DEBUG"
 log_retention_days = 1
@@ -117,4 +118,19 @@ backfill = {
   schedule_rate_minutes = 5
   stalled_alarm_minutes = 15
   timeout               = 120
+}
+
+# The source table belongs to the application, not to this module: `make demo` and the apply test
+# (tests/terraform) create it in moto with its stream before applying and pass this object with
+# the stream's real ARN (scripts/localenv/dynamodb_source.py). The ARN here only lets the
+# environment plan offline.
+dynamodb_migration = {
+  source_table_name = "pipelines-local-userpreferences"
+  source_stream_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/pipelines-local-userpreferences/stream/2026-01-01T00:00:00.000"
+  key               = { partition_key = "id", sort_key = "preferenceType" }
+  target            = { name = "pipelines-local-userpreferences-v2", deletion_protection = false }
+  transform         = { rename = { pref = "preference" }, add = { channel = "email" }, set = { schema_version = 2 } }
+  copy              = { total_segments = 4, concurrency = 2, page_size = 250, timeout = 120, memory_size = 512 }
+  sync              = { timeout = 60, maximum_retry_attempts = 5 }
+  verify            = { timeout = 120, memory_size = 512 }
 }

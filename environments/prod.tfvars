@@ -7,10 +7,11 @@ tags = {
   Criticality = "high"
 }
 
-enable_file_loader       = true
-enable_table_sync        = true
-enable_schema_migrations = true
-enable_backfill          = true
+enable_file_loader        = true
+enable_table_sync         = true
+enable_schema_migrations  = true
+enable_backfill           = true
+enable_dynamodb_migration = true
 
 log_level          = "INFO"
 log_retention_days = 365
@@ -142,4 +143,19 @@ backfill = {
       ]
     },
   ]
+}
+
+dynamodb_migration = {
+  source_table_name = "userpreferences"
+  source_stream_arn = "arn:aws:dynamodb:eu-west-1:111122223333:table/userpreferences/stream/2026-01-01T00:00:00.000"
+  key               = { partition_key = "id", sort_key = "preferenceType" }
+  target = {
+    name           = "userpreferences-v2"
+    billing_mode   = "PROVISIONED"
+    read_capacity  = 100
+    write_capacity = 100
+  }
+  transform = { rename = { pref = "preference" }, add = { channel = "email" }, set = { schema_version = 2 } }
+  # Leave the table's capacity to the application: the copy writes at most 50 items/s.
+  copy = { write_rate_limit = 50, schedule = "rate(15 minutes)" }
 }

@@ -21,9 +21,10 @@ module "pipelines" {
   tags               = { Owner = "data-platform" }
   iam_role_path      = "/data-pipelines/"
 
-  enable_file_loader       = true
-  enable_table_sync        = true
-  enable_schema_migrations = true
+  enable_file_loader        = true
+  enable_table_sync         = true
+  enable_schema_migrations  = true
+  enable_dynamodb_migration = true
 
   lambda_runtime      = "python3.12"
   lambda_architecture = "x86_64"
@@ -88,5 +89,20 @@ module "pipelines" {
   schema_migrations = {
     allowed_databases = ["postgres", "pipelines", "erp"]
     timeout           = 600
+  }
+
+  # The application's table, reshaped into a new one with an index for a new access pattern.
+  dynamodb_migration = {
+    source_table_name = var.preferences_table_name
+    source_stream_arn = var.preferences_stream_arn
+    key               = { partition_key = "id", sort_key = "preferenceType" }
+    target = {
+      name = "${var.preferences_table_name}-v2"
+      global_secondary_indexes = [
+        { name = "by-channel", hash_key = "channel", range_key = "id" },
+      ]
+    }
+    transform = { rename = { pref = "preference" }, add = { channel = "email" }, set = { schema_version = 2 } }
+    copy      = { write_rate_limit = 100, schedule = "rate(15 minutes)" }
   }
 }

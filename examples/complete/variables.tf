@@ -33,3 +33,15 @@ variable "sqlserver_secret_arn" {
   type        = string
   default     = null
 }
+
+variable "preferences_table_name" {
+  description = "The DynamoDB table the migration reshapes (its stream must be on, NEW_AND_OLD_IMAGES)."
+  type        = string
+  default     = "userpreferences"
+}
+
+variable "preferences_stream_arn" {
+  description = "ARN of that table's current stream (aws_dynamodb_table.<name>.stream_arn in the application's configuration)."
+  type        = string
+  default     = "arn:aws:dynamodb:eu-west-1:111122223333:table/userpreferences/stream/2026-01-01T00:00:00.000"
+}

@@ -9,7 +9,9 @@ shows which pipeline uses which):
 - `sandbox`: what a handler keeps between invocations (settings, clients, connections), with a reset;
 - `events`: S3 / SNS / SQS / DynamoDB stream event parsing and partial batch responses;
 - `errors`: the two kinds of failure, retryable and permanent, and the classifier handlers ask;
-- `deadline`: stop long work cleanly before the Lambda timeout: deadline, pacer, statement timeouts;
+- `deadline`: stop long work cleanly before the Lambda timeout: deadline (and every wait), pacer,
+  rate limit, statement timeouts;
+- `backoff`: full-jitter exponential backoff and a retry loop for retryable errors, within the deadline;
 - `locks`: advisory locks with one key scheme (PostgreSQL and MySQL/MariaDB), DDL under a lock;
 - `checkpoint`: named progress rows with typed positions, written in the caller's transaction;
 - `values`: typed position values as JSON;

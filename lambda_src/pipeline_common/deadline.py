@@ -1,18 +1,22 @@
 """Stop long work cleanly before the Lambda timeout.
 
 Lambda kills a function at its timeout, mid-statement, with no chance to commit a checkpoint or
-hand a message back. Three tools keep work inside the time it has:
+hand a message back. These tools keep work inside the time it has:
 
 - `Deadline`: the time left (from the Lambda context) minus a reserve kept back to finish the
-  unit in flight, roll back or commit, and report;
+  unit in flight, roll back or commit, and report; every wait of a pipeline (a backoff, a rate
+  cap) goes through `Deadline.wait`, which never sleeps into the reserve;
 - `Pacer`: asked before each unit of work (a chunk, a page, a file), it says whether the slowest
   unit seen so far would still fit, and sizes the next unit toward a target duration;
+- `RateLimit`: at most N units per second across the threads of a sandbox (a write-rate cap that
+  keeps a production table's capacity for its application);
 - `bound_statements`: has the database cancel a statement that would run into the reserve, so a
   slow statement ends as a clean rollback instead of a killed sandbox.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,23 +44,37 @@ class DeadlineExceeded(RetryableError):
 
 
 class Deadline:
-    def __init__(self, remaining_ms: Callable[[], float], reserve_ms: float = 10_000) -> None:
+    """`sleep` is how `wait` sleeps (tests pass one that records the waits instead)."""
+
+    def __init__(
+        self,
+        remaining_ms: Callable[[], float],
+        reserve_ms: float = 10_000,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._remaining_ms = remaining_ms
         self.reserve_ms = reserve_ms
+        self._sleep = sleep
 
     @classmethod
     def from_context(cls, context: LambdaContextLike | Any, reserve_ms: float = 10_000) -> Deadline:
         return cls(context.get_remaining_time_in_millis, reserve_ms)
 
     @classmethod
-    def in_seconds(cls, seconds: float, reserve_ms: float = 0, clock: Callable[[], float] = time.monotonic) -> Deadline:
+    def in_seconds(
+        cls,
+        seconds: float,
+        reserve_ms: float = 0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Deadline:
         """A deadline `seconds` from now, for scripts and tests outside Lambda."""
         end = clock() + seconds
 
         def remaining() -> float:
             return (end - clock()) * 1000
 
-        return cls(remaining, reserve_ms)
+        return cls(remaining, reserve_ms, sleep)
 
     def remaining_ms(self) -> float:
         """Time left before the hard timeout."""
@@ -76,6 +94,13 @@ class Deadline:
                 f"stopping before the Lambda timeout: {self.remaining_ms():.0f} ms left, "
                 f"{self.reserve_ms:.0f} ms reserved, {need_ms:.0f} ms needed for {what}"
             )
+
+    def wait(self, seconds: float, what: str = "waiting") -> None:
+        """Sleep `seconds`, or raise `DeadlineExceeded` at once when that would reach the reserve."""
+        if seconds <= 0:
+            return
+        self.check(seconds * 1000, what)
+        self._sleep(seconds)
 
 
 class Pacer:
@@ -171,6 +196,41 @@ class Pacer:
         elif self._per_item[0] != self.units:
             self._per_item = (self.units, self.smoothing * self._per_item[1] + (1 - self.smoothing) * last)
         return self._per_item[1]
+
+
+class RateLimit:
+    """At most `rate` units per second across every thread sharing it (0: no limit).
+
+    A token bucket holding one second of units: `take(n, deadline)` takes n units, waiting (through
+    `deadline.wait`) for those the bucket lacks. A caller may take more than the bucket holds; it
+    then waits for the whole debt, and the callers after it wait behind it.
+    """
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if rate < 0:
+            raise ValueError(f"RateLimit rate must be 0 (no limit) or positive, got {rate}")
+        self.rate = rate
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tokens = float(rate)
+        self._stamp = clock()
+
+    def take(self, units: int, deadline: Deadline) -> float:
+        """Take `units`; returns the seconds waited for them."""
+        if self.rate == 0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate) - units
+            self._stamp = now
+            wait = max(0.0, -self._tokens / self.rate)
+        try:
+            deadline.wait(wait, f"the rate limit of {self.rate:g} units/s")
+        except DeadlineExceeded:
+            with self._lock:
+                self._tokens += units  # not taken after all: the callers behind this one need not wait for it
+            raise
+        return wait
 
 
 def bound_statements(cur: Any, deadline: TimeBudget, *, session: bool = False) -> int:

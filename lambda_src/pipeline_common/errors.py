@@ -98,9 +98,17 @@ def is_retryable(exc: BaseException) -> bool:
         from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
 
         if isinstance(exc, ClientError):
-            error = exc.response.get("Error", {})
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-            return error.get("Code") in RETRYABLE_AWS_CODES or int(status) >= 500
+            return aws_error_code(exc) in RETRYABLE_AWS_CODES or int(status) >= 500
         # Endpoint unreachable, read timeouts: retryable. Bad parameters or no credentials: not.
         return not isinstance(exc, ParamValidationError | NoCredentialsError)
     return True
+
+
+def aws_error_code(exc: BaseException) -> str | None:
+    """The code of an AWS error (`ClientError`: `ThrottlingException`, `ConditionalCheckFailedException`),
+    None for any other exception."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    return response.get("Error", {}).get("Code") or None

@@ -8,6 +8,8 @@ configuration is saved carries no object and is skipped.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
@@ -113,7 +115,7 @@ def stream_record(record: Mapping[str, Any]) -> StreamRecord:
 
     def image(name: str) -> dict[str, Any] | None:
         raw = body.get(name)
-        return None if raw is None else {k: deserializer.deserialize(v) for k, v in raw.items()}
+        return None if raw is None else {k: deserializer.deserialize(v) for k, v in client_image(raw).items()}
 
     return StreamRecord(
         event_name=record["eventName"],
@@ -124,6 +126,38 @@ def stream_record(record: Mapping[str, Any]) -> StreamRecord:
         event_source_arn=record.get("eventSourceARN", ""),
         raw=record,
     )
+
+
+def client_image(image: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB image or key from a Lambda stream event (`{"id": {"S": "a"}, "blob": {"B": "AAE="}}`)
+    in boto3's client form: Lambda's JSON carries binary values (`B`, `BS`, also inside `M` and `L`)
+    as base64 text, while boto3 sends and `TypeDeserializer` reads bytes. Values already bytes (an
+    image from GetRecords) are kept."""
+    return {name: _client_value(name, value) for name, value in image.items()}
+
+
+def _client_value(name: str, value: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(value, Mapping) or len(value) != 1:
+        raise EventError(f"attribute {name!r} is not a DynamoDB attribute value: {value!r}")
+    ((kind, inner),) = value.items()
+    if kind == "B":
+        return {"B": _binary(name, inner)}
+    if kind == "BS":
+        return {"BS": [_binary(name, item) for item in inner]}
+    if kind == "M":
+        return {"M": client_image(inner)}
+    if kind == "L":
+        return {"L": [_client_value(name, item) for item in inner]}
+    return dict(value)
+
+
+def _binary(name: str, value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise EventError(f"binary attribute {name!r} is not base64: {value!r}") from None
 
 
 def sqs_batch_response(

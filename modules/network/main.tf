@@ -26,8 +26,9 @@ locals {
   private_subnet_ids = !local.create ? [] : local.create_vpc ? aws_subnet.private[*].id : var.private_subnet_ids
   route_table_ids    = !local.create ? [] : local.create_vpc ? aws_route_table.private[*].id : var.private_route_table_ids
 
-  create_s3_endpoint  = local.create && var.create_s3_gateway_endpoint
-  interface_endpoints = local.create && var.enable_interface_endpoints ? toset(var.interface_endpoint_services) : toset([])
+  create_s3_endpoint       = local.create && var.create_s3_gateway_endpoint
+  create_dynamodb_endpoint = local.create && var.create_dynamodb_gateway_endpoint
+  interface_endpoints      = local.create && var.enable_interface_endpoints ? toset(var.interface_endpoint_services) : toset([])
 
   # This account, read from a security group this module creates (known after apply): the plan
   # makes no API call, so there is no aws_caller_identity lookup.
@@ -168,8 +169,8 @@ resource "aws_flow_log" "this" {
 }
 
 ################################################################################
-# Endpoints: S3 gateway on the private route tables, interface endpoints with private DNS,
-# each with the data-perimeter policy above
+# Endpoints: S3 (and DynamoDB) gateways on the private route tables, interface endpoints with
+# private DNS, each with the data-perimeter policy above
 ################################################################################
 
 resource "aws_vpc_endpoint" "s3" {
@@ -182,6 +183,20 @@ resource "aws_vpc_endpoint" "s3" {
   policy            = local.endpoint_policy
 
   tags = merge({ Name = "${var.name}-s3" }, var.tags)
+}
+
+# Gateway endpoints are free; DynamoDB's exists only while a pipeline that uses DynamoDB is enabled,
+# so adopting a VPC that has its own does not collide with it for the other pipelines.
+resource "aws_vpc_endpoint" "dynamodb" {
+  count = local.create_dynamodb_endpoint ? 1 : 0
+
+  vpc_id            = local.vpc_id
+  service_name      = "com.amazonaws.${local.region}.dynamodb"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = local.route_table_ids
+  policy            = local.endpoint_policy
+
+  tags = merge({ Name = "${var.name}-dynamodb" }, var.tags)
 }
 
 resource "aws_vpc_endpoint" "interface" {
@@ -300,6 +315,19 @@ resource "aws_vpc_security_group_egress_rule" "to_s3" {
   from_port         = 443
   to_port           = 443
   prefix_list_id    = aws_vpc_endpoint.s3[0].prefix_list_id
+
+  tags = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "to_dynamodb" {
+  count = local.create_dynamodb_endpoint ? 1 : 0
+
+  security_group_id = local.lambda_security_group_id
+  description       = "HTTPS to DynamoDB through the gateway endpoint"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = aws_vpc_endpoint.dynamodb[0].prefix_list_id
 
   tags = var.tags
 }

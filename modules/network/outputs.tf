@@ -48,6 +48,16 @@ output "s3_prefix_list_id" {
   value       = try(aws_vpc_endpoint.s3[0].prefix_list_id, null)
 }
 
+output "dynamodb_gateway_endpoint_id" {
+  description = "ID of the DynamoDB gateway endpoint (when created)."
+  value       = try(aws_vpc_endpoint.dynamodb[0].id, null)
+}
+
+output "dynamodb_prefix_list_id" {
+  description = "Prefix list of DynamoDB in this region (when the gateway endpoint is created)."
+  value       = try(aws_vpc_endpoint.dynamodb[0].prefix_list_id, null)
+}
+
 output "interface_endpoint_ids" {
   description = "IDs of the interface endpoints by service."
   value       = { for k, v in aws_vpc_endpoint.interface : k => v.id }

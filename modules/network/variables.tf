@@ -83,6 +83,12 @@ variable "create_s3_gateway_endpoint" {
   default     = true
 }
 
+variable "create_dynamodb_gateway_endpoint" {
+  description = "Create the DynamoDB gateway endpoint on the private route tables (for functions that use DynamoDB; false if the adopted VPC already has one)."
+  type        = bool
+  default     = false
+}
+
 variable "enable_interface_endpoints" {
   description = "Create interface endpoints with private DNS so functions in private subnets reach AWS APIs without NAT."
   type        = bool

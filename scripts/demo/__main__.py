@@ -17,7 +17,7 @@ if __package__ in (None, ""):  # `python scripts/demo`: the repository root is n
 
 import scripts.demo
 from scripts.demo.environment import Demo, demo_environment
-from scripts.demo.pipelines import PIPELINES, drive_all
+from scripts.demo.pipelines import PIPELINES, drive_all, prepare_all
 from scripts.demo.processes import DEFAULT_RUN_DIR, stop_stale_run
 from scripts.demo.report import format_report
 
@@ -59,7 +59,7 @@ def main(argv: list[str]) -> int:
         return 0
     started = time.monotonic()
     try:
-        with demo_environment(args.run_dir, args.small, PIPELINES) as demo:
+        with demo_environment(args.run_dir, args.small, PIPELINES, prepare_all) as demo:
             reports = [] if args.no_drive else drive_all(demo)
             print(format_report(reports, demo, time.monotonic() - started), flush=True)
             if args.report_json:

@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,8 +159,15 @@ def needs_mariadb() -> bool:
     return re.search(r'^\s*engine\s*=\s*"mysql"', text, re.MULTILINE) is not None
 
 
+# What a pipeline sets up in the emulator before `terraform apply` (the DynamoDB migration's source
+# table, which Terraform does not own): (moto endpoint, the pipelines deployed) -> Terraform variables.
+BeforeApply = Callable[[str, Sequence[str]], Mapping[str, str]]
+
+
 @contextlib.contextmanager
-def demo_environment(run_dir: Path, small: bool, pipelines: Sequence[str]) -> Iterator[Demo]:
+def demo_environment(
+    run_dir: Path, small: bool, pipelines: Sequence[str], before_apply: BeforeApply | None = None
+) -> Iterator[Demo]:
     """Everything up: servers, applied Terraform, secrets, a started router. Torn down on exit.
     `pipelines`: the packages to deploy, when their function has landed (lambda_src/<name>)."""
     timings: dict[str, float] = {}
@@ -189,6 +196,7 @@ def demo_environment(run_dir: Path, small: bool, pipelines: Sequence[str]) -> It
             "build_dir": str(LOCAL_BUILD_DIR),
             "lambda_runtime": host_runtime(),
             **{f"enable_{name}": str(name in landed).lower() for name in pipelines},
+            **(before_apply(endpoint, landed) if before_apply else {}),
         }
         log("terraform apply -var-file=environments/local.tfvars (against moto) ...")
         terraform.apply(variables)

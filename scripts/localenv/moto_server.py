@@ -5,7 +5,7 @@ thread (`MotoServer`), tools run it as a process in place of `python -m moto.ser
 
     python -m scripts.localenv.moto_server -H 127.0.0.1 -p 5000
 
-It serves what moto 5.2 serves, with these differences, each found by applying modules/dms with
+It serves what moto 5.2 serves, with these differences, 1-4 found by applying modules/dms with
 the real hashicorp/aws provider 5.100.0 (before them, `aws_dms_s3_endpoint`,
 `aws_dms_replication_instance`, `aws_dms_replication_task` and `aws_dms_event_subscription` all
 failed or hung):
@@ -28,6 +28,16 @@ failed or hung):
    same endless retry). Kept per account and region on moto's DMS backend, created `active`
    (the provider waits for that), refused as AWS refuses them: an unknown source type or event
    category, or a source id naming no replication instance or task.
+
+5. DynamoDB stream records stay in the stream when a Lambda event source mapping reads it. On
+   every write to a table with a stream mapping, moto 5.2 invokes the function itself
+   (`LambdaBackend.send_dynamodb_items`, which needs Docker) and, whatever that returns, empties
+   the shard: the records are lost to GetRecords and the next sequence numbers start over from the
+   shard's first, so they go backwards. Here moto delivers nothing and keeps every record, as a
+   stream does for 24 hours; the local event router reads the shard and invokes the function, as
+   Lambda's poller does. Found by `make demo`: the DynamoDB migration's sync saw 1 record of ~4,900.
+   (A replaced method of moto's Lambda backend: in-process `mock_aws` has it too once a server
+   was made in the process.)
 
 And one setting: AWS managed IAM policies are loaded (moto's `iam.load_aws_managed_policies`), so
 attaching `service-role/AmazonDMSVPCManagementRole` and the like to the account-wide DMS roles
@@ -53,6 +63,7 @@ from typing import Any
 
 import botocore.session
 from botocore.model import ListShape, MapShape, Shape, StructureShape
+from moto.awslambda.models import LambdaBackend
 from moto.backends import get_backend
 from moto.core.config import default_user_config
 from moto.core.utils import camelcase_to_underscores
@@ -198,6 +209,11 @@ def _add_missing_dms_operations() -> None:
     DatabaseMigrationServiceResponse.delete_event_subscription = _delete_event_subscription  # type: ignore[attr-defined]
 
 
+def _keep_stream_records(self: LambdaBackend, function_arn: str, items: list[Any], source: str) -> str:
+    """moto's stream delivery replaced: nothing is invoked, and the empty answer keeps the shard."""
+    return ""
+
+
 class DmsCorrection:
     """WSGI middleware applying corrected_dms_answer() to successful DMS answers; the rest passes."""
 
@@ -246,8 +262,10 @@ def _load_aws_managed_policies() -> Callable[[], None]:
 
 
 def _make_server(host: str, port: int) -> BaseWSGIServer:
-    """moto's server application, with the DMS corrections and additions, bound to host:port."""
+    """moto's server application, with the DMS corrections and additions and the stream records
+    kept, bound to host:port."""
     _add_missing_dms_operations()
+    LambdaBackend.send_dynamodb_items = _keep_stream_records  # type: ignore[method-assign]
     app = DmsCorrection(DomainDispatcherApplication(create_backend_app))
     return make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
 

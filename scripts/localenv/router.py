@@ -23,6 +23,7 @@ mappings over while it runs (disables them in moto) and hands them back when it 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -600,12 +601,23 @@ def sns_record(notification: Mapping[str, Any], subscription: TopicSubscription)
 
 
 def stream_record(record: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A DynamoDB stream record from GetRecords as Lambda sends it (epoch-second timestamps)."""
-    body = dict(record["dynamodb"])
+    """A DynamoDB stream record from GetRecords as Lambda sends it: epoch-second timestamps, and
+    binary values (bytes from boto3, in keys and images, sets, maps and lists) as base64 text."""
+    body = {name: _base64_binaries(value) for name, value in record["dynamodb"].items()}
     created = body.get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
         body["ApproximateCreationDateTime"] = created.timestamp()
     return {**record, "dynamodb": body, "eventSourceARN": stream_arn}
+
+
+def _base64_binaries(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Mapping):
+        return {key: _base64_binaries(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_base64_binaries(item) for item in value]
+    return value
 
 
 def failed_message_ids(invocation: Invocation, messages: list[dict[str, Any]], partial: bool) -> set[str]:

@@ -1,3 +1,6 @@
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import psycopg2.errors
 import pymysql
 import pytest
@@ -7,6 +10,7 @@ from pipeline_common.deadline import (
     Deadline,
     DeadlineExceeded,
     Pacer,
+    RateLimit,
     bound_statements,
     bounded_session,
 )
@@ -147,3 +151,62 @@ def test_pacer_answers_the_time_left_from_its_last_question():
     assert pacer.fits() and len(questions) == 2
     clock.now = 4
     assert pacer.usable_ms() == 46_000 and len(questions) == 2  # after fits(): no new question
+
+
+class SleepingClock(Clock):
+    """A clock that `sleep` moves forward, and the sleeps it was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_a_wait_never_sleeps_into_the_reserve():
+    clock = SleepingClock()
+    deadline = Deadline.in_seconds(30, reserve_ms=10_000, clock=clock, sleep=clock.sleep)
+    deadline.wait(5, "a backoff")
+    deadline.wait(0)
+    assert clock.slept == [5]
+    with pytest.raises(DeadlineExceeded, match="15000 ms needed for a backoff"):
+        deadline.wait(15, "a backoff")
+    assert clock.slept == [5] and is_retryable(DeadlineExceeded("x"))
+
+
+def test_the_rate_limit_holds_the_rate_with_a_one_second_burst():
+    clock = SleepingClock()
+    deadline = Deadline.in_seconds(600, clock=clock, sleep=clock.sleep)
+    limit = RateLimit(100, clock=clock)
+    waits = [limit.take(25, deadline) for _ in range(12)]
+    # 300 units at 100/s: the first 100 from the bucket, the other 200 take two seconds.
+    assert waits[:4] == [0, 0, 0, 0] and sum(clock.slept) == pytest.approx(2.0)
+    assert clock.now == pytest.approx(2.0)
+    clock.now += 10  # idle: the bucket refills to one second's worth, no more
+    assert [limit.take(50, deadline), limit.take(50, deadline), limit.take(50, deadline)] == [0, 0, 0.5]
+    assert RateLimit(0).take(10_000, deadline) == 0.0
+    with pytest.raises(ValueError, match=r"0 \(no limit\) or positive"):
+        RateLimit(-1)
+
+
+def test_a_wait_the_deadline_refuses_takes_nothing_from_the_rate_limit():
+    clock = SleepingClock()
+    limit = RateLimit(10, clock=clock)
+    limit.take(10, Deadline.in_seconds(600, clock=clock, sleep=clock.sleep))
+    short = Deadline.in_seconds(1, clock=clock, sleep=clock.sleep)
+    with pytest.raises(DeadlineExceeded, match="rate limit of 10 units/s"):
+        limit.take(20, short)  # would wait 2 s
+    assert limit.take(5, short) == pytest.approx(0.5)  # not behind the refused 20
+
+
+def test_the_rate_limit_is_shared_by_threads():
+    """Eight threads taking 25 units 8 times each at 400 units/s: 1,600 units, the first 400 from
+    the bucket, the rest at the rate: 3 s of real time at least, not 3/8 s."""
+    limit = RateLimit(400)
+    deadline = Deadline.in_seconds(60)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda _: [limit.take(25, deadline) for _ in range(8)], range(8)))
+    assert time.monotonic() - started >= 2.9

@@ -12,7 +12,7 @@ import pymysql
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError
 
-from pipeline_common.errors import PermanentError, PipelineError, RetryableError, is_retryable
+from pipeline_common.errors import PermanentError, PipelineError, RetryableError, aws_error_code, is_retryable
 
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
 
@@ -96,3 +96,20 @@ def test_every_exception_a_pipeline_defines_has_a_kind():
     assert len(found) >= 23
     without_kind = [f"{c.__module__}.{c.__name__}" for c in found if not issubclass(c, PipelineError)]
     assert without_kind == []
+
+
+def test_dynamodb_throttling_and_conflicts_are_retryable():
+    """What a DynamoDB writer meets under load comes back later; what is about the request does not."""
+    for code in (
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+        "InternalServerError",
+    ):
+        assert is_retryable(_client_error(code)), code
+    assert is_retryable(_client_error("ServiceUnavailable", 503))
+    for code in ("ConditionalCheckFailedException", "ValidationException", "ItemCollectionSizeLimitExceededException"):
+        assert not is_retryable(_client_error(code)), code
+    assert aws_error_code(_client_error("ThrottlingException")) == "ThrottlingException"
+    assert aws_error_code(ValueError("no response")) is None

@@ -3,10 +3,12 @@ import time
 
 import boto3
 import pytest
+from boto3.dynamodb.types import Binary
 
 from pipeline_common.events import (
     EventError,
     S3Object,
+    client_image,
     s3_objects,
     sqs_batch_response,
     stream_batch_response,
@@ -121,6 +123,70 @@ def test_stream_record_is_deserialised():
     assert record.old_image is None
     with pytest.raises(EventError):
         stream_record({"eventSource": "aws:sqs"})
+
+
+# A record as Lambda delivers it from a table keyed by a binary attribute (the shape of AWS's
+# example event): binary values are base64 text in Lambda's JSON, at the top level, in sets, and
+# nested in maps and lists.
+BINARY_STREAM_EVENT = json.loads(
+    """
+{
+  "Records": [
+    {
+      "eventID": "7de3041dd709b024af6f29e4fa13d34c",
+      "eventName": "MODIFY",
+      "eventVersion": "1.1",
+      "eventSource": "aws:dynamodb",
+      "awsRegion": "us-east-1",
+      "dynamodb": {
+        "ApproximateCreationDateTime": 1479499740,
+        "Keys": {"Id": {"B": "AAEC/w=="}},
+        "NewImage": {
+          "Id": {"B": "AAEC/w=="},
+          "Thumbnails": {"BS": ["iVBORw==", "R0lGOA=="]},
+          "Meta": {"M": {"Checksum": {"B": "3q2+7w=="}, "Parts": {"L": [{"B": "AQ=="}, {"N": "2"}]}}},
+          "Title": {"S": "raw bytes"}
+        },
+        "OldImage": {"Id": {"B": "AAEC/w=="}, "Title": {"S": "before"}},
+        "SequenceNumber": "13021600000000001596893679",
+        "SizeBytes": 112,
+        "StreamViewType": "NEW_AND_OLD_IMAGES"
+      },
+      "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/Images/stream/2016-11-16T20:42:48.104"
+    }
+  ]
+}
+"""
+)
+
+
+def test_stream_record_reads_binary_attributes_of_a_lambda_event():
+    (raw,) = BINARY_STREAM_EVENT["Records"]
+    record = stream_record(raw)
+    assert record.event_name == "MODIFY" and record.sequence_number == "13021600000000001596893679"
+    assert record.keys == {"Id": Binary(b"\x00\x01\x02\xff")}
+    assert record.new_image == {
+        "Id": Binary(b"\x00\x01\x02\xff"),
+        "Thumbnails": {Binary(b"\x89PNG"), Binary(b"GIF8")},
+        "Meta": {"Checksum": Binary(b"\xde\xad\xbe\xef"), "Parts": [Binary(b"\x01"), 2]},
+        "Title": "raw bytes",
+    }
+    assert record.old_image == {"Id": Binary(b"\x00\x01\x02\xff"), "Title": "before"}
+
+
+def test_client_image_turns_lambda_base64_into_the_bytes_boto3_sends():
+    image = client_image(BINARY_STREAM_EVENT["Records"][0]["dynamodb"]["NewImage"])
+    assert image == {
+        "Id": {"B": b"\x00\x01\x02\xff"},
+        "Thumbnails": {"BS": [b"\x89PNG", b"GIF8"]},
+        "Meta": {"M": {"Checksum": {"B": b"\xde\xad\xbe\xef"}, "Parts": {"L": [{"B": b"\x01"}, {"N": "2"}]}}},
+        "Title": {"S": "raw bytes"},
+    }
+    assert client_image(image) == image  # bytes (a GetRecords image) stay as they are
+    with pytest.raises(EventError, match="binary attribute 'Id' is not base64"):
+        client_image({"Id": {"B": "not base64!"}})
+    with pytest.raises(EventError, match="attribute 'Id' is not a DynamoDB attribute value"):
+        client_image({"Id": "plain"})
 
 
 def test_stream_batch_stops_at_first_failure_and_reports_its_sequence():

@@ -15,7 +15,7 @@ import pytest
 
 from scripts import backfill_example as example
 from scripts.demo import environment, processes
-from scripts.demo.pipelines import PIPELINES, drive_all
+from scripts.demo.pipelines import PIPELINES, drive_all, prepare_all
 from scripts.demo.pipelines.schema_migrations import MIGRATIONS
 from scripts.demo.report import format_report
 
@@ -27,7 +27,7 @@ def demo_run() -> Iterator[tuple[environment.Demo, dict[str, Any]]]:
     # Under build/ like the demo's own run directory: the database servers run as their own users
     # and cannot enter pytest's private temporary directories.
     run_dir = processes.REPO_ROOT / "build" / "demo-test"
-    with environment.demo_environment(run_dir, small=True, pipelines=PIPELINES) as demo:
+    with environment.demo_environment(run_dir, small=True, pipelines=PIPELINES, before_apply=prepare_all) as demo:
         reports = {report.pipeline: report for report in drive_all(demo)}
         print(format_report(list(reports.values()), demo, 0.0))
         yield demo, reports
@@ -136,6 +136,28 @@ def test_backfill_report_matches_the_database(demo_run) -> None:
     assert rows_done == numbers["orders"] and finished_at is not None
     assert rows_written == numbers["rows_written"] == sum(numbers[t] for t in example.TARGET_TABLES)
     assert numbers["mismatched_ranges"] == 0
+
+
+def test_dynamodb_migration_target_is_the_reshaped_source(demo_run) -> None:
+    """Read both tables independently of verify: the target holds exactly the source's items (those
+    inserted, updated and not deleted while the copy ran), each reshaped as local.tfvars says."""
+    demo, reports = demo_run
+    numbers = reports["dynamodb migration"].numbers
+    environment = demo.function_env("dynamodb_migration")
+    client = demo.client("dynamodb")
+
+    def items(table: str) -> dict[tuple[str, str], dict[str, Any]]:
+        pages = client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+        return {(i["id"]["S"], i["preferenceType"]["S"]): i for page in pages for i in page["Items"]}
+
+    source, target = items(environment["SOURCE_TABLE"]), items(environment["TARGET_TABLE"])
+    assert len(source) == numbers["expected_count"] and sorted(target) == sorted(source)
+    for key, item in source.items():  # rename pref -> preference, add channel, set schema_version
+        expected = {name: value for name, value in item.items() if name != "pref"}
+        expected |= {"preference": item["pref"], "channel": {"S": "email"}, "schema_version": {"N": "2"}}
+        assert target[key] == expected, key
+    assert numbers["copy_status"] == "done" and numbers["verify"]["match"] is True
+    assert numbers["updated"] and numbers["deleted"] and numbers["inserted"]
 
 
 def test_stale_run_directory_is_cleaned_up(tmp_path: Path) -> None:

@@ -3,11 +3,13 @@ DMS, read on the wire as the AWS provider's Go SDK reads it, and the process the
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -207,6 +209,54 @@ def test_aws_managed_policies_can_be_attached(moto_server: str) -> None:
     assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]] == [arn]
     iam.detach_role_policy(RoleName=role, PolicyArn=arn)
     iam.delete_role(RoleName=role)
+
+
+def test_stream_records_stay_in_the_stream_a_lambda_mapping_reads(moto_server: str) -> None:
+    """moto alone invokes the mapped function itself on every write and empties the shard (the
+    records are lost, sequence numbers start over); here every record stays for GetRecords."""
+    client = lambda service: boto3.client(service, endpoint_url=moto_server, region_name=REGION)  # noqa: E731
+    dynamodb, streams, lam, iam = client("dynamodb"), client("dynamodbstreams"), client("lambda"), client("iam")
+    name = "t-" + uuid.uuid4().hex[:10]
+    stream_arn = dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]["LatestStreamArn"]
+    trust = {
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+    }
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    function = lam.create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="handler.handler",
+        Code={"ZipFile": archive.getvalue()},
+    )["FunctionArn"]
+    lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=function, StartingPosition="TRIM_HORIZON")
+
+    for index in range(3):
+        dynamodb.put_item(TableName=name, Item={"id": {"S": f"k{index}"}})
+    dynamodb.delete_item(TableName=name, Key={"id": {"S": "k0"}})
+
+    (shard,) = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    assert [(r["eventName"], r["dynamodb"]["Keys"]["id"]["S"]) for r in records] == [
+        ("INSERT", "k0"),
+        ("INSERT", "k1"),
+        ("INSERT", "k2"),
+        ("REMOVE", "k0"),
+    ]
+    sequence = [int(r["dynamodb"]["SequenceNumber"]) for r in records]
+    assert sequence == sorted(set(sequence))
 
 
 def test_the_module_runs_as_the_moto_server_process() -> None:

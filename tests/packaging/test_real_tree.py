@@ -78,13 +78,17 @@ def stub_tree(root: Path) -> Path:
 
 def test_real_requirements_install_as_python312_wheels(tmp_path: Path, shared_cache: Path) -> None:
     build = run_package(stub_tree(tmp_path), tmp_path / "build", cache_dir=shared_cache)
+    extensions: dict[str, list[str]] = {}
     for requirements in sorted(LAMBDA_SRC.glob("*/requirements.txt")):
         name = requirements.parent.name
         names = build.names(f"{name}.zip")
         assert declared(requirements.parent) <= dist_names(names), name
         assert not dist_names(names) & RUNTIME_PROVIDED, name
-        extensions = [n for n in names if n.endswith(".so") and "cpython-" in n]
-        assert extensions and all("cpython-312-x86_64-linux-gnu" in n for n in extensions), extensions
+        extensions[name] = [n for n in names if n.endswith(".so") and "cpython-" in n]
+    # Functions with compiled dependencies get them for the runtime; pure-Python ones (the DynamoDB
+    # migration) have none.
+    assert any(extensions.values()), extensions
+    assert all("cpython-312-x86_64-linux-gnu" in n for found in extensions.values() for n in found), extensions
 
 
 IMPORTS = r"""

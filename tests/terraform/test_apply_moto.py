@@ -8,7 +8,9 @@ one extra account is allowed through the VPC endpoint policies, to check the lis
 example is applied as a user applies it, from its own directory with the module beside it, to a
 moto server of its own: moto gives every RDS instance the same resource id, so the provider cannot
 tell two instances on one server apart. Both applies run at once (the provider mostly waits on
-moto). Tests run in file order; the last one destroys everything and checks it is gone.
+moto). The DynamoDB migration's source table is the application's, not the module's: it is created
+in moto before the apply, as `make demo` does (scripts/localenv/dynamodb_source.py). Tests run in
+file order; the last one destroys everything and checks it is gone.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
+import boto3
 import pytest
 
 from scripts.localdb import free_port
+from scripts.localenv.dynamodb_source import create_source_table, local_settings, terraform_value
 from tests.terraform import tfkit
 from tests.terraform.tfkit import Deployment
 
@@ -76,6 +80,11 @@ def deployments(
 ) -> Iterator[dict[str, Deployment]]:
     local = tfkit.copy_tree(tmp_path_factory.mktemp("apply"))
     tfkit.write_moto_provider(local, moto_server, REGION)
+    migration = local_settings()
+    dynamodb = boto3.client(
+        "dynamodb", endpoint_url=moto_server, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    stream_arn = create_source_table(dynamodb, migration)
     example_tree = tfkit.copy_tree(tmp_path_factory.mktemp("apply-example"))
     tfkit.link_build_dir(example_tree, build_dir)
     minimal = example_tree / "examples" / "minimal"
@@ -89,6 +98,7 @@ def deployments(
                 f"-var=build_dir={build_dir}",
                 f"-var=name={NAME}",
                 f'-var=endpoint_allowed_account_ids=["{OTHER_ACCOUNT}"]',
+                f"-var=dynamodb_migration={terraform_value(migration, stream_arn)}",
             ],
         ),
         "minimal": (minimal, example_moto_server, []),
@@ -134,19 +144,29 @@ def _deployed_functions(deployment: Deployment, unified_database: bool | None = 
     }
 
 
+def _uses_database(deployment: Deployment, function: str) -> bool:
+    return bool(deployment.outputs["pipelines"][deployment.functions[function]["pipeline"]]["unified_database"])
+
+
 def test_outputs_describe_every_function(deployment: Deployment) -> None:
     functions = deployment.functions
-    assert set(functions) == _deployed_functions(deployment) == set(tfkit.pipeline_table())
+    assert set(functions) == _deployed_functions(deployment)
+    assert {f["pipeline"] for f in functions.values()} == set(tfkit.pipeline_table())
     names = {function["function_name"] for function in functions.values()}
     assert len(names) == len(functions) and all(n.startswith(f"{PREFIX}-") for n in names)
     for name, function in functions.items():
         for key in ("arn", "role_arn", "handler", "timeout", "memory_size", "environment_variables", "event_source"):
             assert function[key] not in (None, ""), (name, key)
-        assert function["handler"] == f"{name}.handler.handler"
-        assert name in deployment.outputs["pipelines"][function["pipeline"]]["functions"]
+        pipeline = deployment.outputs["pipelines"][function["pipeline"]]
+        assert function["handler"] in {f"{package}.handler.handler" for package in pipeline["packages"]}
+        assert name in pipeline["functions"]
     assert functions["file_loader"]["trigger"] == "sqs"
     assert functions["schema_migrations"]["trigger"] == "sns"
     assert functions["table_sync"]["trigger"] == "schedule"
+    assert functions["dynamodb_migration_sync"]["trigger"] == "dynamodb"
+    assert (
+        functions["dynamodb_migration_copy"]["trigger"] == functions["dynamodb_migration_verify"]["trigger"] == "invoke"
+    )
     database = deployment.outputs["database"]
     assert database["port"] == 5432 and database["name"] == "pipelines"
     assert database["endpoint"] and database["master_user_secret_arn"].startswith("arn:aws:secretsmanager:")
@@ -173,7 +193,7 @@ def test_functions_run_with_their_own_role_environment_and_private_subnets(deplo
         trust = iam.get_role(RoleName=expected["role_name"])["Role"]["AssumeRolePolicyDocument"]
         trust = json.loads(trust) if isinstance(trust, str) else trust
         assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "lambda.amazonaws.com"}]
-        assert config["Runtime"] == "python3.12" and config["Handler"] == f"{name}.handler.handler"
+        assert config["Runtime"] == "python3.12" and config["Handler"] == expected["handler"]
         assert config["Timeout"] == expected["timeout"] and config["MemorySize"] == expected["memory_size"]
         assert config["Environment"]["Variables"] == expected["environment_variables"]
         assert config["VpcConfig"]["SubnetIds"] and sorted(config["VpcConfig"]["SubnetIds"]) == sorted(
@@ -181,8 +201,10 @@ def test_functions_run_with_their_own_role_environment_and_private_subnets(deplo
         )
         assert network["lambda_security_group_id"] in config["VpcConfig"]["SecurityGroupIds"]
         variables = config["Environment"]["Variables"]
-        if name not in _deployed_functions(deployment, unified_database=True):
-            continue  # the backfill runs in its own database (below)
+        if not _uses_database(deployment, name):
+            # The backfill names its own database (BACKFILL_DB_*, below), the DynamoDB migration none.
+            assert not [v for v in variables if v.startswith("DB_")], name
+            continue
         assert variables["DB_SECRET_ARN"] == database["master_user_secret_arn"]
         expected_host = database["endpoint"] if name == "schema_migrations" else database["connect_endpoint"]
         assert variables["DB_HOST"] == expected_host
@@ -203,8 +225,10 @@ def test_functions_run_with_their_own_role_environment_and_private_subnets(deplo
     # interface endpoints with private DNS.
     endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [network["vpc_id"]]}])["VpcEndpoints"]
     by_service = {e["ServiceName"].rsplit(".", 1)[-1]: e for e in endpoints}
-    assert by_service["s3"]["VpcEndpointType"] == "Gateway"
-    assert sorted(by_service["s3"]["RouteTableIds"]) == sorted(network["private_route_table_ids"])
+    for gateway in ("s3", "dynamodb"):
+        assert by_service[gateway]["VpcEndpointType"] == "Gateway"
+        assert sorted(by_service[gateway]["RouteTableIds"]) == sorted(network["private_route_table_ids"])
+    assert by_service["dynamodb"]["VpcEndpointId"] == network["dynamodb_gateway_endpoint_id"]
     for service in ("secretsmanager", "sqs", "sns", "logs", "sts"):
         assert by_service[service]["VpcEndpointType"] == "Interface"
         assert by_service[service]["PrivateDnsEnabled"] is True
@@ -219,7 +243,7 @@ def test_every_vpc_endpoint_has_the_data_perimeter_policy(deployment: Deployment
     ec2 = deployment.client("ec2")
     endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["VpcEndpoints"]
     assert sorted(e["ServiceName"].rsplit(".", 1)[-1] for e in endpoints) == sorted(
-        ["s3", "secretsmanager", "sqs", "sns", "logs", "sts"]
+        ["s3", "dynamodb", "secretsmanager", "sqs", "sns", "logs", "sts"]
     )
     for endpoint in endpoints:
         where = endpoint["ServiceName"]
@@ -486,6 +510,77 @@ def test_backfill_schedule_concurrency_own_schedule_and_alarm(deployment: Deploy
     assert alarm["AlarmActions"] == [deployment.outputs["alarm_topic_arn"]]
 
 
+def test_dynamodb_migration_stream_tables_and_roles(deployment: Deployment) -> None:
+    """The sync's stream mapping as Lambda holds it, the tables the module created, and each role's
+    grants on exactly its tables and the stream, every ARN now known."""
+    functions = {role: deployment.functions[f"dynamodb_migration_{role}"] for role in ("copy", "sync", "verify")}
+    dynamodb, lam = deployment.client("dynamodb"), deployment.client("lambda")
+    settings = local_settings()
+    source = dynamodb.describe_table(TableName=settings["source_table_name"])["Table"]
+    stream_arn = source["LatestStreamArn"]
+
+    mappings = lam.list_event_source_mappings()["EventSourceMappings"]
+    (mapping,) = [m for m in mappings if m["FunctionArn"] == functions["sync"]["arn"]]
+    assert mapping["EventSourceArn"] == stream_arn == functions["sync"]["event_source"]["stream_arn"]
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["MaximumRetryAttempts"] == settings["sync"]["maximum_retry_attempts"]
+    queue_url = deployment.outputs["dynamodb_migration_sync_failures_queue_url"]
+    queue_arn = deployment.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == queue_arn["Attributes"]["QueueArn"]
+    assert functions["sync"]["event_source"]["dlq_url"] == queue_url
+    assert (
+        lam.get_function_concurrency(FunctionName=functions["copy"]["function_name"])["ReservedConcurrentExecutions"]
+        == 1
+    )
+
+    target = dynamodb.describe_table(TableName=settings["target"]["name"])["Table"]
+    assert [k["AttributeName"] for k in target["KeySchema"]] == ["id", "preferenceType"]
+    assert target["SSEDescription"]["Status"] == "ENABLED"
+    assert target["SSEDescription"]["KMSMasterKeyArn"] == deployment.outputs["kms_key_arn"]
+    assert target["TableArn"] == deployment.outputs["dynamodb_migration_target_table_arn"]
+    state = deployment.outputs["dynamodb_migration_state_table_name"]
+    ttl = dynamodb.describe_time_to_live(TableName=state)["TimeToLiveDescription"]
+    assert ttl == {"AttributeName": "expires_at", "TimeToLiveStatus": "ENABLED"}
+    backups = dynamodb.describe_continuous_backups(TableName=state)["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    for role, function in functions.items():
+        variables = function["environment_variables"]
+        assert variables["MIGRATION_FUNCTION"] == role and variables["SOURCE_STREAM_ARN"] == stream_arn
+        assert variables["STATE_TABLE"] == state and variables["TARGET_TABLE"] == target["TableName"]
+
+    iam = deployment.client("iam")
+    table = source["TableArn"].rsplit("/", 1)[0]
+    state_arn = f"{table}/{state}"
+
+    def grants(role: str) -> dict[str, set[str]]:
+        function = functions[role]
+        name = f"{function['function_name']}-least-privilege"
+        document = iam.get_role_policy(RoleName=function["role_name"], PolicyName=name)["PolicyDocument"]
+        document = document if isinstance(document, str) else json.dumps(document)
+        found: dict[str, set[str]] = {}
+        for statement in tfkit.statements_from_json(document, name, "identity"):
+            for action in statement.actions:
+                if action.startswith(("dynamodb:", "sqs:", "sns:")):
+                    found.setdefault(action, set()).update(statement.resources)
+        return found
+
+    assert grants("sync") == {
+        "dynamodb:PutItem": {target["TableArn"]},
+        "dynamodb:DeleteItem": {target["TableArn"]},
+        "dynamodb:UpdateItem": {state_arn},
+        "dynamodb:DescribeStream": {stream_arn},
+        "dynamodb:GetRecords": {stream_arn},
+        "dynamodb:GetShardIterator": {stream_arn},
+        "dynamodb:ListStreams": {"*"},
+        "sqs:SendMessage": {queue_arn["Attributes"]["QueueArn"]},
+    }
+    assert grants("copy")["dynamodb:Scan"] == {source["TableArn"]}
+    assert grants("copy")["dynamodb:BatchWriteItem"] == {target["TableArn"]}
+    assert grants("verify")["sns:Publish"] == {deployment.outputs["dynamodb_migration_results_topic_arn"]}
+
+
 def test_buckets_are_hardened(deployment: Deployment) -> None:
     s3 = deployment.client("s3")
     for bucket in deployment.outputs["buckets"].values():
@@ -504,7 +599,8 @@ def test_buckets_are_hardened(deployment: Deployment) -> None:
 def test_every_queue_is_encrypted_and_tls_only(deployment: Deployment) -> None:
     sqs = deployment.client("sqs")
     urls = sqs.list_queues(QueueNamePrefix=PREFIX)["QueueUrls"]
-    assert len(urls) == 3  # file loader queue and DLQ, migrations DLQ (event_queue's, without a queue)
+    # file loader queue and DLQ, migrations DLQ (event_queue's, without a queue), DynamoDB sync failures
+    assert len(urls) == 4
     for url in urls:
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         assert attributes["SqsManagedSseEnabled"] == "true", url
@@ -566,11 +662,13 @@ def test_deployed_iam_is_least_privilege(deployment: Deployment) -> None:
             assert function["event_source"]["queue_arn"] in resources
         if name == "schema_migrations":
             assert deployment.outputs["schema_migrations_results_topic_arn"] in resources
-        if name in _deployed_functions(deployment, unified_database=True):
-            assert deployment.outputs["database"]["master_user_secret_arn"] in resources
+        master = deployment.outputs["database"]["master_user_secret_arn"]
+        if _uses_database(deployment, name):
+            assert master in resources
+        elif name == "backfill":
+            assert deployment.outputs["backfill_source_secret_arn"] in resources and master not in resources
         else:
-            assert deployment.outputs["backfill_source_secret_arn"] in resources
-            assert deployment.outputs["database"]["master_user_secret_arn"] not in resources
+            assert not [s for s in live if any(a.startswith("secretsmanager:") for a in s.actions)], name
 
 
 def test_the_minimal_example_deploys_the_file_loader_alone(deployments: dict[str, Deployment]) -> None:
@@ -609,3 +707,10 @@ def test_destroy_removes_everything(deployments: dict[str, Deployment]) -> None:
         assert client("sqs").list_queues(QueueNamePrefix=prefix).get("QueueUrls", []) == []
         instances = client("rds").describe_db_instances()["DBInstances"]
         assert not [i for i in instances if i["DBInstanceIdentifier"].startswith(prefix)]
+    # Only the source table is left, which is the application's (created before the apply).
+    settings = local_settings()
+    dynamodb = deployments["local"].client("dynamodb")
+    tables = dynamodb.list_tables()["TableNames"]
+    assert settings["source_table_name"] in tables
+    assert settings["target"]["name"] not in tables and f"{PREFIX}-dynamodb-migration-state" not in tables
+    dynamodb.delete_table(TableName=settings["source_table_name"])

@@ -185,12 +185,14 @@ def test_each_combination_deploys_exactly_its_pipelines(instance: str, matrix: d
         assert values["functions"] == {} and values["network"] is None and values["database"] is None
         return
 
-    # The functions deployed are the enabled pipelines' (the handler names the package), and the
-    # `functions` output lists exactly them, each with its pipeline.
-    handlers = [tfkit.after(f)["handler"] for f in resources if f["type"] == "aws_lambda_function"]
-    assert sorted(h.split(".")[0] for h in handlers) == sorted(expected)
-    assert set(values["functions"]) == expected
-    assert all(values["functions"][f]["pipeline"] in enabled for f in expected)
+    # The functions deployed are the enabled pipelines' (each from one of its packages, which the
+    # handler names), and the `functions` output lists exactly them, each with its pipeline.
+    functions = {tfkit.after(f)["function_name"]: f for f in resources if f["type"] == "aws_lambda_function"}
+    assert set(values["functions"]) == expected and len(functions) == len(expected)
+    for key, function in values["functions"].items():
+        assert function["pipeline"] in enabled, key
+        handler = tfkit.after(functions[function["function_name"]])["handler"]
+        assert handler == function["handler"] and handler.split(".")[0] in table[function["pipeline"]]["packages"]
 
     counts = Counter(r["type"] for r in resources)
     needs_database = any(table[p]["unified_database"] for p in enabled)
@@ -203,6 +205,16 @@ def test_each_combination_deploys_exactly_its_pipelines(instance: str, matrix: d
     assert counts["aws_db_instance"] == (1 if created_database else 0)
     assert counts["aws_db_subnet_group"] == counts["aws_db_parameter_group"] == counts["aws_db_instance"]
     assert (values["database"] is not None) == needs_database
+    if not needs_database:  # e.g. the DynamoDB migration alone: no RDS resource, no database security group
+        assert not [r["address"] for r in resources if r["type"].startswith(("aws_db_", "aws_rds_"))]
+        assert not [r for r in resources if r["type"] == "aws_security_group" and r["name"] == "database"]
+    # Gateway endpoints besides S3's (DynamoDB's) exist exactly while an enabled pipeline needs them.
+    gateways = {
+        tfkit.after(r)["service_name"].rsplit(".", 1)[1]
+        for r in resources
+        if r["type"] == "aws_vpc_endpoint" and tfkit.after(r)["vpc_endpoint_type"] == "Gateway"
+    }
+    assert gateways - {"s3"} == {g for p in enabled for g in table[p]["gateway_endpoints"]}
 
 
 @pytest.mark.parametrize("instance", [i for i in INSTANCES if INSTANCES[i].get("create_vpc") == "false"])
@@ -234,12 +246,11 @@ def test_an_existing_database_replaces_the_created_one(matrix: dict[str, Any]) -
     values, unknown = _output(matrix, instance)
     assert values["database"]["endpoint"] == values["database"]["connect_endpoint"] == given["db_host"]
     assert values["database"]["identifier"] is None
-    table = values["pipelines"]
-    for key, function in values["functions"].items():
-        if not table[function["pipeline"]]["unified_database"]:
-            continue
+    connecting = [k for k, f in values["functions"].items() if values["pipelines"][f["pipeline"]]["unified_database"]]
+    assert connecting and len(connecting) < len(values["functions"])  # the DynamoDB migration uses no database
+    for key in connecting:
         # A pipeline names its database under its own prefix (DB_, BACKFILL_DB_, ...).
-        environment = function["environment_variables"]
+        environment = values["functions"][key]["environment_variables"]
         prefixes = [name.removesuffix("_SECRET_ARN") for name in environment if name.endswith("_SECRET_ARN")]
         assert prefixes, f"{key} reaches no database: {sorted(environment)}"
         for prefix in prefixes:
@@ -261,9 +272,7 @@ def test_an_existing_database_replaces_the_created_one(matrix: dict[str, Any]) -
     assert not [r for r in resources if r["type"] == "aws_security_group" and r["name"] == "database"]
 
     statements, _ = tfkit.plan_statements(matrix)
-    for key, function in values["functions"].items():
-        if not table[function["pipeline"]]["unified_database"]:
-            continue
+    for key in connecting:
         module = f"module.{instance}.module.{key}.module.function.data.aws_iam_policy_document.this"
         own = [s for s in statements if s.where.startswith(module)]
         reads = {r for s in own if "secretsmanager:GetSecretValue" in s.actions for r in s.resources}

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from backfill.jobs import parse_jobs
+from dynamodb_migration.config import Settings as MigrationSettings
 from file_loader.routes import parse_routes
 from table_sync.config import parse_tables
 from tests.terraform import tfkit
@@ -32,8 +33,8 @@ COMMON_INVENTORY = {
     "aws_db_subnet_group": 1,
     "aws_kms_key": 1,
     "aws_kms_key_policy": 1,
-    "aws_lambda_function": 4,
-    "aws_cloudwatch_log_group": 5,  # four functions + flow logs
+    "aws_lambda_function": 7,  # file loader, table sync, schema migrations, backfill, DynamoDB copy, sync, verify
+    "aws_cloudwatch_log_group": 8,  # seven functions + flow logs
     "aws_s3_bucket": 2,
     "aws_s3_bucket_policy": 2,
     "aws_s3_bucket_public_access_block": 2,
@@ -41,32 +42,40 @@ COMMON_INVENTORY = {
     "aws_s3_bucket_versioning": 2,
     "aws_s3_bucket_ownership_controls": 2,
     "aws_s3_bucket_notification": 2,
-    "aws_sns_topic": 4,  # landing events, migrations events, migration results, alarms
-    "aws_sqs_queue": 3,  # file loader queue + DLQ, migrations async DLQ
-    "aws_sqs_queue_policy": 3,  # one per queue: TLS only (and SNS delivery for the file loader queue)
+    # landing events, migrations events, migration results, DynamoDB verify results, alarms
+    "aws_sns_topic": 5,
+    "aws_sqs_queue": 4,  # file loader queue + DLQ, migrations async DLQ, DynamoDB sync failures
+    "aws_sqs_queue_policy": 4,  # one per queue: TLS only (and SNS delivery for the file loader queue)
     "aws_sns_topic_subscription": 2,  # topic -> queue, topic -> migrations function
-    "aws_lambda_event_source_mapping": 1,
+    "aws_lambda_event_source_mapping": 2,  # file loader queue, DynamoDB stream
     "aws_lambda_permission": 1,
     "aws_scheduler_schedule": 2,  # table sync, backfill
     "aws_lambda_layer_version": 1,
     "aws_secretsmanager_secret": 2,  # the table sync's and the backfill's database credentials
-    "aws_cloudwatch_metric_alarm": 11,  # errors and throttles per function, the backfill job's stall
+    "aws_dynamodb_table": 2,  # the migration's target and state tables (the source is not the module's)
+    # errors + throttles per function; file loader and migrations DLQs; the backfill job's stall;
+    # DynamoDB iterator age and failures
+    "aws_cloudwatch_metric_alarm": 19,
     "aws_dms_replication_instance": 0,
     "aws_dms_replication_task": 0,
 }
 INVENTORY = {
-    "dev": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 6, "aws_subnet": 2, "aws_iam_role": 7},
-    # prod: three AZs, RDS Proxy (+ its role), Enhanced Monitoring role, an e-mail subscription.
+    # Endpoints: S3 and DynamoDB gateways, five interface endpoints. Roles: one per function, the
+    # table sync's and the backfill's schedulers, flow logs.
+    "dev": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 7, "aws_subnet": 2, "aws_iam_role": 10},
+    # prod: three AZs, RDS Proxy (+ its role), Enhanced Monitoring role, an e-mail subscription, the
+    # DynamoDB copy on a schedule (+ its scheduler role).
     "prod": {
         **COMMON_INVENTORY,
         "aws_db_proxy": 1,
         "aws_db_proxy_target": 1,
-        "aws_vpc_endpoint": 6,
+        "aws_vpc_endpoint": 7,
         "aws_subnet": 3,
-        "aws_iam_role": 9,
+        "aws_iam_role": 13,
         "aws_sns_topic_subscription": 3,
+        "aws_scheduler_schedule": 2,
     },
-    "local": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 6, "aws_subnet": 2, "aws_iam_role": 7},
+    "local": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 7, "aws_subnet": 2, "aws_iam_role": 10},
 }
 
 
@@ -207,8 +216,8 @@ def test_network_is_private(environment: str, plans: dict[str, dict[str, Any]]) 
         assert not [r for r in routes if r.get("gateway_id") or r.get("nat_gateway_id")], route_table["address"]
     endpoints = {tfkit.after(e)["service_name"]: tfkit.after(e) for e in tfkit.of_type(plan, "aws_vpc_endpoint")}
     region = "eu-west-1"
-    s3 = endpoints[f"com.amazonaws.{region}.s3"]
-    assert s3["vpc_endpoint_type"] == "Gateway"
+    for gateway in ("s3", "dynamodb"):  # DynamoDB's because the DynamoDB migration is enabled
+        assert endpoints[f"com.amazonaws.{region}.{gateway}"]["vpc_endpoint_type"] == "Gateway"
     for service in ("secretsmanager", "sqs", "sns", "logs", "sts"):
         endpoint = endpoints[f"com.amazonaws.{region}.{service}"]
         assert endpoint["vpc_endpoint_type"] == "Interface" and endpoint["private_dns_enabled"] is True
@@ -233,16 +242,16 @@ def test_every_vpc_endpoint_gets_the_data_perimeter_policy(environment: str, pla
         assert tfkit.module_of(endpoint["address"]) == "module.network", endpoint["address"]
         assert tfkit.after_unknown(endpoint).get("policy") is True, endpoint["address"]
     configured = tfkit.config_resources(plan, "module.network", "aws_vpc_endpoint")
-    assert {r["name"] for r in configured} == {"s3", "interface"}
+    assert {r["name"] for r in configured} == {"s3", "dynamodb", "interface"}
     for resource in configured:
         policy = resource["expressions"].get("policy", {})
         assert policy.get("references") == ["local.endpoint_policy"], resource["address"]
     assert _var(plan, "endpoint_allowed_account_ids") == []
 
 
-def _deployed_functions(plan: dict[str, Any], unified_database: bool | None = None) -> set[str]:
-    """The functions the `pipelines` output says the enabled pipelines deploy (those of pipelines
-    that use the unified database, or do not, when `unified_database` says so)."""
+def _deployed_functions(plan: dict[str, Any], *, unified_database: bool | None = None) -> set[str]:
+    """The functions the `pipelines` output says the enabled pipelines deploy (only those of the
+    pipelines that use the unified database, or only the others, when asked)."""
     pipelines = plan["planned_values"]["outputs"]["pipelines"]["value"]
     return {
         f
@@ -358,14 +367,50 @@ def test_function_environment_follows_the_contract(environment: str, plans: dict
     assert migrations["ALLOWED_DATABASES"] == ",".join(_var(plan, "schema_migrations")["allowed_databases"])
     assert migrations["MIGRATIONS_BUCKET"].endswith("-migrations")
 
+    # The DynamoDB migration uses no database; each of its three functions parses its own settings
+    # (the transform with the same parser Terraform's validations mirror).
+    migration = _var(plan, "dynamodb_migration")
+    for role in ("copy", "sync", "verify"):
+        name = f"dynamodb_migration_{role}"
+        variables = functions["after"][name]["environment_variables"]
+        pending = functions["after_unknown"][name].get("environment_variables", {})
+        assert not {v for v in set(variables) | set(pending) if v.startswith("DB_")}, name
+        if role == "verify":
+            assert pending["RESULTS_TOPIC_ARN"] is True  # the topic is created in the same apply
+            variables = {**variables, "RESULTS_TOPIC_ARN": "arn:aws:sns:eu-west-1:111122223333:results"}
+        settings = MigrationSettings.from_env(variables)
+        assert settings.function == role
+        assert (settings.source_table, settings.target_table) == (
+            migration["source_table_name"],
+            migration["target"]["name"],
+        )
+        assert settings.source_stream_arn == migration["source_stream_arn"]
+        assert settings.transform.source == migration["transform"]
+
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_triggers(environment: str, plans: dict[str, dict[str, Any]]) -> None:
     plan = plans[environment]
-    (mapping,) = tfkit.of_type(plan, "aws_lambda_event_source_mapping")
+    modules = tfkit.function_modules(plan)
+    (mapping,) = _in_module(plan, modules["file_loader"], "aws_lambda_event_source_mapping")
     values = tfkit.after(mapping)
     assert values["function_response_types"] == ["ReportBatchItemFailures"]
     assert values["scaling_config"][0]["maximum_concurrency"] == _var(plan, "file_loader")["maximum_concurrency"]
+
+    # The DynamoDB sync reads the source's stream from its start, hands failed records back one by
+    # one (partial batch responses, bisecting), gives up after bounded retries and record age, and
+    # sends what it gave up on to its failure queue.
+    (stream,) = _in_module(plan, modules["dynamodb_migration_sync"], "aws_lambda_event_source_mapping")
+    values = tfkit.after(stream)
+    assert values["event_source_arn"] == _var(plan, "dynamodb_migration")["source_stream_arn"]
+    assert values["starting_position"] == "TRIM_HORIZON"
+    assert values["function_response_types"] == ["ReportBatchItemFailures"]
+    assert values["bisect_batch_on_function_error"] is True
+    assert 0 <= values["maximum_retry_attempts"] <= 10 and 60 <= values["maximum_record_age_in_seconds"] <= 86400
+    (destination,) = tfkit.after_unknown(stream)["destination_config"][0]["on_failure"]
+    assert destination["destination_arn"] is True
+    (copy,) = _in_module(plan, modules["dynamodb_migration_copy"], "aws_lambda_function")
+    assert tfkit.after(copy)["reserved_concurrent_executions"] == 1
 
     queues = {tfkit.after(q)["name"]: q for q in tfkit.of_type(plan, "aws_sqs_queue")}
     for queue in queues.values():
@@ -380,12 +425,11 @@ def test_triggers(environment: str, plans: dict[str, dict[str, Any]]) -> None:
     for topic in tfkit.of_type(plan, "aws_sns_topic"):
         assert _set_at_apply(topic, "kms_master_key_id"), f"{topic['address']} is not encrypted"
 
-    modules = tfkit.function_modules(plan)
-    schedules = {tfkit.module_of(s["address"]): tfkit.after(s) for s in tfkit.of_type(plan, "aws_scheduler_schedule")}
-    assert set(schedules) == {modules["table_sync"], modules["backfill"]}
-    assert schedules[modules["table_sync"]]["schedule_expression"] == _var(plan, "table_sync")["schedule_expression"]
+    (schedule,) = _in_module(plan, modules["table_sync"], "aws_scheduler_schedule")
+    assert tfkit.after(schedule)["schedule_expression"] == _var(plan, "table_sync")["schedule_expression"]
+    (schedule,) = _in_module(plan, modules["backfill"], "aws_scheduler_schedule")
     minutes = _var(plan, "backfill").get("schedule_rate_minutes", 15)  # the raw input: 15 is the default
-    assert schedules[modules["backfill"]]["schedule_expression"] == f"rate({minutes} minutes)"
+    assert tfkit.after(schedule)["schedule_expression"] == f"rate({minutes} minutes)"
     (backfill,) = _in_module(plan, modules["backfill"], "aws_lambda_function")
     assert tfkit.after(backfill)["reserved_concurrent_executions"] == 1
     assert tfkit.after(backfill)["timeout"] < 60 * minutes
@@ -457,6 +501,52 @@ def test_iam_least_privilege(environment: str, plans: dict[str, dict[str, Any]])
     # Policies whose text is only known after apply (topic/queue policies name ARNs of resources
     # created in the same run) are checked on the applied state in test_apply_moto.py.
     assert all(u.endswith((".policy", ".assume_role_policy")) for u in unchecked)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_the_dynamodb_migration_roles_name_exactly_their_tables_and_stream(
+    environment: str, plans: dict[str, dict[str, Any]]
+) -> None:
+    """Table ARNs are built from the source's stream ARN, so they are known at plan: the copy scans
+    only the source and writes only the target, verify reads both and repairs the target; none of
+    them reaches an index or every table."""
+    plan = plans[environment]
+    migration = _var(plan, "dynamodb_migration")
+    stream = migration["source_stream_arn"]
+    tables = stream.split(":table/")[0] + ":table/"
+    source, target = tables + migration["source_table_name"], tables + migration["target"]["name"]
+    state = tables + f"pipelines-{environment}-dynamodb-migration-state"
+    statements, _ = tfkit.plan_statements(plan)
+    modules = tfkit.function_modules(plan)
+
+    def grants(role: str) -> dict[str, set[str]]:
+        where = modules[f"dynamodb_migration_{role}"] + ".data.aws_iam_policy_document.this"
+        found: dict[str, set[str]] = {}
+        for statement in statements:
+            if statement.where.startswith(where) and statement.effect == "Allow":
+                for action in statement.actions:
+                    if action.startswith("dynamodb:"):
+                        found.setdefault(action, set()).update(statement.resources)
+        return found
+
+    assert grants("copy") == {
+        "dynamodb:DescribeTable": {source, target},
+        "dynamodb:Scan": {source},
+        "dynamodb:BatchGetItem": {source, state},
+        "dynamodb:BatchWriteItem": {target},
+        "dynamodb:GetItem": {state},
+        "dynamodb:PutItem": {state},
+        "dynamodb:UpdateItem": {state},
+    }
+    # The sync's document also names its failure queue, whose ARN is known after apply only:
+    # test_apply_moto.py checks it on the deployed role.
+    assert grants("sync") == {}
+    assert grants("verify") == {
+        "dynamodb:Scan": {source, target},
+        "dynamodb:GetItem": {source, target},
+        "dynamodb:BatchGetItem": {source, target, state},
+        "dynamodb:BatchWriteItem": {target},
+    }
 
 
 def test_iam_check_catches_over_broad_statements() -> None:

@@ -159,8 +159,17 @@ def pipeline_table() -> dict[str, Any]:
 
 
 def pipeline_functions() -> dict[str, list[str]]:
-    """Pipeline name -> the function keys (packages) its entry in local.pipelines lists."""
+    """Pipeline name -> the function keys its entry in local.pipelines lists."""
     return {name: [f.strip('"') for f in entry["functions"]] for name, entry in pipeline_table().items()}
+
+
+def pipeline_packages() -> dict[str, list[str]]:
+    """Pipeline name -> the packages (build/manifest.json entries) its functions are built from: the
+    entry's `packages`, by default its functions (one package each)."""
+    return {
+        name: [f.strip('"') for f in entry.get("packages", entry["functions"])]
+        for name, entry in pipeline_table().items()
+    }
 
 
 def terraform_dirs() -> list[str]:
@@ -333,9 +342,10 @@ def module_of(address: str) -> str:
 
 
 def function_modules(plan: dict[str, Any]) -> dict[str, str]:
-    """Function key (its package, the first part of its handler) -> address of the module holding
-    its aws_lambda_function, for every function the plan creates."""
-    return {after(r)["handler"].split(".")[0]: module_of(r["address"]) for r in of_type(plan, "aws_lambda_function")}
+    """Function key (as the root's `functions` output names it) -> address of the module holding its
+    aws_lambda_function, for every function the plan of the root creates."""
+    keys = {f["function_name"]: key for key, f in plan["output_changes"]["functions"]["after"].items()}
+    return {keys[after(r)["function_name"]]: module_of(r["address"]) for r in of_type(plan, "aws_lambda_function")}
 
 
 def _config_module(plan: dict[str, Any], module_address: str) -> dict[str, Any]:
