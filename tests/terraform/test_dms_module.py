@@ -335,6 +335,7 @@ def test_target_writes_the_staging_folder_with_op_timestamps_and_sse_kms(call: s
     assert endpoint["add_column_name"] is True
     assert endpoint["include_op_for_full_load"] is True
     assert endpoint["timestamp_column_name"] == "dms_commit_ts"
+    assert endpoint["use_task_start_time_for_full_load_timestamp"] is True
     assert (endpoint["cdc_max_batch_interval"], endpoint["cdc_min_file_size"]) == (60, 32000)
     assert endpoint["date_partition_enabled"] is False
     assert endpoint["encryption_mode"] == "SSE_KMS"

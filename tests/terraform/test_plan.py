@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from cdc_lake.config import LakeConfig
 from file_loader.routes import parse_routes
 from table_sync.config import parse_tables
 from tests.terraform import tfkit
@@ -31,30 +32,38 @@ COMMON_INVENTORY = {
     "aws_db_subnet_group": 1,
     "aws_kms_key": 1,
     "aws_kms_key_policy": 1,
-    "aws_lambda_function": 3,
-    "aws_cloudwatch_log_group": 4,  # three functions + flow logs
-    "aws_s3_bucket": 2,
-    "aws_s3_bucket_policy": 2,
-    "aws_s3_bucket_public_access_block": 2,
-    "aws_s3_bucket_server_side_encryption_configuration": 2,
-    "aws_s3_bucket_versioning": 2,
-    "aws_s3_bucket_ownership_controls": 2,
-    "aws_s3_bucket_notification": 2,
-    "aws_sns_topic": 4,  # landing events, migrations events, migration results, alarms
-    "aws_sqs_queue": 3,  # file loader queue + DLQ, migrations async DLQ
-    "aws_sqs_queue_policy": 3,  # one per queue: TLS only (and SNS delivery for the file loader queue)
-    "aws_sns_topic_subscription": 2,  # topic -> queue, topic -> migrations function
-    "aws_lambda_event_source_mapping": 1,
+    "aws_lambda_function": 4,
+    "aws_cloudwatch_log_group": 5,  # four functions + flow logs
+    "aws_s3_bucket": 4,  # landing, migrations, CDC staging, CDC lake
+    "aws_s3_bucket_policy": 4,
+    "aws_s3_bucket_public_access_block": 4,
+    "aws_s3_bucket_server_side_encryption_configuration": 4,
+    "aws_s3_bucket_versioning": 4,
+    "aws_s3_bucket_ownership_controls": 4,
+    "aws_s3_bucket_notification": 3,
+    "aws_sns_topic": 5,  # landing events, migrations events, migration results, CDC staging events, alarms
+    "aws_sqs_queue": 5,  # file loader queue + DLQ, migrations async DLQ, CDC lake queue + DLQ
+    "aws_sqs_queue_policy": 5,  # one per queue: TLS only (and SNS delivery for the two queues)
+    "aws_sns_topic_subscription": 3,  # topic -> queue (twice), topic -> migrations function
+    "aws_lambda_event_source_mapping": 2,
     "aws_lambda_permission": 1,
     "aws_scheduler_schedule": 1,
     "aws_lambda_layer_version": 1,
-    "aws_secretsmanager_secret": 1,
-    "aws_cloudwatch_metric_alarm": 8,
-    "aws_dms_replication_instance": 0,
-    "aws_dms_replication_task": 0,
+    "aws_secretsmanager_secret": 2,  # the table sync's and DMS's source credentials
+    "aws_cloudwatch_metric_alarm": 11,
+    "aws_dms_replication_instance": 1,
+    "aws_dms_replication_task": 1,
+    "aws_dms_replication_config": 0,
+    "aws_dms_endpoint": 1,
+    "aws_dms_s3_endpoint": 1,
+    "aws_dms_event_subscription": 2,
+    "aws_glue_catalog_database": 1,
+    "aws_glue_catalog_table": 2,
 }
+# Roles: one per function, the two of the DMS replication (source secret, staging folder), and
+# where this deployment creates them (local), the three account-wide DMS roles.
 INVENTORY = {
-    "dev": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 6, "aws_subnet": 2, "aws_iam_role": 5},
+    "dev": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 6, "aws_subnet": 2, "aws_iam_role": 8},
     # prod: three AZs, RDS Proxy (+ its role), Enhanced Monitoring role, an e-mail subscription.
     "prod": {
         **COMMON_INVENTORY,
@@ -62,10 +71,10 @@ INVENTORY = {
         "aws_db_proxy_target": 1,
         "aws_vpc_endpoint": 6,
         "aws_subnet": 3,
-        "aws_iam_role": 7,
-        "aws_sns_topic_subscription": 3,
+        "aws_iam_role": 10,
+        "aws_sns_topic_subscription": 4,
     },
-    "local": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 6, "aws_subnet": 2, "aws_iam_role": 5},
+    "local": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 6, "aws_subnet": 2, "aws_iam_role": 11},
 }
 
 
@@ -339,14 +348,43 @@ def test_function_environment_follows_the_contract(environment: str, plans: dict
     assert migrations["ALLOWED_DATABASES"] == ",".join(_var(plan, "schema_migrations")["allowed_databases"])
     assert migrations["MIGRATIONS_BUCKET"].endswith("-migrations")
 
+    # The CDC lake's parser takes what Terraform passes, database included.
+    lake = env("cdc_lake")
+    settings = _var(plan, "cdc_lake")
+    config = LakeConfig.from_env({**lake, "DB_HOST": "db.internal", "DB_SECRET_ARN": "arn:aws:secretsmanager:x"})
+    assert (config.staging_bucket, config.lake_bucket) == (
+        f"pipelines-{environment}-cdc-staging",
+        f"pipelines-{environment}-cdc-lake",
+    )
+    # (The plan lists the settings as given: optional attributes left out have the module's defaults.)
+    assert (config.staging_folder, config.lake_prefix, config.partition_by) == (
+        settings.get("staging_folder", "dms"),
+        settings.get("lake_prefix", "cdc"),
+        settings.get("partition_by", "arrival"),
+    )
+    assert (config.timestamp_column, config.change_sequence_column) == (
+        settings.get("timestamp_column_name", "dms_commit_ts"),
+        settings.get("change_sequence_column_name"),
+    )
+    applied = [t for t in settings["tables"] if t.get("apply_to")]
+    assert [(t.source, str(t.target)) for t in config.apply_tables] == [
+        (f"{t['schema']}.{t['table']}", t["apply_to"]) for t in applied
+    ]
+
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_triggers(environment: str, plans: dict[str, dict[str, Any]]) -> None:
     plan = plans[environment]
-    (mapping,) = tfkit.of_type(plan, "aws_lambda_event_source_mapping")
-    values = tfkit.after(mapping)
-    assert values["function_response_types"] == ["ReportBatchItemFailures"]
-    assert values["scaling_config"][0]["maximum_concurrency"] == _var(plan, "file_loader")["maximum_concurrency"]
+    modules = tfkit.function_modules(plan)
+    for pipeline in ("file_loader", "cdc_lake"):
+        (mapping,) = [
+            m
+            for m in tfkit.of_type(plan, "aws_lambda_event_source_mapping")
+            if m["address"].startswith(modules[pipeline])
+        ]
+        values = tfkit.after(mapping)
+        assert values["function_response_types"] == ["ReportBatchItemFailures"]
+        assert values["scaling_config"][0]["maximum_concurrency"] == _var(plan, pipeline).get("maximum_concurrency", 5)
 
     queues = {tfkit.after(q)["name"]: q for q in tfkit.of_type(plan, "aws_sqs_queue")}
     for queue in queues.values():
@@ -363,7 +401,6 @@ def test_triggers(environment: str, plans: dict[str, dict[str, Any]]) -> None:
 
     (schedule,) = tfkit.of_type(plan, "aws_scheduler_schedule")
     assert tfkit.after(schedule)["schedule_expression"] == _var(plan, "table_sync")["schedule_expression"]
-    modules = tfkit.function_modules(plan)
     (sync,) = _in_module(plan, modules["table_sync"], "aws_lambda_function")
     assert tfkit.after(sync)["reserved_concurrent_executions"] == 1
     assert tfkit.after_unknown(sync).get("layers") in (True, [True])
@@ -381,8 +418,8 @@ def test_triggers(environment: str, plans: dict[str, dict[str, Any]]) -> None:
 
     for group in tfkit.of_type(plan, "aws_cloudwatch_log_group"):
         assert _set_at_apply(group, "kms_key_id"), f"{group['address']} is not encrypted with the key"
-    (secret,) = tfkit.of_type(plan, "aws_secretsmanager_secret")
-    assert _set_at_apply(secret, "kms_key_id")
+    for secret in tfkit.of_type(plan, "aws_secretsmanager_secret"):
+        assert _set_at_apply(secret, "kms_key_id"), secret["address"]
 
 
 EXPECTED_GRANTS = {
@@ -398,6 +435,15 @@ EXPECTED_GRANTS = {
         ("s3:ListBucket", "arn:aws:s3:::pipelines-{env}-migrations"),
         ("s3:GetObject", "arn:aws:s3:::pipelines-{env}-migrations/*"),
         ("sns:Publish", None),
+        ("secretsmanager:GetSecretValue", None),
+    ],
+    "cdc_lake": [
+        ("s3:GetObject", "arn:aws:s3:::pipelines-{env}-cdc-staging/dms/*"),
+        ("s3:DeleteObjectVersion", "arn:aws:s3:::pipelines-{env}-cdc-staging/dms/*"),
+        ("s3:PutObject", "arn:aws:s3:::pipelines-{env}-cdc-lake/cdc/*"),
+        ("s3:ListBucket", "arn:aws:s3:::pipelines-{env}-cdc-lake"),
+        ("kms:Decrypt", None),
+        ("sqs:ReceiveMessage", None),
         ("secretsmanager:GetSecretValue", None),
     ],
 }

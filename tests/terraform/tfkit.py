@@ -186,7 +186,8 @@ class Result:
 
 def plan_args(build_dir: Path, var_files: Sequence[str], variables: Sequence[str] = ()) -> list[str]:
     """`plan` arguments for the root module, offline and without state: these -var-files (later ones
-    override whole variables), the packages in `build_dir`, then these -var assignments."""
+    override whole variables), the packages in `build_dir`, no IAM lookup of the account-wide DMS
+    roles (an offline plan cannot call IAM), then these -var assignments."""
     return [
         "plan",
         "-refresh=false",
@@ -195,6 +196,7 @@ def plan_args(build_dir: Path, var_files: Sequence[str], variables: Sequence[str
         "-no-color",
         *(f"-var-file={f}" for f in var_files),
         f"-var=build_dir={build_dir}",
+        "-var=verify_dms_iam_roles=false",
         *(f"-var={v}" for v in variables),
     ]
 
