@@ -120,10 +120,21 @@ module "dms" {
   https_egress_prefix_list_ids    = var.https_egress_prefix_list_ids
   https_egress_security_group_ids = var.https_egress_security_group_ids
 
-  source_database = local.source == null ? null : merge(local.source, {
-    secret_arn         = local.secret_arn
-    secret_kms_key_arn = local.secret_kms_key_arn
-  })
+  # Every attribute spelled out: a disabled module passes a null of the full type (a merge()
+  # would type it without the required attributes, which no null can be converted from).
+  source_database = local.create && local.source != null ? {
+    engine                      = local.source.engine
+    database_name               = local.source.database_name
+    secret_arn                  = local.secret_arn
+    secret_kms_key_arn          = local.secret_kms_key_arn
+    port                        = local.source.port
+    cidr_blocks                 = local.source.cidr_blocks
+    security_group_ids          = local.source.security_group_ids
+    add_ingress_rules           = local.source.add_ingress_rules
+    ssl_mode                    = local.source.ssl_mode
+    certificate_arn             = local.source.certificate_arn
+    extra_connection_attributes = local.source.extra_connection_attributes
+  } : null
   target = local.create ? {
     bucket_name            = module.staging.bucket_id
     bucket_folder          = var.staging_folder
