@@ -1,7 +1,8 @@
 """modules/dms planned offline (fake credentials, no API call) from a scratch root that calls it:
 every source engine, the replication instance and DMS Serverless, the account-wide roles created
 and reused, a disabled call; then wrong inputs refused at plan with the message that says what to
-fix. The apply to moto and the missing-role check against an IAM API are in test_dms_apply_moto.py.
+fix. The apply to moto is the local environment's (test_apply_moto.py); the missing-role check
+against an IAM API is in test_dms_roles_moto.py.
 """
 
 from __future__ import annotations

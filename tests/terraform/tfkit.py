@@ -273,6 +273,12 @@ class Deployment:
     def functions(self) -> dict[str, Any]:
         return self.outputs["functions"]
 
+    @property
+    def resources(self) -> list[dict[str, Any]]:
+        """Every managed resource of the state, in any module."""
+        root = self.state.get("values", {}).get("root_module", {})
+        return [r for r in module_resources(root) if r["mode"] == "managed"]
+
     def destroy(self) -> Result:
         result = terraform(self.directory, "destroy", "-auto-approve", *self.args, env=self.env, timeout=900)
         self.destroyed = result.returncode == 0
@@ -485,18 +491,20 @@ def _document_kind(plan: dict[str, Any], address: str) -> str:
     return "identity"  # unknown use: judge it by the strictest rules
 
 
+def module_resources(module: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The resources of a plan's or state's module and of every module under it."""
+    yield from module.get("resources", [])
+    for child in module.get("child_modules", []):
+        yield from module_resources(child)
+
+
 def plan_statements(plan: dict[str, Any]) -> tuple[list[Statement], list[str]]:
     """Every IAM statement visible in a plan, and the policies that could not be read yet."""
     statements: list[Statement] = []
     unchecked: list[str] = []
     documents_read_at_plan = set()
 
-    def walk(module: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        yield from module.get("resources", [])
-        for child in module.get("child_modules", []):
-            yield from walk(child)
-
-    for resource in walk(plan.get("planned_values", {}).get("root_module", {})):
+    for resource in module_resources(plan.get("planned_values", {}).get("root_module", {})):
         values = resource.get("values") or {}
         if resource["mode"] == "data" and resource["type"] == "aws_iam_policy_document" and values.get("json"):
             documents_read_at_plan.add(resource["address"])
@@ -530,12 +538,7 @@ def state_statements(state: dict[str, Any]) -> list[Statement]:
     """Every IAM statement of an applied state (`terraform show -json`): all values known."""
     statements: list[Statement] = []
 
-    def walk(module: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        yield from module.get("resources", [])
-        for child in module.get("child_modules", []):
-            yield from walk(child)
-
-    for resource in walk(state.get("values", {}).get("root_module", {})):
+    for resource in module_resources(state.get("values", {}).get("root_module", {})):
         if resource["mode"] == "managed" and resource["type"] in POLICY_ATTRIBUTES:
             attribute, kind = POLICY_ATTRIBUTES[resource["type"]]
             document = (resource.get("values") or {}).get(attribute)
