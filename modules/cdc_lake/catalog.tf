@@ -75,8 +75,9 @@ resource "aws_glue_catalog_table" "this" {
     },
   )
 
+  # In the lake's order (keys() would sort them: day, hour, month, year).
   dynamic "partition_keys" {
-    for_each = keys(local.partitions)
+    for_each = ["year", "month", "day", "hour"]
 
     content {
       name = partition_keys.value
