@@ -83,6 +83,18 @@ locals {
       gateway_endpoints = ["dynamodb"]
       database          = null
     }
+    cdc_lake = {
+      enabled   = var.enable_cdc_lake
+      functions = ["cdc_lake"]
+      layers    = []
+      vpc       = true # the function and the DMS replication
+      # The partitioner's ledger and the tables changes are applied to.
+      database = {
+        endpoint           = "proxy"
+        secret_arn         = var.cdc_lake.database_secret_arn
+        secret_kms_key_arn = var.cdc_lake.database_secret_kms_key_arn
+      }
+    }
   }
 
   enabled           = { for k, p in local.pipelines : k => var.create && p.enabled }
@@ -217,6 +229,11 @@ resource "terraform_data" "settings" {
       condition     = !local.enabled.dynamodb_migration || length(local.dynamodb_migration_missing) == 0
       error_message = "enable_dynamodb_migration is true: set ${join(", ", [for name in local.dynamodb_migration_missing : "dynamodb_migration.${name}"])}."
     }
+
+    precondition {
+      condition     = !local.enabled.cdc_lake || (length(var.cdc_lake.tables) > 0 && var.cdc_lake.source != null)
+      error_message = "enable_cdc_lake is true: set cdc_lake.source (the database DMS replicates) and at least one entry in cdc_lake.tables."
+    }
   }
 }
 
@@ -242,6 +259,9 @@ resource "aws_kms_alias" "this" {
 }
 
 locals {
+  # Services publishing to the alarm topic: CloudWatch alarms, and DMS events with the CDC lake.
+  alarm_publishers = local.enabled.cdc_lake ? ["cloudwatch.amazonaws.com", "dms.amazonaws.com"] : ["cloudwatch.amazonaws.com"]
+
   # Read through the key policy, so everything encrypted with the key waits until the policy lets
   # S3, CloudWatch and CloudWatch Logs use it.
   kms_key_arn = !local.any_pipeline ? null : var.create_kms_key ? (length(aws_kms_key_policy.this) > 0 ? aws_kms_key.this[0].arn : null) : var.kms_key_arn
@@ -275,7 +295,7 @@ resource "aws_kms_key_policy" "this" {
       {
         Sid       = "CloudWatchAlarmsPublishToEncryptedTopic"
         Effect    = "Allow"
-        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Principal = { Service = local.alarm_publishers }
         Action    = ["kms:GenerateDataKey*", "kms:Decrypt"]
         Resource  = "*"
         Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
@@ -313,7 +333,7 @@ resource "aws_sns_topic_policy" "alarms" {
   arn = aws_sns_topic.alarms[0].arn
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [
+    Statement = concat([
       {
         Sid       = "CloudWatchAlarmsPublish"
         Effect    = "Allow"
@@ -334,7 +354,16 @@ resource "aws_sns_topic_policy" "alarms" {
         Resource  = aws_sns_topic.alarms[0].arn
         Condition = { Bool = { "aws:SecureTransport" = "false" } }
       },
-    ]
+      ], !local.enabled.cdc_lake ? [] : [
+      {
+        Sid       = "DmsEventsPublish"
+        Effect    = "Allow"
+        Principal = { Service = "dms.amazonaws.com" }
+        Action    = "sns:Publish"
+        Resource  = aws_sns_topic.alarms[0].arn
+        Condition = { StringEquals = { "aws:SourceAccount" = split(":", aws_sns_topic.alarms[0].arn)[4] } }
+      },
+    ])
   })
 }
 
@@ -687,6 +716,77 @@ module "dynamodb_migration" {
   tags = local.tags
 }
 
+module "cdc_lake" {
+  source = "./modules/cdc_lake"
+
+  create = local.enabled.cdc_lake
+  name   = "${local.name}-cdc-lake"
+
+  staging_bucket_name     = "${local.name}-cdc-staging${var.bucket_name_suffix}"
+  lake_bucket_name        = "${local.name}-cdc-lake${var.bucket_name_suffix}"
+  bucket_force_destroy    = var.bucket_force_destroy
+  staging_kms_key_arn     = var.s3_kms_key_arn != null ? var.s3_kms_key_arn : local.kms_key_arn
+  bucket_kms_key_arn      = var.s3_kms_key_arn
+  staging_expiration_days = var.cdc_lake.staging_expiration_days
+  lake_lifecycle_rules    = var.cdc_lake.lake_lifecycle_rules
+  kms_key_arn             = local.kms_key_arn
+
+  source_database                = var.cdc_lake.source
+  secret_recovery_window_in_days = var.secret_recovery_window_in_days
+  tables                         = var.cdc_lake.tables
+  replication_instance           = var.cdc_lake.replication_instance
+  serverless                     = var.cdc_lake.serverless
+  start_replication_task         = var.cdc_lake.start_replication_task
+  create_dms_iam_roles           = var.create_dms_iam_roles
+  verify_dms_iam_roles           = var.verify_dms_iam_roles
+  staging_folder                 = var.cdc_lake.staging_folder
+  data_format                    = var.cdc_lake.data_format
+  compression_type               = var.cdc_lake.compression_type
+  timestamp_column_name          = var.cdc_lake.timestamp_column_name
+  change_sequence_column_name    = var.cdc_lake.change_sequence_column_name
+  cdc_max_batch_interval         = var.cdc_lake.cdc_max_batch_interval
+  cdc_min_file_size              = var.cdc_lake.cdc_min_file_size
+
+  lake_prefix           = var.cdc_lake.lake_prefix
+  partition_by          = var.cdc_lake.partition_by
+  count_rows            = var.cdc_lake.count_rows
+  delete_staged         = var.cdc_lake.delete_staged
+  create_catalog        = var.cdc_lake.create_catalog
+  catalog_database_name = var.cdc_lake.catalog_database_name
+  catalog_years         = var.cdc_lake.catalog_years
+
+  package      = local.packages.cdc_lake
+  runtime      = var.lambda_runtime
+  architecture = var.lambda_architecture
+  memory_size  = var.cdc_lake.memory_size
+  timeout      = var.cdc_lake.timeout
+  log_level    = var.log_level
+
+  log_retention_days = var.log_retention_days
+  log_kms_key_arn    = local.kms_key_arn
+
+  database               = lookup(local.database_access, "cdc_lake", null)
+  secret_ttl_seconds     = var.secret_ttl_seconds
+  vpc_id                 = module.network.vpc_id
+  vpc_subnet_ids         = local.lambda_subnet_ids
+  vpc_security_group_ids = local.lambda_security_group_ids
+  # DMS reaches S3 and Secrets Manager through the endpoints (decided from variables: plan-time lengths).
+  https_egress_prefix_list_ids    = var.create_s3_gateway_endpoint ? [module.network.s3_prefix_list_id] : []
+  https_egress_security_group_ids = var.enable_interface_endpoints ? [module.network.endpoints_security_group_id] : []
+
+  batch_size          = var.cdc_lake.batch_size
+  maximum_concurrency = var.cdc_lake.maximum_concurrency
+  max_receive_count   = var.cdc_lake.max_receive_count
+
+  create_alarms   = var.create_alarms
+  alarm_topic_arn = local.alarm_topic_arn
+
+  role_path                 = var.iam_role_path
+  role_permissions_boundary = var.iam_role_permissions_boundary
+
+  tags = local.tags
+}
+
 locals {
   # Every pipeline module by its key in local.pipelines: the outputs read functions and buckets
   # from each (a disabled module reports none).
@@ -696,6 +796,7 @@ locals {
     schema_migrations  = module.schema_migrations
     backfill           = module.backfill
     dynamodb_migration = module.dynamodb_migration
+    cdc_lake           = module.cdc_lake
   }
 
   dynamodb_migration_missing = [for name in ["source_table_name", "source_stream_arn", "key", "target"] : name if var.dynamodb_migration[name] == null]

@@ -43,7 +43,7 @@ output "functions" {
 }
 
 output "buckets" {
-  description = "Bucket names by purpose (landing: file loader, migrations: schema migrations)."
+  description = "Bucket names by purpose (landing: file loader, migrations: schema migrations, cdc_staging and cdc_lake: CDC data lake)."
   value       = { for purpose, b in local.buckets : purpose => b.name }
 }
 
@@ -170,6 +170,22 @@ output "dynamodb_migration_sync_failures_queue_url" {
 output "file_loader_routes" {
   description = "The file loader's routes as passed in ROUTES."
   value       = local.enabled.file_loader ? module.file_loader.routes : null
+}
+
+output "cdc_lake" {
+  description = "The CDC data lake (when enabled): staging_bucket and staging_folder (DMS writes <folder>/<schema>/<table>/), lake_bucket and lake_prefix, source_secret_arn (set its value out of band when this module created it), dms (replication instance or config, task, endpoints, security group, what DMS writes), catalog (Glue database and tables), apply_tables, queue_url and dlq_url."
+  value = local.enabled.cdc_lake ? {
+    staging_bucket    = module.cdc_lake.staging_bucket_name
+    staging_folder    = var.cdc_lake.staging_folder
+    lake_bucket       = module.cdc_lake.lake_bucket_name
+    lake_prefix       = module.cdc_lake.lake_prefix
+    source_secret_arn = module.cdc_lake.source_secret_arn
+    dms               = module.cdc_lake.dms
+    catalog           = module.cdc_lake.catalog
+    apply_tables      = module.cdc_lake.apply_tables
+    queue_url         = module.cdc_lake.queue_url
+    dlq_url           = module.cdc_lake.dlq_url
+  } : null
 }
 
 output "lambda_runtime" {

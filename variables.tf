@@ -163,6 +163,12 @@ variable "enable_dynamodb_migration" {
   default     = false
 }
 
+variable "enable_cdc_lake" {
+  description = "Deploy the CDC data lake: DMS replicates a database into a staging bucket, a Lambda partitions each file into the lake (S3 -> SNS -> SQS), optionally applies it to PostgreSQL; a Glue catalog makes it queryable."
+  type        = bool
+  default     = false
+}
+
 variable "file_loader" {
   description = "File loader settings: `routes` (see modules/file_loader), function size, `maximum_concurrency` (= most connections it opens; size it against max_connections), and the database user it connects as: `database_secret_arn`, the complete ARN (with its 6-character suffix) of an existing Secrets Manager secret with JSON {\"username\", \"password\"} of a least-privilege PostgreSQL role you created (e.g. in a migration), plus `database_secret_kms_key_arn` when that secret is encrypted with a customer managed key. The function may read only that secret (and decrypt with only that key), and an RDS Proxy registers it. Null uses the RDS-managed master secret."
   type = object({
@@ -425,6 +431,203 @@ variable "dynamodb_migration" {
   })
   default  = {}
   nullable = false
+}
+
+variable "cdc_lake" {
+  description = <<-EOT
+    CDC data lake settings (docs/cdc_lake.md). `source`: the database DMS replicates (`engine`
+    sqlserver, mysql, mariadb or postgres; `database_name`; `secret_arn` of a secret with JSON
+    {"username", "password", "host", "port"}, null creates an empty one to fill out of band;
+    where it is for the replication's egress: `cidr_blocks` and/or `security_group_ids`, with
+    `add_ingress_rules` to admit DMS in those groups; `ssl_mode` require or verify-full with
+    `certificate_arn`). `tables`: what to replicate, in order (DMS selection: `schema`, `table`
+    with % wildcards, `action`, `exclude_columns`, `filters`); a named table may be applied to
+    PostgreSQL (`apply_to` = "schema.table", `key_columns`) and described in the Glue catalog
+    (`columns`). The replication: `replication_instance` or `serverless`, `start_replication_task`;
+    what DMS writes: `data_format`, `compression_type`, `timestamp_column_name`,
+    `change_sequence_column_name`, `cdc_max_batch_interval`, `cdc_min_file_size`, under
+    `staging_folder`; the lake: `lake_prefix`, `partition_by` (arrival or commit), `count_rows`,
+    `delete_staged`, `staging_expiration_days`, `lake_lifecycle_rules`; the catalog:
+    `create_catalog`, `catalog_database_name`, `catalog_years`; the function: size, batching,
+    concurrency; and the database user it applies changes as (`database_secret_arn`, as for the
+    file loader; null: the master secret).
+  EOT
+  type = object({
+    source = optional(object({
+      engine                      = string
+      database_name               = string
+      secret_arn                  = optional(string)
+      secret_kms_key_arn          = optional(string)
+      port                        = optional(number)
+      cidr_blocks                 = optional(list(string), [])
+      security_group_ids          = optional(list(string), [])
+      add_ingress_rules           = optional(bool, false)
+      ssl_mode                    = optional(string, "require")
+      certificate_arn             = optional(string)
+      extra_connection_attributes = optional(string)
+    }))
+    tables = optional(list(object({
+      schema          = string
+      table           = optional(string, "%")
+      action          = optional(string, "include")
+      exclude_columns = optional(list(string), [])
+      filters = optional(list(object({
+        column   = string
+        operator = string
+        value    = optional(string)
+        start    = optional(string)
+        end      = optional(string)
+      })), [])
+      apply_to    = optional(string)
+      key_columns = optional(list(string), [])
+      columns = optional(list(object({
+        name = string
+        type = optional(string, "string")
+      })), [])
+    })), [])
+    replication_instance = optional(object({
+      class                        = optional(string, "dms.t3.medium")
+      allocated_storage            = optional(number, 50)
+      multi_az                     = optional(bool, false)
+      engine_version               = optional(string)
+      preferred_maintenance_window = optional(string)
+      apply_immediately            = optional(bool, false)
+    }), {})
+    serverless = optional(object({
+      max_capacity_units           = number
+      min_capacity_units           = optional(number)
+      multi_az                     = optional(bool, false)
+      preferred_maintenance_window = optional(string)
+    }))
+    start_replication_task      = optional(bool, false)
+    data_format                 = optional(string, "csv")
+    compression_type            = optional(string, "NONE")
+    timestamp_column_name       = optional(string, "dms_commit_ts")
+    change_sequence_column_name = optional(string)
+    cdc_max_batch_interval      = optional(number, 60)
+    cdc_min_file_size           = optional(number, 32000)
+    staging_folder              = optional(string, "dms")
+    lake_prefix                 = optional(string, "cdc")
+    partition_by                = optional(string, "arrival")
+    count_rows                  = optional(bool, true)
+    delete_staged               = optional(bool, false)
+    staging_expiration_days     = optional(number)
+    lake_lifecycle_rules = optional(list(object({
+      id                                 = string
+      enabled                            = optional(bool, true)
+      prefix                             = optional(string, "")
+      expiration_days                    = optional(number)
+      noncurrent_version_expiration_days = optional(number)
+      transitions = optional(list(object({
+        days          = number
+        storage_class = string
+      })), [])
+    })), [])
+    create_catalog        = optional(bool, true)
+    catalog_database_name = optional(string)
+    catalog_years         = optional(list(number), [2024, 2040])
+    memory_size           = optional(number, 1024)
+    timeout               = optional(number, 300)
+    batch_size            = optional(number, 10)
+    maximum_concurrency   = optional(number, 5)
+    max_receive_count     = optional(number, 5)
+    # Least-privilege database user (null = the RDS-managed master secret).
+    database_secret_arn         = optional(string)
+    database_secret_kms_key_arn = optional(string)
+  })
+  default = {}
+
+  validation {
+    condition = alltrue([for t in var.cdc_lake.tables : (
+      can(regex("^[A-Za-z_%][A-Za-z0-9_$%]{0,127}$", t.schema)) && can(regex("^[A-Za-z_%][A-Za-z0-9_$%]{0,127}$", t.table))
+    )])
+    error_message = "cdc_lake.tables: every schema and table must be a name of letters, digits, _ and $ (% as a wildcard), at most 128 characters."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.cdc_lake.tables : contains(["include", "exclude"], t.action)])
+    error_message = "cdc_lake.tables: action must be include or exclude."
+  }
+
+  validation {
+    condition     = length(var.cdc_lake.tables) == 0 || anytrue([for t in var.cdc_lake.tables : t.action == "include"])
+    error_message = "cdc_lake.tables must include at least one table (an entry with action = \"include\"): exclude entries alone replicate nothing."
+  }
+
+  validation {
+    condition     = length(distinct([for t in var.cdc_lake.tables : lower("${t.schema}.${t.table}")])) == length(var.cdc_lake.tables)
+    error_message = "cdc_lake.tables: a schema and table appear twice; give each selection once."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.cdc_lake.tables : t.action == "include" || (length(t.exclude_columns) == 0 && length(t.filters) == 0 && t.apply_to == null && length(t.columns) == 0)])
+    error_message = "cdc_lake.tables: exclude_columns, filters, apply_to and columns apply to include entries only."
+  }
+
+  validation {
+    condition = alltrue([for t in var.cdc_lake.tables : (t.apply_to == null && length(t.columns) == 0) || (
+      !strcontains(t.schema, "%") && !strcontains(t.table, "%")
+    )])
+    error_message = "cdc_lake.tables: apply_to and columns describe one named table: not an entry with % in its schema or table."
+  }
+
+  validation {
+    condition = alltrue([for t in var.cdc_lake.tables : alltrue([for f in t.filters : (
+      contains(["between", "notbetween"], f.operator) ? (f.start != null && f.end != null && f.value == null) : (
+        contains(["null", "notnull"], f.operator) ? (f.value == null && f.start == null && f.end == null) : (
+          contains(["eq", "noteq", "gte", "ste"], f.operator) && f.value != null && f.start == null && f.end == null
+        )
+      )
+    )])])
+    error_message = "cdc_lake.tables: a filter operator must be eq, noteq, gte or ste with a value, between or notbetween with start and end, or null or notnull alone."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.cdc_lake.tables : t.apply_to == null || can(regex("^[A-Za-z_][A-Za-z0-9_]{0,62}\\.[A-Za-z_][A-Za-z0-9_]{0,62}$", t.apply_to))])
+    error_message = "cdc_lake.tables: apply_to must be \"schema.table\" in PostgreSQL (identifiers of letters, digits and underscores)."
+  }
+
+  validation {
+    condition     = var.cdc_lake.source == null ? true : contains(["sqlserver", "mysql", "mariadb", "postgres"], var.cdc_lake.source.engine)
+    error_message = "cdc_lake.source.engine must be sqlserver, mysql, mariadb or postgres (DMS engine names)."
+  }
+
+  validation {
+    condition     = contains(["arrival", "commit"], var.cdc_lake.partition_by)
+    error_message = "cdc_lake.partition_by must be arrival (the notification's time) or commit (the first row's commit time)."
+  }
+
+  validation {
+    condition     = contains(["csv", "parquet"], var.cdc_lake.data_format) && contains(["NONE", "GZIP"], var.cdc_lake.compression_type)
+    error_message = "cdc_lake.data_format must be csv or parquet, and cdc_lake.compression_type NONE or GZIP."
+  }
+
+  validation {
+    condition     = var.cdc_lake.data_format == "csv" || (var.cdc_lake.partition_by == "arrival" && alltrue([for t in var.cdc_lake.tables : t.apply_to == null]))
+    error_message = "cdc_lake: partition_by = \"commit\" and apply_to read the rows of CSV files: they need data_format = \"csv\"."
+  }
+
+  validation {
+    condition     = var.cdc_lake.database_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$", var.cdc_lake.database_secret_arn))
+    error_message = "cdc_lake.database_secret_arn must be null (the master secret) or the complete ARN of an existing Secrets Manager secret, with the 6-character suffix (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf)."
+  }
+
+  validation {
+    condition     = var.cdc_lake.database_secret_kms_key_arn == null || (var.cdc_lake.database_secret_arn != null && can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.cdc_lake.database_secret_kms_key_arn)))
+    error_message = "cdc_lake.database_secret_kms_key_arn must be null or a KMS key ARN, and is only used together with cdc_lake.database_secret_arn."
+  }
+}
+
+variable "create_dms_iam_roles" {
+  description = "Create the account-wide roles DMS looks up by name (dms-vpc-role, dms-cloudwatch-logs-role, dms-access-for-endpoint). They belong to the AWS account: exactly one deployment per account may set this (a second fails with EntityAlreadyExists); every other uses the existing roles."
+  type        = bool
+  default     = false
+}
+
+variable "verify_dms_iam_roles" {
+  description = "With create_dms_iam_roles = false, check at plan time (iam:ListRoles) that the account-wide DMS roles exist, and refuse to plan naming a missing one. Set false only where the plan cannot call IAM (offline plans, a plan role without iam:ListRoles)."
+  type        = bool
+  default     = true
 }
 
 variable "bucket_force_destroy" {

@@ -10,6 +10,7 @@ enable_table_sync         = true
 enable_schema_migrations  = true
 enable_backfill           = true
 enable_dynamodb_migration = true
+enable_cdc_lake           = true
 
 log_level          = "DEBUG"
 log_retention_days = 14
@@ -132,4 +133,45 @@ dynamodb_migration = {
   target            = { name = "userpreferences-v2", deletion_protection = false }
   transform         = { rename = { pref = "preference" }, add = { channel = "email" }, set = { schema_version = 2 } }
   copy              = { write_rate_limit = 200 }
+}
+
+# The sales database replicated by DMS into the lake; customers also applied to PostgreSQL. The
+# account-wide DMS roles exist already (created once per account: create_dms_iam_roles).
+cdc_lake = {
+  source = {
+    engine        = "sqlserver"
+    database_name = "sales"
+    port          = 1433
+    cidr_blocks   = ["10.50.0.0/24"]
+  }
+  tables = [
+    {
+      schema   = "dbo"
+      table    = "customers"
+      apply_to = "replica.customers"
+      columns = [
+        { name = "customer_id", type = "bigint" },
+        { name = "name" },
+        { name = "email" },
+        { name = "updated_at" },
+      ]
+    },
+    {
+      schema          = "dbo"
+      table           = "orders"
+      exclude_columns = ["card_number"]
+      columns = [
+        { name = "order_id", type = "bigint" },
+        { name = "customer_id", type = "bigint" },
+        { name = "status" },
+        { name = "total", type = "decimal(12,2)" },
+        { name = "card_number" },
+      ]
+    },
+    { schema = "dbo", table = "tmp%", action = "exclude" },
+  ]
+  change_sequence_column_name = "dms_change_seq"
+  replication_instance        = { class = "dms.t3.small", allocated_storage = 20 }
+  staging_expiration_days     = 7
+  delete_staged               = true
 }

@@ -11,6 +11,7 @@ enable_table_sync         = true
 enable_schema_migrations  = true
 enable_backfill           = true
 enable_dynamodb_migration = true
+enable_cdc_lake           = true
 
 log_level          = "DEBUG"
 log_retention_days = 1
@@ -19,7 +20,9 @@ vpc_cidr                   = "10.42.0.0/16"
 enable_interface_endpoints = true
 enable_flow_logs           = true
 
-# DMS replication instances are never created here (moto cannot apply them).
+# The DMS replication applies to the project's moto server (scripts/localenv/moto_server.py);
+# this throwaway account gets the account-wide DMS roles from this deployment.
+create_dms_iam_roles       = true
 db_instance_class          = "db.t4g.micro"
 db_multi_az                = false
 db_backup_retention_period = 0
@@ -133,4 +136,46 @@ dynamodb_migration = {
   copy              = { total_segments = 4, concurrency = 2, page_size = 250, timeout = 120, memory_size = 512 }
   sync              = { timeout = 60, maximum_retry_attempts = 5 }
   verify            = { timeout = 120, memory_size = 512 }
+}
+
+# DMS replicates the demo's local PostgreSQL database cdc_source (a stand-in writes DMS's files:
+# scripts/localenv/dms_standin.py); two tables are applied to PostgreSQL and catalogued.
+cdc_lake = {
+  source = {
+    engine        = "postgres"
+    database_name = "cdc_source"
+    port          = 5432
+    cidr_blocks   = ["127.0.0.1/32"]
+  }
+  tables = [
+    {
+      schema   = "sales"
+      table    = "customers"
+      apply_to = "replica.customers"
+      columns = [
+        { name = "customer_id", type = "bigint" },
+        { name = "name" },
+        { name = "email" },
+        { name = "updated_at" },
+      ]
+    },
+    {
+      schema          = "sales"
+      table           = "orders"
+      exclude_columns = ["card_number"]
+      apply_to        = "replica.orders"
+      columns = [
+        { name = "order_id", type = "bigint" },
+        { name = "customer_id", type = "bigint" },
+        { name = "status" },
+        { name = "amount", type = "decimal(12,2)" },
+        { name = "card_number" },
+      ]
+    },
+  ]
+  change_sequence_column_name = "dms_change_seq"
+  cdc_max_batch_interval      = 5
+  delete_staged               = true
+  timeout                     = 120
+  maximum_concurrency         = 2
 }

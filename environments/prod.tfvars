@@ -12,6 +12,7 @@ enable_table_sync         = true
 enable_schema_migrations  = true
 enable_backfill           = true
 enable_dynamodb_migration = true
+enable_cdc_lake           = true
 
 log_level          = "INFO"
 log_retention_days = 365
@@ -158,4 +159,55 @@ dynamodb_migration = {
   transform = { rename = { pref = "preference" }, add = { channel = "email" }, set = { schema_version = 2 } }
   # Leave the table's capacity to the application: the copy writes at most 50 items/s.
   copy = { write_rate_limit = 50, schedule = "rate(15 minutes)" }
+}
+
+# DMS (Multi-AZ) replicates the sales database; the lake keeps a year in Standard, then IA.
+cdc_lake = {
+  source = {
+    engine        = "sqlserver"
+    database_name = "sales"
+    port          = 1433
+    cidr_blocks   = ["10.60.0.0/24"]
+  }
+  tables = [
+    {
+      schema   = "dbo"
+      table    = "customers"
+      apply_to = "replica.customers"
+      columns = [
+        { name = "customer_id", type = "bigint" },
+        { name = "name" },
+        { name = "email" },
+        { name = "updated_at" },
+      ]
+    },
+    {
+      schema          = "dbo"
+      table           = "orders"
+      exclude_columns = ["card_number"]
+      apply_to        = "replica.orders"
+      columns = [
+        { name = "order_id", type = "bigint" },
+        { name = "customer_id", type = "bigint" },
+        { name = "status" },
+        { name = "total", type = "decimal(12,2)" },
+        { name = "card_number" },
+      ]
+    },
+  ]
+  change_sequence_column_name = "dms_change_seq"
+  replication_instance = {
+    class                        = "dms.r6i.large"
+    allocated_storage            = 100
+    multi_az                     = true
+    preferred_maintenance_window = "sun:04:00-sun:04:30"
+  }
+  partition_by            = "commit"
+  staging_expiration_days = 14
+  delete_staged           = true
+  lake_lifecycle_rules = [
+    { id = "infrequent-after-a-year", transitions = [{ days = 365, storage_class = "STANDARD_IA" }] },
+  ]
+  memory_size         = 2048
+  maximum_concurrency = 10
 }

@@ -35,6 +35,8 @@ class S3Object:
     size: int | None = None
     event_name: str = ""
     sequencer: str | None = None
+    # When S3 recorded the event (ISO 8601, as the notification carries it): the object's arrival.
+    event_time: str | None = None
 
     @property
     def version(self) -> str:
@@ -76,6 +78,7 @@ def _objects_in_record(record: Mapping[str, Any]) -> list[S3Object]:
                 size=obj.get("size"),
                 event_name=record.get("eventName", ""),
                 sequencer=obj.get("sequencer"),
+                event_time=record.get("eventTime") or None,
             )
         ]
     raise EventError(f"unsupported record source {source!r}")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from psycopg2 import sql
+from psycopg2.extras import Json
 
 from pipeline_common.identifiers import validate_identifier
 from pipeline_common.locks import Ddl, LegacyKey, LockKey, Scope, ddl_key, try_lock
@@ -42,6 +43,7 @@ CREATE TABLE IF NOT EXISTS {table} (
     error text,
     error_line bigint,
     duration_ms bigint,
+    details jsonb,
     first_seen_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     loaded_at timestamptz,
@@ -90,6 +92,7 @@ class Outcome:
     error: str | None = None
     error_line: int | None = None
     duration_ms: int | None = None
+    details: dict[str, Any] | None = None
 
 
 class Ledger:
@@ -144,24 +147,35 @@ class Ledger:
     def record(self, cur: Any, obj: ObjectId, outcome: Outcome) -> None:
         """Insert or update the object's row; `attempts` counts every recorded attempt. A row
         already loaded or rejected is never changed."""
+        # `details` is named only when given: ledgers created before the column was added lack it.
+        details = outcome.details is not None
+        extra_column = sql.SQL(", details") if details else sql.SQL("")
+        extra_value = sql.SQL(", %(details)s") if details else sql.SQL("")
+        extra_update = sql.SQL(", details = EXCLUDED.details") if details else sql.SQL("")
         cur.execute(
             sql.SQL(
                 """
                 INSERT INTO {table} AS l (bucket, key, version, route, target_table, status, lines,
-                    rows_loaded, rows_rejected, bytes, error, error_line, duration_ms, loaded_at)
+                    rows_loaded, rows_rejected, bytes, error, error_line, duration_ms, loaded_at{extra_column})
                 VALUES (%(bucket)s, %(key)s, %(version)s, %(route)s, %(target_table)s, %(status)s, %(lines)s,
                     %(rows_loaded)s, %(rows_rejected)s, %(bytes)s, %(error)s, %(error_line)s, %(duration_ms)s,
-                    CASE WHEN %(status)s IN ('loaded', 'rejected') THEN now() END)
+                    CASE WHEN %(status)s IN ('loaded', 'rejected') THEN now() END{extra_value})
                 ON CONFLICT (bucket, key, version) DO UPDATE SET
                     route = EXCLUDED.route, target_table = EXCLUDED.target_table, status = EXCLUDED.status,
                     lines = EXCLUDED.lines, rows_loaded = EXCLUDED.rows_loaded,
                     rows_rejected = EXCLUDED.rows_rejected, bytes = EXCLUDED.bytes, error = EXCLUDED.error,
                     error_line = EXCLUDED.error_line, duration_ms = EXCLUDED.duration_ms,
-                    loaded_at = EXCLUDED.loaded_at, attempts = l.attempts + 1, updated_at = now()
+                    loaded_at = EXCLUDED.loaded_at, attempts = l.attempts + 1, updated_at = now(){extra_update}
                 WHERE l.status NOT IN ('loaded', 'rejected')
                 """
-            ).format(table=self._loads),
-            {"bucket": obj.bucket, "key": obj.key, "version": obj.version, **outcome.__dict__},
+            ).format(table=self._loads, extra_column=extra_column, extra_value=extra_value, extra_update=extra_update),
+            {
+                "bucket": obj.bucket,
+                "key": obj.key,
+                "version": obj.version,
+                **outcome.__dict__,
+                "details": Json(outcome.details) if details else None,
+            },
         )
 
     def record_attempt(self, conn: Any, obj: ObjectId, outcome: Outcome) -> None:

@@ -162,6 +162,8 @@ resource "aws_iam_role" "global" {
   name               = each.key
   description        = "Account-wide role DMS looks up by name (created by the ${var.name} deployment)"
   assume_role_policy = each.key == "dms-access-for-endpoint" ? data.aws_iam_policy_document.dms_redshift_assume.json : data.aws_iam_policy_document.dms_assume.json
+  # DMS finds them at path "/" only: role_path is not applied, the boundary is.
+  permissions_boundary = var.role_permissions_boundary
 
   tags = var.tags
 }
@@ -243,6 +245,20 @@ resource "aws_vpc_security_group_egress_rule" "this" {
   tags = var.tags
 }
 
+# Only when asked: the source's own group admits the replication (a source in this account).
+resource "aws_vpc_security_group_ingress_rule" "source" {
+  count = local.create && try(var.source_database.add_ingress_rules, false) ? length(var.source_database.security_group_ids) : 0
+
+  security_group_id            = var.source_database.security_group_ids[count.index]
+  description                  = "DMS replication ${var.name}"
+  ip_protocol                  = "tcp"
+  from_port                    = local.source_port
+  to_port                      = local.source_port
+  referenced_security_group_id = aws_security_group.this[0].id
+
+  tags = var.tags
+}
+
 ################################################################################
 # Roles of this replication: read the source secret, write the staging folder
 ################################################################################
@@ -287,9 +303,11 @@ data "aws_iam_policy_document" "assume" {
 resource "aws_iam_role" "this" {
   for_each = local.roles
 
-  name               = "${var.name}-dms-${each.key}"
-  description        = each.value.description
-  assume_role_policy = data.aws_iam_policy_document.assume[each.key].json
+  name                 = "${var.name}-dms-${each.key}"
+  description          = each.value.description
+  assume_role_policy   = data.aws_iam_policy_document.assume[each.key].json
+  path                 = var.role_path
+  permissions_boundary = var.role_permissions_boundary
 
   tags = var.tags
 }
@@ -403,6 +421,11 @@ resource "aws_dms_s3_endpoint" "target" {
   cdc_max_batch_interval   = var.target.cdc_max_batch_interval
   cdc_min_file_size        = var.target.cdc_min_file_size
   date_partition_enabled   = false
+
+  # Full-load rows carry the task's start time, not the moment each was written: older than every
+  # change captured since, so a reader ordering rows by this column never lets a loaded row shadow
+  # a change committed while the table was being loaded.
+  use_task_start_time_for_full_load_timestamp = true
 
   encryption_mode                   = "SSE_KMS"
   server_side_encryption_kms_key_id = var.target.kms_key_arn

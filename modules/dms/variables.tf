@@ -136,7 +136,8 @@ variable "source_database" {
     RDS-managed master secret lacks them), and `secret_kms_key_arn` when that secret uses a
     customer managed key. `port` (null = the engine's default) and where the database is, for the
     security group's egress: `cidr_blocks` and/or `security_group_ids` (the source's own group must
-    admit this module's `security_group_id`). `ssl_mode`: require, or verify-full with the
+    admit this module's `security_group_id`; `add_ingress_rules = true` adds that rule to each of
+    `security_group_ids`, for a source in the same account such as the unified database). `ssl_mode`: require, or verify-full with the
     `certificate_arn` of a DMS certificate (aws_dms_certificate) holding the server's CA.
     `extra_connection_attributes`: engine settings DMS documents per source, passed as is.
   EOT
@@ -148,6 +149,7 @@ variable "source_database" {
     port                        = optional(number)
     cidr_blocks                 = optional(list(string), [])
     security_group_ids          = optional(list(string), [])
+    add_ingress_rules           = optional(bool, false)
     ssl_mode                    = optional(string, "require")
     certificate_arn             = optional(string)
     extra_connection_attributes = optional(string)
@@ -358,6 +360,28 @@ variable "create_dms_iam_roles" {
   description = "Create the account-wide roles DMS looks up by name: dms-vpc-role, dms-cloudwatch-logs-role and dms-access-for-endpoint. Exactly one deployment per AWS account may set this (a second one fails with EntityAlreadyExists); every other deployment uses the existing roles."
   type        = bool
   default     = false
+}
+
+variable "role_path" {
+  description = "Path of the replication's own two roles (source secret, target bucket). Null uses \"/\". The account-wide roles stay at \"/\", where DMS looks for them."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.role_path == null || can(regex("^/([!-~]+/)?$", var.role_path))
+    error_message = "role_path must start and end with \"/\", e.g. \"/data-pipelines/\"."
+  }
+}
+
+variable "role_permissions_boundary" {
+  description = "ARN of the managed policy bounding every role this module creates (the account-wide ones included)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.role_permissions_boundary == null || can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", var.role_permissions_boundary))
+    error_message = "role_permissions_boundary must be an IAM policy ARN (arn:aws:iam::<account>:policy/<name>)."
+  }
 }
 
 variable "verify_dms_iam_roles" {

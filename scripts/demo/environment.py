@@ -183,7 +183,8 @@ def demo_environment(
 
         started = time.monotonic()
         endpoint = stack.enter_context(moto_server(run_dir))
-        postgres = stack.enter_context(postgres_server(base_dir=str(run_dir)))
+        # wal_level = logical: the CDC lake's DMS stand-in decodes the source database's WAL.
+        postgres = stack.enter_context(postgres_server(base_dir=str(run_dir), settings={"wal_level": "logical"}))
         mariadb = stack.enter_context(mariadb_server(base_dir=str(run_dir))) if needs_mariadb() else None
         databases = Databases(postgres, mariadb)
         log(f"moto at {endpoint}, PostgreSQL at {postgres.host}:{postgres.port} in {time.monotonic() - started:.1f}s")

@@ -22,6 +22,7 @@ ENDPOINT_SERVICES: tuple[str, ...] = (
     "dynamodb",
     "ec2",
     "events",
+    "glue",
     "iam",
     "kms",
     "lambda",

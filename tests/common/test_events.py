@@ -1,5 +1,6 @@
 import json
 import time
+from datetime import datetime
 
 import boto3
 import pytest
@@ -84,6 +85,14 @@ def test_real_moto_notification_through_sns_and_sqs(aws):
         messages += sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     objects = [o for m in messages for o in s3_objects({"Records": [_sqs(m)]})]
     assert [(o.bucket, o.key, o.size) for o in objects] == [("landing", KEY, 8)]
+    # The arrival time S3 stamped on the event, to the millisecond (the CDC lake partitions by it).
+    assert datetime.fromisoformat(objects[0].event_time).tzinfo is not None
+
+
+def test_event_time_is_kept_as_sent():
+    record = {**_s3_record(), "eventTime": "2026-03-01T23:59:59.123Z"}
+    assert s3_objects({"Records": [record]})[0].event_time == "2026-03-01T23:59:59.123Z"
+    assert s3_objects({"Records": [_s3_record()]})[0].event_time is None
 
 
 def _sqs(message: dict) -> dict:

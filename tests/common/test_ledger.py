@@ -39,3 +39,28 @@ def test_two_ledgers_in_one_schema_keep_their_own_rows_and_locks(pg_server, pg_d
     finally:
         conn.close()
         other.close()
+
+
+def test_details_are_kept_and_a_ledger_without_the_column_still_records(pg_server, pg_database):
+    """A pipeline's own facts about an object go to `details`; a ledger table created before the
+    column existed (the file loader's, deployed earlier) keeps working as long as none are passed."""
+    conn = psycopg2.connect(pg_server.dsn(pg_database))
+    try:
+        copies = Ledger("pipeline_state", "cdc_lake_copies", "cdc_lake_rejects")
+        copies.ensure(conn)
+        with conn.cursor() as cur:
+            details = {"target_key": "lake/dms/orders/year=2026/LOAD00000001.csv", "inserts": 3, "restart": False}
+            copies.record(cur, OBJ, Outcome("loaded", lines=3, details=details))
+            cur.execute("SELECT details FROM pipeline_state.cdc_lake_copies")
+            assert cur.fetchall() == [(details,)]
+
+            cur.execute("CREATE TABLE pipeline_state.old_loads (LIKE pipeline_state.cdc_lake_copies INCLUDING ALL)")
+            cur.execute("ALTER TABLE pipeline_state.old_loads DROP COLUMN details")
+            old = Ledger("pipeline_state", "old_loads", "cdc_lake_rejects")
+            old.record(cur, OBJ, Outcome("failed", error="first try"))
+            old.record(cur, OBJ, Outcome("loaded", rows_loaded=3))
+            cur.execute("SELECT status, attempts, rows_loaded FROM pipeline_state.old_loads")
+            assert cur.fetchall() == [("loaded", 2, 3)]
+        conn.rollback()
+    finally:
+        conn.close()

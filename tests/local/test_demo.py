@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -170,3 +171,24 @@ def test_stale_run_directory_is_cleaned_up(tmp_path: Path) -> None:
     processes.stop_stale_run(run_dir)
 
     assert not run_dir.exists()
+
+
+def test_cdc_lake_report_matches_the_lake_and_the_replicas(demo_run) -> None:
+    """Every DMS file the stand-in wrote is in the lake under its table and hour partition, and the
+    replicas the files were applied to hold what the source holds."""
+    demo, reports = demo_run
+    numbers = reports["cdc data lake"].numbers
+    lake = demo.wiring.outputs["cdc_lake"]
+    pages = demo.client("s3").get_paginator("list_objects_v2").paginate(Bucket=lake["lake_bucket"])
+    keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+    assert len(keys) == numbers["lake_files"] == numbers["load_files"] + numbers["cdc_files"]
+    layout = re.compile(
+        r"cdc/sales/(customers|orders)/year=\d{4}/month=\d\d/day=\d\d/hour=\d\d/(LOAD[0-9A-F]{8}|\d{8}-\d{9})\.csv"
+    )
+    assert all(layout.fullmatch(key) for key in keys), keys
+    assert {key.split("/")[2] for key in keys} == {"customers", "orders"}
+    database = demo.function_env("cdc_lake")["DB_NAME"]
+    for table, columns in (("customers", "customer_id, name, email"), ("orders", "order_id, status, amount")):
+        replica = query(demo, database, f"SELECT {columns} FROM replica.{table} ORDER BY 1")
+        assert replica == query(demo, "cdc_source", f"SELECT {columns} FROM sales.{table} ORDER BY 1")
+        assert len(replica) == numbers[table]

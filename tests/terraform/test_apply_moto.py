@@ -160,7 +160,7 @@ def test_outputs_describe_every_function(deployment: Deployment) -> None:
         pipeline = deployment.outputs["pipelines"][function["pipeline"]]
         assert function["handler"] in {f"{package}.handler.handler" for package in pipeline["packages"]}
         assert name in pipeline["functions"]
-    assert functions["file_loader"]["trigger"] == "sqs"
+    assert functions["file_loader"]["trigger"] == functions["cdc_lake"]["trigger"] == "sqs"
     assert functions["schema_migrations"]["trigger"] == "sns"
     assert functions["table_sync"]["trigger"] == "schedule"
     assert functions["dynamodb_migration_sync"]["trigger"] == "dynamodb"
@@ -170,7 +170,12 @@ def test_outputs_describe_every_function(deployment: Deployment) -> None:
     database = deployment.outputs["database"]
     assert database["port"] == 5432 and database["name"] == "pipelines"
     assert database["endpoint"] and database["master_user_secret_arn"].startswith("arn:aws:secretsmanager:")
-    assert deployment.outputs["buckets"] == {"landing": f"{PREFIX}-landing", "migrations": f"{PREFIX}-migrations"}
+    assert deployment.outputs["buckets"] == {
+        "landing": f"{PREFIX}-landing",
+        "migrations": f"{PREFIX}-migrations",
+        "cdc_staging": f"{PREFIX}-cdc-staging",
+        "cdc_lake": f"{PREFIX}-cdc-lake",
+    }
     assert deployment.outputs["bucket_arns"] == {
         k: f"arn:aws:s3:::{v}" for k, v in deployment.outputs["buckets"].items()
     }
@@ -316,10 +321,12 @@ def test_file_loader_wiring_bucket_topic_queue_mapping_function(deployment: Depl
     assert function["environment_variables"]["SOURCE_BUCKET"] == source["bucket"]
 
 
-def _keys_reaching_the_queue(deployment: Deployment, keys: list[str], expected: str) -> list[str]:
-    """Put objects under these keys into the file loader's bucket and read the S3 events that reach
-    its queue (moto cannot run the function, so the messages stay there) until `expected` does."""
-    source = deployment.functions["file_loader"]["event_source"]
+def _keys_reaching_the_queue(
+    deployment: Deployment, keys: list[str], expected: str, function: str = "file_loader"
+) -> list[str]:
+    """Put objects under these keys into the function's source bucket and read the S3 events that
+    reach its queue (moto cannot run the function, so the messages stay there) until `expected` does."""
+    source = deployment.functions[function]["event_source"]
     s3, sqs = deployment.client("s3"), deployment.client("sqs")
     # moto 5.2 evaluates the TLS-only Deny without its condition (it refuses every object request,
     # HTTPS or not; AWS evaluates aws:SecureTransport). Lift moto's copy for the uploads only.
@@ -579,6 +586,218 @@ def test_dynamodb_migration_stream_tables_and_roles(deployment: Deployment) -> N
     assert grants("copy")["dynamodb:Scan"] == {source["TableArn"]}
     assert grants("copy")["dynamodb:BatchWriteItem"] == {target["TableArn"]}
     assert grants("verify")["sns:Publish"] == {deployment.outputs["dynamodb_migration_results_topic_arn"]}
+def test_cdc_lake_wiring_staging_bucket_to_the_partitioner(deployment: Deployment) -> None:
+    """DMS's staging folder notifies the partitioner's queue; the function knows both buckets and
+    the tables it applies."""
+    function, lake = deployment.functions["cdc_lake"], deployment.outputs["cdc_lake"]
+    source = function["event_source"]
+    assert source["bucket"] == lake["staging_bucket"] == f"{PREFIX}-cdc-staging"
+    (topic,) = deployment.client("s3").get_bucket_notification_configuration(Bucket=source["bucket"])[
+        "TopicConfigurations"
+    ]
+    assert topic["TopicArn"] == source["topic_arn"] and topic["Events"] == ["s3:ObjectCreated:*"]
+    assert [r["Value"] for r in topic["Filter"]["Key"]["FilterRules"]] == ["dms/"]
+    variables = function["environment_variables"]
+    assert (variables["STAGING_BUCKET"], variables["STAGING_FOLDER"]) == (lake["staging_bucket"], "dms")
+    assert (variables["LAKE_BUCKET"], variables["LAKE_PREFIX"]) == (lake["lake_bucket"], "cdc")
+    assert json.loads(variables["APPLY_TABLES"]) == [
+        {"source": "sales.customers", "target": "replica.customers"},
+        {"source": "sales.orders", "target": "replica.orders"},
+    ]
+    assert variables["DELETE_STAGED"] == "true" and variables["CHANGE_SEQUENCE_COLUMN"] == "dms_change_seq"
+    arrived = _keys_reaching_the_queue(
+        deployment,
+        ["elsewhere/x.csv", "dms/sales/orders/LOAD00000001.csv"],
+        "dms/sales/orders/LOAD00000001.csv",
+        "cdc_lake",
+    )
+    assert "elsewhere/x.csv" not in arrived
+
+
+def _dms(deployment: Deployment) -> dict[str, Any]:
+    return deployment.outputs["cdc_lake"]["dms"]
+
+
+def test_dms_source_endpoint_reads_the_secret_through_its_role(deployment: Deployment) -> None:
+    dms, lake = deployment.client("dms"), deployment.outputs["cdc_lake"]
+    (endpoint,) = dms.describe_endpoints(
+        Filters=[{"Name": "endpoint-arn", "Values": [_dms(deployment)["source_endpoint_arn"]]}]
+    )["Endpoints"]
+    assert (endpoint["EndpointType"].lower(), endpoint["EngineName"], endpoint["SslMode"]) == (
+        "source",
+        "postgres",
+        "require",
+    )
+    assert endpoint["KmsKeyId"] == deployment.outputs["kms_key_arn"]
+    settings = endpoint["PostgreSQLSettings"]
+    assert (settings["DatabaseName"], settings["SecretsManagerSecretId"]) == ("cdc_source", lake["source_secret_arn"])
+    role = settings["SecretsManagerAccessRoleArn"].split("/")[-1]
+    assert role == f"{PREFIX}-cdc-lake-dms-source"
+    assert not {"Username", "ServerName", "Port"} & set(endpoint)
+    secret = deployment.client("secretsmanager").describe_secret(SecretId=lake["source_secret_arn"])
+    assert secret["KmsKeyId"] in (deployment.outputs["kms_key_arn"], deployment.outputs["kms_key_arn"].split("/")[-1])
+
+
+def test_dms_target_writes_the_staging_folder_as_the_partitioner_reads_it(deployment: Deployment) -> None:
+    dms, lake = deployment.client("dms"), deployment.outputs["cdc_lake"]
+    (endpoint,) = dms.describe_endpoints(
+        Filters=[{"Name": "endpoint-arn", "Values": [_dms(deployment)["target_endpoint_arn"]]}]
+    )["Endpoints"]
+    account = deployment.client("sts").get_caller_identity()["Account"]
+    expected = {
+        "BucketName": lake["staging_bucket"],
+        "BucketFolder": "dms",
+        "DataFormat": "csv",
+        "AddColumnName": True,
+        "IncludeOpForFullLoad": True,
+        "TimestampColumnName": "dms_commit_ts",
+        "UseTaskStartTimeForFullLoadTimestamp": True,
+        "CdcMaxBatchInterval": 5,
+        "CdcMinFileSize": 32000,
+        "DatePartitionEnabled": False,
+        "EncryptionMode": "SSE_KMS",
+        "ServerSideEncryptionKmsKeyId": deployment.outputs["kms_key_arn"],  # set by the provider's ModifyEndpoint
+        "ExpectedBucketOwner": account,
+    }
+    settings = endpoint["S3Settings"]
+    assert {k: settings.get(k) for k in expected} == expected
+    assert settings["ServiceAccessRoleArn"].endswith(f"/{PREFIX}-cdc-lake-dms-target")
+    assert _dms(deployment)["staging"]["change_sequence_column_name"] == "dms_change_seq"
+
+
+def test_dms_replication_is_private_encrypted_and_replicates_the_mapped_tables(deployment: Deployment) -> None:
+    dms, outputs = deployment.client("dms"), _dms(deployment)
+    (instance,) = dms.describe_replication_instances(
+        Filters=[{"Name": "replication-instance-arn", "Values": [outputs["replication_instance_arn"]]}]
+    )["ReplicationInstances"]
+    assert instance["PubliclyAccessible"] is False and not instance.get("ReplicationInstancePublicIpAddresses")
+    assert instance["KmsKeyId"] == deployment.outputs["kms_key_arn"]
+    assert [g["VpcSecurityGroupId"] for g in instance["VpcSecurityGroups"]] == [outputs["security_group_id"]]
+    assert (instance["ReplicationInstanceClass"], instance["AllocatedStorage"], instance["MultiAZ"]) == (
+        "dms.t3.medium",
+        50,
+        False,
+    )
+    assert instance["ReplicationSubnetGroup"]["ReplicationSubnetGroupIdentifier"] == f"{PREFIX}-cdc-lake"
+    # moto answers a placeholder subnet list (subnet-12345) for the group: its subnets are read from
+    # the state, what the provider applied.
+    (group,) = [r for r in deployment.resources if r["type"] == "aws_dms_replication_subnet_group"]
+    assert set(group["values"]["subnet_ids"]) == set(deployment.outputs["network"]["private_subnet_ids"])
+
+    (task,) = dms.describe_replication_tasks(
+        Filters=[{"Name": "replication-task-arn", "Values": [outputs["replication_task_arn"]]}]
+    )["ReplicationTasks"]
+    assert (task["MigrationType"], task["Status"]) == ("full-load-and-cdc", "ready")  # not started
+    assert (task["SourceEndpointArn"], task["TargetEndpointArn"]) == (
+        outputs["source_endpoint_arn"],
+        outputs["target_endpoint_arn"],
+    )
+    assert task["TableMappings"] == outputs["table_mappings"]
+    rules = json.loads(task["TableMappings"])["rules"]
+    assert [
+        (r["rule-action"], r["object-locator"]["table-name"], r["object-locator"].get("column-name")) for r in rules
+    ] == [
+        ("include", "customers", None),
+        ("include", "orders", None),
+        ("remove-column", "orders", "card_number"),
+        ("add-column", "%", None),
+    ]
+    settings = json.loads(task["ReplicationTaskSettings"])
+    assert settings["Logging"]["EnableLogging"] is True
+    assert settings["FullLoadSettings"]["TargetTablePrepMode"] == "DO_NOTHING"
+
+
+def test_dms_security_group_reaches_only_the_source_and_the_endpoints(deployment: Deployment) -> None:
+    group = _dms(deployment)["security_group_id"]
+    rules = deployment.client("ec2").describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])[
+        "SecurityGroupRules"
+    ]
+    assert [r for r in rules if not r["IsEgress"]] == []
+    egress = {
+        (r["FromPort"], r.get("CidrIpv4") or r.get("PrefixListId") or r["ReferencedGroupInfo"]["GroupId"])
+        for r in rules
+        if r["IsEgress"]
+    }
+    endpoints = deployment.client("ec2").describe_vpc_endpoints(
+        Filters=[{"Name": "vpc-id", "Values": [deployment.outputs["network"]["vpc_id"]]}]
+    )["VpcEndpoints"]
+    (s3_prefix_list,) = {
+        p["PrefixListId"]
+        for p in deployment.client("ec2").describe_managed_prefix_lists()["PrefixLists"]
+        if p["PrefixListName"] == f"com.amazonaws.{REGION}.s3"
+    }
+    (endpoint_group,) = {g["GroupId"] for e in endpoints if e["VpcEndpointType"] == "Interface" for g in e["Groups"]}
+    assert egress == {(5432, "127.0.0.1/32"), (443, s3_prefix_list), (443, endpoint_group)}
+
+
+def test_dms_account_wide_roles_and_events(deployment: Deployment) -> None:
+    """local.tfvars creates the account-wide roles (one deployment per account); DMS's failure and
+    state events reach the alarm topic, whose policy and key let DMS publish."""
+    iam = deployment.client("iam")
+    for name, policy in (
+        ("dms-vpc-role", "AmazonDMSVPCManagementRole"),
+        ("dms-cloudwatch-logs-role", "AmazonDMSCloudWatchLogsRole"),
+        ("dms-access-for-endpoint", "AmazonDMSRedshiftS3Role"),
+    ):
+        attached = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+        assert [p["PolicyArn"] for p in attached] == [f"arn:aws:iam::aws:policy/service-role/{policy}"]
+        assert iam.get_role(RoleName=name)["Role"]["Path"] == "/"
+    account = deployment.client("sts").get_caller_identity()["Account"]
+    for role in (f"{PREFIX}-cdc-lake-dms-source", f"{PREFIX}-cdc-lake-dms-target"):
+        trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+        (statement,) = (json.loads(trust) if isinstance(trust, str) else trust)["Statement"]
+        assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": account}}, role
+
+    subscriptions = deployment.client("dms").describe_event_subscriptions()["EventSubscriptionsList"]
+    by_type = {s["SourceType"]: s for s in subscriptions if s["CustSubscriptionId"].startswith(PREFIX)}
+    assert sorted(by_type["replication-instance"]["EventCategoriesList"]) == ["failover", "failure", "low storage"]
+    assert sorted(by_type["replication-task"]["EventCategoriesList"]) == ["failure", "state change"]
+    assert {s["SnsTopicArn"] for s in by_type.values()} == {deployment.outputs["alarm_topic_arn"]}
+    for subscription in by_type.values():
+        assert subscription["SourceIdsList"] == [f"{PREFIX}-cdc-lake"] and subscription["Enabled"] is True
+    topic = deployment.client("sns").get_topic_attributes(TopicArn=deployment.outputs["alarm_topic_arn"])["Attributes"]
+    publishers = [s["Principal"] for s in json.loads(topic["Policy"])["Statement"] if s["Effect"] == "Allow"]
+    assert {"Service": "dms.amazonaws.com"} in publishers
+
+
+def test_glue_catalog_projects_the_lake_partitions(deployment: Deployment) -> None:
+    """One table per catalogued replicated table over the lake's hour partitions, projected, so
+    Athena reads a new partition without a crawler."""
+    lake = deployment.outputs["cdc_lake"]
+    glue = deployment.client("glue")
+    database = lake["catalog"]["database"]
+    assert database == f"{PREFIX}_cdc_lake".replace("-", "_")
+    tables = {t["Name"]: t for t in glue.get_tables(DatabaseName=database)["TableList"]}
+    assert set(tables) == set(lake["catalog"]["tables"]) == {"sales_customers", "sales_orders"}
+    orders = tables["sales_orders"]
+    parameters = orders["Parameters"]
+    assert parameters["projection.enabled"] == "true"
+    assert parameters["storage.location.template"] == (
+        f"s3://{lake['lake_bucket']}/cdc/sales/orders/year=${{year}}/month=${{month}}/day=${{day}}/hour=${{hour}}"
+    )
+    assert [
+        (parameters[f"projection.{k}.type"], parameters[f"projection.{k}.digits"])
+        for k in ("year", "month", "day", "hour")
+    ] == [
+        ("integer", "4"),
+        ("integer", "2"),
+        ("integer", "2"),
+        ("integer", "2"),
+    ]
+    assert parameters["skip.header.line.count"] == "1"
+    assert [k["Name"] for k in orders["PartitionKeys"]] == ["year", "month", "day", "hour"]
+    descriptor = orders["StorageDescriptor"]
+    assert descriptor["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.serde2.OpenCSVSerde"
+    # The file's columns in order; the excluded card_number is not among them.
+    assert [(c["Name"], c["Type"]) for c in descriptor["Columns"]] == [
+        ("op", "string"),
+        ("dms_commit_ts", "string"),
+        ("order_id", "bigint"),
+        ("customer_id", "bigint"),
+        ("status", "string"),
+        ("amount", "decimal(12,2)"),
+        ("dms_change_seq", "string"),
+    ]
 
 
 def test_buckets_are_hardened(deployment: Deployment) -> None:
@@ -599,8 +818,9 @@ def test_buckets_are_hardened(deployment: Deployment) -> None:
 def test_every_queue_is_encrypted_and_tls_only(deployment: Deployment) -> None:
     sqs = deployment.client("sqs")
     urls = sqs.list_queues(QueueNamePrefix=PREFIX)["QueueUrls"]
-    # file loader queue and DLQ, migrations DLQ (event_queue's, without a queue), DynamoDB sync failures
-    assert len(urls) == 4
+    # file loader and CDC lake queues and their DLQs, migrations DLQ (event_queue's, without a
+    # queue), DynamoDB sync failures
+    assert len(urls) == 6
     for url in urls:
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         assert attributes["SqsManagedSseEnabled"] == "true", url
@@ -714,3 +934,11 @@ def test_destroy_removes_everything(deployments: dict[str, Deployment]) -> None:
     assert settings["source_table_name"] in tables
     assert settings["target"]["name"] not in tables and f"{PREFIX}-dynamodb-migration-state" not in tables
     dynamodb.delete_table(TableName=settings["source_table_name"])
+    dms = deployments["local"].client("dms")
+    assert dms.describe_replication_tasks()["ReplicationTasks"] == []
+    assert dms.describe_replication_instances()["ReplicationInstances"] == []
+    assert dms.describe_endpoints()["Endpoints"] == []
+    assert dms.describe_event_subscriptions()["EventSubscriptionsList"] == []
+    roles = {r["RoleName"] for r in deployments["local"].client("iam").list_roles()["Roles"]}
+    assert not {"dms-vpc-role", "dms-cloudwatch-logs-role", "dms-access-for-endpoint"} & roles
+    assert deployments["local"].client("glue").get_databases()["DatabaseList"] == []

@@ -1,7 +1,8 @@
 """modules/dms planned offline (fake credentials, no API call) from a scratch root that calls it:
 every source engine, the replication instance and DMS Serverless, the account-wide roles created
 and reused, a disabled call; then wrong inputs refused at plan with the message that says what to
-fix. The apply to moto and the missing-role check against an IAM API are in test_dms_apply_moto.py.
+fix. The apply to moto is the local environment's (test_apply_moto.py); the missing-role check
+against an IAM API is in test_dms_roles_moto.py.
 """
 
 from __future__ import annotations
@@ -335,6 +336,7 @@ def test_target_writes_the_staging_folder_with_op_timestamps_and_sse_kms(call: s
     assert endpoint["add_column_name"] is True
     assert endpoint["include_op_for_full_load"] is True
     assert endpoint["timestamp_column_name"] == "dms_commit_ts"
+    assert endpoint["use_task_start_time_for_full_load_timestamp"] is True
     assert (endpoint["cdc_max_batch_interval"], endpoint["cdc_min_file_size"]) == (60, 32000)
     assert endpoint["date_partition_enabled"] is False
     assert endpoint["encryption_mode"] == "SSE_KMS"

@@ -130,6 +130,48 @@ CASES = {
             "iam_role_permissions_boundary must be an IAM policy ARN",
         ),
     ),
+    # The CDC lake's table mappings: every wrong entry is named in the one plan.
+    "cdc_lake_table_mappings": (
+        [
+            'cdc_lake={source={engine="oracle", database_name="sales"}, tables=['
+            '{schema="dbo", table="order lines"}, {schema="dbo", table="a", action="skip"}, '
+            '{schema="dbo", table="tmp%", apply_to="replica.tmp"}, {schema="dbo", table="b", apply_to="b"}, '
+            '{schema="dbo", table="c", filters=[{column="id", operator="between", value="1"}]}, '
+            '{schema="dbo", table="c"}]}'
+        ],
+        (
+            "cdc_lake.tables: every schema and table must be a name of letters, digits, _ and $",
+            "cdc_lake.tables: action must be include or exclude.",
+            "cdc_lake.tables: apply_to and columns describe one named table",
+            'cdc_lake.tables: apply_to must be "schema.table" in PostgreSQL',
+            "cdc_lake.tables: a filter operator must be eq, noteq, gte or ste with a value, between or notbetween "
+            "with start and end",
+            "cdc_lake.tables: a schema and table appear twice",
+            "cdc_lake.source.engine must be sqlserver, mysql, mariadb or postgres",
+        ),
+    ),
+    "cdc_lake_excludes_only": (
+        ['cdc_lake={source={engine="sqlserver", database_name="sales"}, tables=[{schema="dbo", action="exclude"}]}'],
+        'cdc_lake.tables must include at least one table (an entry with action = "include")',
+    ),
+    "cdc_lake_without_source_or_tables": (
+        ["cdc_lake={}"],
+        "enable_cdc_lake is true: set cdc_lake.source (the database DMS replicates) and at least one entry",
+    ),
+    "cdc_lake_parquet_applied": (
+        [
+            'cdc_lake={source={engine="sqlserver", database_name="sales", cidr_blocks=["10.50.0.0/24"]}, '
+            'data_format="parquet", tables=[{schema="dbo", table="a", apply_to="replica.a"}]}'
+        ],
+        'partition_by = "commit" and apply_to read the rows of CSV files: they need data_format = "csv"',
+    ),
+    "cdc_lake_source_open_to_the_world": (
+        [
+            'cdc_lake={source={engine="sqlserver", database_name="sales", cidr_blocks=["0.0.0.0/0"]}, '
+            'tables=[{schema="dbo"}]}'
+        ],
+        "source_database needs cidr_blocks (IPv4 CIDR blocks of the source host, not 0.0.0.0/0)",
+    ),
     "runtime_differs_from_the_packages": (
         ["lambda_runtime=python3.13"],
         "run `make package RUNTIME=python3.13`",

@@ -120,6 +120,8 @@ def _configuration(tree: Path, directory: Path, build_dir: Path) -> str:
                 "name": f'"{_name(name)}"',
                 "environment": '"mx"',
                 "build_dir": f'"{build_dir}"',
+                # Offline: no IAM lookup of the account-wide DMS roles (modules/dms README).
+                "verify_dms_iam_roles": "false",
             }
         )
         lines += [f'module "{name}" {{', f'  source = "{source}"']

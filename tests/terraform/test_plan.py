@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from backfill.jobs import parse_jobs
+from cdc_lake.config import LakeConfig
 from dynamodb_migration.config import Settings as MigrationSettings
 from file_loader.routes import parse_routes
 from table_sync.config import parse_tables
@@ -33,36 +34,48 @@ COMMON_INVENTORY = {
     "aws_db_subnet_group": 1,
     "aws_kms_key": 1,
     "aws_kms_key_policy": 1,
-    "aws_lambda_function": 7,  # file loader, table sync, schema migrations, backfill, DynamoDB copy, sync, verify
-    "aws_cloudwatch_log_group": 8,  # seven functions + flow logs
-    "aws_s3_bucket": 2,
-    "aws_s3_bucket_policy": 2,
-    "aws_s3_bucket_public_access_block": 2,
-    "aws_s3_bucket_server_side_encryption_configuration": 2,
-    "aws_s3_bucket_versioning": 2,
-    "aws_s3_bucket_ownership_controls": 2,
-    "aws_s3_bucket_notification": 2,
-    # landing events, migrations events, migration results, DynamoDB verify results, alarms
-    "aws_sns_topic": 5,
-    "aws_sqs_queue": 4,  # file loader queue + DLQ, migrations async DLQ, DynamoDB sync failures
-    "aws_sqs_queue_policy": 4,  # one per queue: TLS only (and SNS delivery for the file loader queue)
-    "aws_sns_topic_subscription": 2,  # topic -> queue, topic -> migrations function
-    "aws_lambda_event_source_mapping": 2,  # file loader queue, DynamoDB stream
+    # file loader, table sync, schema migrations, backfill, DynamoDB copy, sync, verify, CDC lake
+    "aws_lambda_function": 8,
+    "aws_cloudwatch_log_group": 9,  # eight functions + flow logs
+    "aws_s3_bucket": 4,  # landing, migrations, CDC staging, CDC lake
+    "aws_s3_bucket_policy": 4,
+    "aws_s3_bucket_public_access_block": 4,
+    "aws_s3_bucket_server_side_encryption_configuration": 4,
+    "aws_s3_bucket_versioning": 4,
+    "aws_s3_bucket_ownership_controls": 4,
+    "aws_s3_bucket_notification": 3,
+    # landing events, migrations events, migration results, DynamoDB verify results, CDC staging
+    # events, alarms
+    "aws_sns_topic": 6,
+    # file loader queue + DLQ, migrations async DLQ, DynamoDB sync failures, CDC lake queue + DLQ
+    "aws_sqs_queue": 6,
+    "aws_sqs_queue_policy": 6,  # one per queue: TLS only (and SNS delivery for the two queues)
+    "aws_sns_topic_subscription": 3,  # topic -> queue (twice), topic -> migrations function
+    "aws_lambda_event_source_mapping": 3,  # file loader queue, DynamoDB stream, CDC lake queue
     "aws_lambda_permission": 1,
     "aws_scheduler_schedule": 2,  # table sync, backfill
     "aws_lambda_layer_version": 1,
-    "aws_secretsmanager_secret": 2,  # the table sync's and the backfill's database credentials
+    # the table sync's, the backfill's and DMS's source database credentials
+    "aws_secretsmanager_secret": 3,
     "aws_dynamodb_table": 2,  # the migration's target and state tables (the source is not the module's)
-    # errors + throttles per function; file loader and migrations DLQs; the backfill job's stall;
-    # DynamoDB iterator age and failures
-    "aws_cloudwatch_metric_alarm": 19,
-    "aws_dms_replication_instance": 0,
-    "aws_dms_replication_task": 0,
+    # errors + throttles per function; file loader, migrations and CDC lake DLQs; the backfill job's
+    # stall; DynamoDB iterator age and failures
+    "aws_cloudwatch_metric_alarm": 22,
+    "aws_dms_replication_instance": 1,
+    "aws_dms_replication_task": 1,
+    "aws_dms_replication_config": 0,
+    "aws_dms_endpoint": 1,
+    "aws_dms_s3_endpoint": 1,
+    "aws_dms_event_subscription": 2,
+    "aws_glue_catalog_database": 1,
+    "aws_glue_catalog_table": 2,
 }
+# Roles: one per function, the two of the DMS replication (source secret, staging folder), and
+# where this deployment creates them (local), the three account-wide DMS roles.
 INVENTORY = {
     # Endpoints: S3 and DynamoDB gateways, five interface endpoints. Roles: one per function, the
-    # table sync's and the backfill's schedulers, flow logs.
-    "dev": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 7, "aws_subnet": 2, "aws_iam_role": 10},
+    # table sync's and the backfill's schedulers, flow logs, DMS's source and target roles.
+    "dev": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 7, "aws_subnet": 2, "aws_iam_role": 13},
     # prod: three AZs, RDS Proxy (+ its role), Enhanced Monitoring role, an e-mail subscription, the
     # DynamoDB copy on a schedule (+ its scheduler role).
     "prod": {
@@ -71,11 +84,12 @@ INVENTORY = {
         "aws_db_proxy_target": 1,
         "aws_vpc_endpoint": 7,
         "aws_subnet": 3,
-        "aws_iam_role": 13,
-        "aws_sns_topic_subscription": 3,
-        "aws_scheduler_schedule": 2,
+        "aws_iam_role": 16,
+        "aws_sns_topic_subscription": 4,
+        "aws_scheduler_schedule": 3,
     },
-    "local": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 7, "aws_subnet": 2, "aws_iam_role": 10},
+    # local: the account-wide DMS roles too (create_dms_iam_roles).
+    "local": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 7, "aws_subnet": 2, "aws_iam_role": 16},
 }
 
 
@@ -387,15 +401,43 @@ def test_function_environment_follows_the_contract(environment: str, plans: dict
         assert settings.source_stream_arn == migration["source_stream_arn"]
         assert settings.transform.source == migration["transform"]
 
+    # The CDC lake's parser takes what Terraform passes, database included.
+    lake = env("cdc_lake")
+    settings = _var(plan, "cdc_lake")
+    config = LakeConfig.from_env({**lake, "DB_HOST": "db.internal", "DB_SECRET_ARN": "arn:aws:secretsmanager:x"})
+    assert (config.staging_bucket, config.lake_bucket) == (
+        f"pipelines-{environment}-cdc-staging",
+        f"pipelines-{environment}-cdc-lake",
+    )
+    # (The plan lists the settings as given: optional attributes left out have the module's defaults.)
+    assert (config.staging_folder, config.lake_prefix, config.partition_by) == (
+        settings.get("staging_folder", "dms"),
+        settings.get("lake_prefix", "cdc"),
+        settings.get("partition_by", "arrival"),
+    )
+    assert (config.timestamp_column, config.change_sequence_column) == (
+        settings.get("timestamp_column_name", "dms_commit_ts"),
+        settings.get("change_sequence_column_name"),
+    )
+    applied = [t for t in settings["tables"] if t.get("apply_to")]
+    assert [(t.source, str(t.target)) for t in config.apply_tables] == [
+        (f"{t['schema']}.{t['table']}", t["apply_to"]) for t in applied
+    ]
+
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_triggers(environment: str, plans: dict[str, dict[str, Any]]) -> None:
     plan = plans[environment]
     modules = tfkit.function_modules(plan)
-    (mapping,) = _in_module(plan, modules["file_loader"], "aws_lambda_event_source_mapping")
-    values = tfkit.after(mapping)
-    assert values["function_response_types"] == ["ReportBatchItemFailures"]
-    assert values["scaling_config"][0]["maximum_concurrency"] == _var(plan, "file_loader")["maximum_concurrency"]
+    for pipeline in ("file_loader", "cdc_lake"):
+        (mapping,) = [
+            m
+            for m in tfkit.of_type(plan, "aws_lambda_event_source_mapping")
+            if m["address"].startswith(modules[pipeline])
+        ]
+        values = tfkit.after(mapping)
+        assert values["function_response_types"] == ["ReportBatchItemFailures"]
+        assert values["scaling_config"][0]["maximum_concurrency"] == _var(plan, pipeline).get("maximum_concurrency", 5)
 
     # The DynamoDB sync reads the source's stream from its start, hands failed records back one by
     # one (partial batch responses, bisecting), gives up after bounded retries and record age, and
@@ -468,6 +510,15 @@ EXPECTED_GRANTS = {
         ("s3:ListBucket", "arn:aws:s3:::pipelines-{env}-migrations"),
         ("s3:GetObject", "arn:aws:s3:::pipelines-{env}-migrations/*"),
         ("sns:Publish", None),
+        ("secretsmanager:GetSecretValue", None),
+    ],
+    "cdc_lake": [
+        ("s3:GetObject", "arn:aws:s3:::pipelines-{env}-cdc-staging/dms/*"),
+        ("s3:DeleteObjectVersion", "arn:aws:s3:::pipelines-{env}-cdc-staging/dms/*"),
+        ("s3:PutObject", "arn:aws:s3:::pipelines-{env}-cdc-lake/cdc/*"),
+        ("s3:ListBucket", "arn:aws:s3:::pipelines-{env}-cdc-lake"),
+        ("kms:Decrypt", None),
+        ("sqs:ReceiveMessage", None),
         ("secretsmanager:GetSecretValue", None),
     ],
 }

@@ -196,7 +196,8 @@ class Result:
 
 def plan_args(build_dir: Path, var_files: Sequence[str], variables: Sequence[str] = ()) -> list[str]:
     """`plan` arguments for the root module, offline and without state: these -var-files (later ones
-    override whole variables), the packages in `build_dir`, then these -var assignments."""
+    override whole variables), the packages in `build_dir`, no IAM lookup of the account-wide DMS
+    roles (an offline plan cannot call IAM), then these -var assignments."""
     return [
         "plan",
         "-refresh=false",
@@ -205,6 +206,7 @@ def plan_args(build_dir: Path, var_files: Sequence[str], variables: Sequence[str
         "-no-color",
         *(f"-var-file={f}" for f in var_files),
         f"-var=build_dir={build_dir}",
+        "-var=verify_dms_iam_roles=false",
         *(f"-var={v}" for v in variables),
     ]
 
@@ -280,6 +282,12 @@ class Deployment:
     @property
     def functions(self) -> dict[str, Any]:
         return self.outputs["functions"]
+
+    @property
+    def resources(self) -> list[dict[str, Any]]:
+        """Every managed resource of the state, in any module."""
+        root = self.state.get("values", {}).get("root_module", {})
+        return [r for r in module_resources(root) if r["mode"] == "managed"]
 
     def destroy(self) -> Result:
         result = terraform(self.directory, "destroy", "-auto-approve", *self.args, env=self.env, timeout=900)
@@ -494,18 +502,20 @@ def _document_kind(plan: dict[str, Any], address: str) -> str:
     return "identity"  # unknown use: judge it by the strictest rules
 
 
+def module_resources(module: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The resources of a plan's or state's module and of every module under it."""
+    yield from module.get("resources", [])
+    for child in module.get("child_modules", []):
+        yield from module_resources(child)
+
+
 def plan_statements(plan: dict[str, Any]) -> tuple[list[Statement], list[str]]:
     """Every IAM statement visible in a plan, and the policies that could not be read yet."""
     statements: list[Statement] = []
     unchecked: list[str] = []
     documents_read_at_plan = set()
 
-    def walk(module: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        yield from module.get("resources", [])
-        for child in module.get("child_modules", []):
-            yield from walk(child)
-
-    for resource in walk(plan.get("planned_values", {}).get("root_module", {})):
+    for resource in module_resources(plan.get("planned_values", {}).get("root_module", {})):
         values = resource.get("values") or {}
         if resource["mode"] == "data" and resource["type"] == "aws_iam_policy_document" and values.get("json"):
             documents_read_at_plan.add(resource["address"])
@@ -539,12 +549,7 @@ def state_statements(state: dict[str, Any]) -> list[Statement]:
     """Every IAM statement of an applied state (`terraform show -json`): all values known."""
     statements: list[Statement] = []
 
-    def walk(module: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        yield from module.get("resources", [])
-        for child in module.get("child_modules", []):
-            yield from walk(child)
-
-    for resource in walk(state.get("values", {}).get("root_module", {})):
+    for resource in module_resources(state.get("values", {}).get("root_module", {})):
         if resource["mode"] == "managed" and resource["type"] in POLICY_ATTRIBUTES:
             attribute, kind = POLICY_ATTRIBUTES[resource["type"]]
             document = (resource.get("values") or {}).get(attribute)

@@ -1,0 +1,434 @@
+"""Apply one DMS CSV file to a PostgreSQL table, exactly once: COPY into a staging table, then one
+set-based merge, and the ledger row, in one transaction.
+
+Order without waiting for it. Files arrive out of order and may be replayed, so every row keeps
+the commit time of the change that wrote it, in the target's own timestamp column (the DMS
+`timestamp_column_name`, plus the change sequence column when DMS adds one), and a change is
+applied only when it is not older than what the row holds. A delete leaves a tombstone (key,
+commit time) in `<STATE_SCHEMA>.cdc_lake_deleted`, so an older insert or update arriving after it
+cannot bring the row back. Within a file the last change per key wins (commit time, change
+sequence, then file order).
+
+Full-load rows load as upserts under the same rule. The module sets DMS's
+`use_task_start_time_for_full_load_timestamp`, so they carry the time the task started, which is
+older than every change DMS captured since: a change committed while the table was being loaded
+is never shadowed by the loaded row, and the rows of a later full load (a reload) replace what
+older changes wrote.
+
+A file PostgreSQL refuses (a value of the wrong type, a missing key, an unknown Op) is rejected
+whole, with the line PostgreSQL names: nothing of it is applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg2 import errors, sql
+
+from cdc_lake.config import ApplyTable
+from cdc_lake.reading import OP_COLUMN, FileFormatError, ObjectVersion, header_columns, open_stream
+from pipeline_common.catalog import table_columns, unique_keys
+from pipeline_common.deadline import Deadline, DeadlineExceeded, bound_statements
+from pipeline_common.errors import RetryableError
+from pipeline_common.identifiers import IdentifierError
+from pipeline_common.ledger import TERMINAL, Ledger, ObjectId, Outcome
+from pipeline_common.locks import Ddl, ddl_key
+from pipeline_common.pgload import CopyFormat, copy_error_line, copy_in, create_staging, is_row_error
+
+logger = logging.getLogger(__name__)
+
+STAGING = "cdc_lake_changes"
+SAVEPOINT = "cdc_lake_apply"
+TOMBSTONES = "cdc_lake_deleted"
+TOMBSTONES_DDL = """
+CREATE TABLE IF NOT EXISTS {table} (
+    target_table text NOT NULL,
+    key jsonb NOT NULL,
+    commit_ts timestamptz NOT NULL,
+    change_seq numeric,
+    deleted_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (target_table, key)
+)
+"""
+# Sorting a file's changes per key is the merge's largest cost: give it memory, for this
+# transaction only.
+MERGE_WORK_MEM = "128MB"
+
+
+class TargetNotReady(RetryableError):
+    """The target table cannot take the file yet (a column the file carries is missing, no key):
+    a migration may fix it, so the message comes back instead of the file being rejected."""
+
+
+class ApplyBusy(RetryableError):
+    retry_after_seconds = 30
+
+
+@dataclass
+class ApplyResult:
+    status: str  # applied | duplicate | rejected
+    target: str
+    rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0  # changes older than the row, covered by a delete, or deleting a missing row
+    error: str | None = None
+    error_line: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def applied_ledger(schema: str) -> Ledger:
+    return Ledger(schema, "cdc_lake_applied", "cdc_lake_rejects")
+
+
+class Tombstones:
+    """`<schema>.cdc_lake_deleted`: the key and commit time of every applied delete, per target."""
+
+    def __init__(self, schema: str) -> None:
+        self.table = sql.Identifier(schema, TOMBSTONES)
+        self._ddl = Ddl(ddl_key(schema), [sql.SQL(TOMBSTONES_DDL).format(table=self.table)])
+
+    def ensure(self, conn: Any) -> None:
+        self._ddl.ensure(conn)
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The file's columns as they map onto the target."""
+
+    copied: list[str]  # in file order, as COPY receives them (Op included when the file has it)
+    written: list[str]  # what the target receives: everything but Op
+    keys: list[str]
+    timestamp: str
+    sequence: str | None
+
+
+def apply_file(
+    *,
+    table: ApplyTable,
+    object_id: ObjectId,
+    source: ObjectVersion,
+    compressed: bool,
+    timestamp_column: str,
+    sequence_column: str | None,
+    s3: Any,
+    db: Any,
+    ledger: Ledger,
+    tombstones: Tombstones,
+    deadline: Deadline,
+) -> ApplyResult:
+    """Apply the DMS file `source` (the lake copy of `object_id`) to `table.target`. Returns what
+    happened; raises for what should bring the message back."""
+    target = table.target
+    result = ApplyResult("applied", str(target))
+    where = f"s3://{source.bucket}/{source.key}"
+    conn = db.get()
+    ledger.ensure(conn)
+    tombstones.ensure(conn)
+    started = time.monotonic()
+    try:
+        with conn.cursor() as cur:
+            if not ledger.try_lock(cur, object_id):
+                conn.rollback()
+                raise ApplyBusy(f"{object_id} is being applied by another invocation")
+            if ledger.status(cur, object_id) in TERMINAL:
+                conn.rollback()
+                result.status = "duplicate"
+                return result
+            bound_statements(cur, deadline)
+            cur.execute(
+                "SELECT set_config('TimeZone', 'UTC', true), set_config('work_mem', %s, true)", (MERGE_WORK_MEM,)
+            )
+            with open_stream(s3, source, deadline, compressed=compressed) as stream:
+                header = header_columns(stream.readline(), where)
+                columns = _map_columns(cur, table, header, timestamp_column, sequence_column, where)
+                cur.execute(f"SAVEPOINT {SAVEPOINT}")
+                staging = _staging(cur, table, columns, has_op=header[0] == OP_COLUMN)
+                try:
+                    copy_in(cur, staging, columns.copied, stream, CopyFormat(format="csv"))
+                except Exception as exc:
+                    if not is_row_error(exc):
+                        raise
+                    cur.execute(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+                    line = copy_error_line(exc)
+                    result.error_line = None if line is None else line + 1  # the header is line 1
+                    result.error = f"line {result.error_line}: {_first_line(exc)}"
+            if result.error is None:
+                result.details = _file_stats(cur, staging, columns)
+                result.rows = result.details["rows"]
+                _merge(cur, staging, table, columns, result, tombstones.table)
+                outcome = Outcome(
+                    "loaded",
+                    target_table=str(target),
+                    lines=result.rows,
+                    rows_loaded=result.inserted + result.updated + result.deleted,
+                    rows_rejected=0,
+                    details={
+                        **result.details,
+                        "inserted": result.inserted,
+                        "updated": result.updated,
+                        "deleted": result.deleted,
+                        "unchanged": result.unchanged,
+                    },
+                )
+            else:
+                result.status = "rejected"
+                outcome = Outcome(
+                    "rejected",
+                    target_table=str(target),
+                    error=result.error,
+                    error_line=result.error_line,
+                    rows_loaded=0,
+                )
+            ledger.record(
+                cur, object_id, Outcome(**{**outcome.__dict__, "duration_ms": int((time.monotonic() - started) * 1000)})
+            )
+        conn.commit()
+    except (FileFormatError, IdentifierError) as exc:
+        _rollback(conn)
+        result.status, result.error = "rejected", str(exc)
+        result.error_line = getattr(exc, "line", None)
+        _record_attempt(
+            db,
+            ledger,
+            object_id,
+            Outcome("rejected", target_table=str(target), error=str(exc), error_line=result.error_line),
+        )
+    except ApplyBusy:
+        raise
+    except Exception as exc:
+        _rollback(conn)
+        failure: Exception = exc
+        if isinstance(exc, errors.QueryCanceled):  # the statement_timeout set above
+            failure = DeadlineExceeded(f"stopping before the Lambda timeout: {str(exc).strip()}")
+        status = "deferred" if isinstance(failure, DeadlineExceeded) else "failed"
+        _record_attempt(
+            db,
+            ledger,
+            object_id,
+            Outcome(status, target_table=str(target), error=f"{type(failure).__name__}: {failure}"),
+        )
+        if failure is exc:
+            raise
+        raise failure from exc
+    if result.status == "rejected":
+        logger.error("CDC file rejected", extra={"key": object_id.key, "table": str(target), "error": result.error})
+    return result
+
+
+def _map_columns(
+    cur: Any, table: ApplyTable, header: list[str], timestamp_column: str, sequence_column: str | None, where: str
+) -> _Columns:
+    if timestamp_column not in header:
+        raise FileFormatError(f"{where}: the header has no {timestamp_column!r} column: {header[:20]}", 1)
+    target_columns = {c.name for c in table_columns(cur, table.target)}
+    written = [c for c in header if c != OP_COLUMN]
+    missing = [c for c in written if c not in target_columns]
+    if missing:
+        raise TargetNotReady(
+            f"{table.target} lacks the column(s) {missing} that {where} carries (add them, e.g. in a migration; "
+            f"the file waits)"
+        )
+    keys = list(table.key_columns)
+    if not keys:
+        unique = unique_keys(cur, table.target)
+        keys = unique[0] if unique else []
+    elif keys not in unique_keys(cur, table.target):
+        raise TargetNotReady(f"{table.target} has no primary key or unique index on {keys}, which the merge needs")
+    if not keys:
+        raise TargetNotReady(f"{table.target} has no primary key: give it one or set key_columns")
+    absent = [k for k in keys if k not in header]
+    if absent:
+        raise FileFormatError(f"{where}: the header lacks the key column(s) {absent} of {table.target}", 1)
+    sequence = sequence_column if sequence_column in header else None
+    return _Columns(header, written, keys, timestamp_column, sequence)
+
+
+def _staging(cur: Any, table: ApplyTable, columns: _Columns, *, has_op: bool) -> sql.Composable:
+    """The file's columns typed like the target's; keys and the commit time NOT NULL, the Op
+    column limited to I, U and D, so a bad row stops the COPY with its line number."""
+    staging = create_staging(cur, table.target, columns.written, STAGING, not_null=[*columns.keys, columns.timestamp])
+    op = sql.Identifier(OP_COLUMN)
+    cur.execute(
+        sql.SQL("ALTER TABLE {} ADD COLUMN {} text NOT NULL DEFAULT 'I' CHECK ({} IN ('I', 'U', 'D'))").format(
+            staging, op, op
+        )
+    )
+    return staging
+
+
+def _file_stats(cur: Any, staging: sql.Composable, columns: _Columns) -> dict[str, Any]:
+    op, ts = sql.Identifier(OP_COLUMN), sql.Identifier(columns.timestamp)
+    cur.execute(
+        sql.SQL(
+            "SELECT count(*), count(*) FILTER (WHERE {op} = 'I'), count(*) FILTER (WHERE {op} = 'U'), "
+            "count(*) FILTER (WHERE {op} = 'D'), to_char(min({ts}), 'YYYY-MM-DD HH24:MI:SS.US'), "
+            "to_char(max({ts}), 'YYYY-MM-DD HH24:MI:SS.US') FROM {staging}"
+        ).format(op=op, ts=ts, staging=staging)
+    )
+    rows, inserts, updates, deletes, low, high = cur.fetchone()
+    return {
+        "rows": rows,
+        "inserts": inserts,
+        "updates": updates,
+        "deletes": deletes,
+        "min_commit_ts": low,
+        "max_commit_ts": high,
+    }
+
+
+def _merge(
+    cur: Any,
+    staging: sql.Composable,
+    table: ApplyTable,
+    columns: _Columns,
+    result: ApplyResult,
+    tombstones: sql.Composable,
+) -> None:
+    """Apply the file's changes; counts go into `result`. A file without deletes first goes
+    straight in (each row at most once per key, which a full load always is); a key changed twice
+    makes PostgreSQL refuse that ("cannot affect row a second time") and the file goes in as its
+    last change per key instead."""
+    parameters = {"target": str(table.target)}
+    if result.details["deletes"] == 0:
+        cur.execute("SAVEPOINT cdc_lake_merge")
+        try:
+            cur.execute(merge_sql(staging, table, columns, tombstones, last_per_key=False), parameters)
+            counts = cur.fetchone()
+            cur.execute("RELEASE SAVEPOINT cdc_lake_merge")
+        except errors.CardinalityViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT cdc_lake_merge")
+            counts = None
+    else:
+        counts = None
+    if counts is None:
+        cur.execute(merge_sql(staging, table, columns, tombstones, last_per_key=True), parameters)
+        counts = cur.fetchone()
+    result.deleted, result.inserted, result.updated, changes = counts
+    result.unchanged = changes - result.deleted - result.inserted - result.updated
+
+
+def merge_sql(
+    staging: sql.Composable, table: ApplyTable, columns: _Columns, tombstones: sql.Composable, *, last_per_key: bool
+) -> sql.Composable:
+    """The merge as one statement (parameter `target`: the target's name in the tombstones):
+    returns rows deleted, inserted, updated and the changes considered (one per key with
+    `last_per_key`, else every row)."""
+    ident = sql.Identifier
+    keys = sql.SQL(", ").join(ident(k) for k in columns.keys)
+    written = sql.SQL(", ").join(ident(c) for c in columns.written)
+    ts, op = ident(columns.timestamp), ident(OP_COLUMN)
+    seq = ident(columns.sequence) if columns.sequence else None
+    if last_per_key:
+        order = [sql.SQL("{} DESC").format(ts)]
+        if seq is not None:
+            order.append(sql.SQL("{} DESC NULLS LAST").format(seq))
+        order.append(sql.SQL("ctid DESC"))  # a fresh temp table is append-only: ctid order is file order
+        changes = sql.SQL("SELECT DISTINCT ON ({keys}) {written}, {op} FROM {staging} ORDER BY {keys}, {order}").format(
+            keys=keys, written=written, op=op, staging=staging, order=sql.SQL(", ").join(order)
+        )
+    else:
+        changes = sql.SQL("SELECT {written}, {op} FROM {staging}").format(written=written, op=op, staging=staging)
+    key_array = sql.SQL("jsonb_build_array({})").format(
+        sql.SQL(", ").join(sql.SQL("l.{}").format(ident(k)) for k in columns.keys)
+    )
+    if seq is None:
+        tie = sql.SQL("true")
+        tombstone_seq = sql.SQL("NULL::numeric")
+    else:
+        tie = sql.SQL("(d.change_seq IS NULL OR l.{seq} IS NULL OR d.change_seq >= l.{seq}::numeric)").format(seq=seq)
+        tombstone_seq = sql.SQL("l.{}::numeric").format(seq)
+    key_match = sql.SQL(" AND ").join(sql.SQL("t.{k} = l.{k}").format(k=ident(k)) for k in columns.keys)
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{c} = EXCLUDED.{c}").format(c=ident(c)) for c in columns.written if c not in columns.keys
+    )
+    statement = sql.SQL(
+        """
+        WITH changes AS ({changes}),
+        live AS (
+            SELECT l.* FROM changes l
+            WHERE NOT EXISTS (
+                SELECT 1 FROM {tombstones} d
+                WHERE d.target_table = %(target)s AND d.key = {key_array}
+                  AND (d.commit_ts > l.{ts} OR (d.commit_ts = l.{ts} AND {tie})))
+        ),
+        deleted AS (
+            DELETE FROM {target} t USING live l
+            WHERE l.{op} = 'D' AND {key_match} AND {delete_guard}
+            RETURNING 1
+        ),
+        tombstoned AS (
+            INSERT INTO {tombstones} AS d (target_table, key, commit_ts, change_seq)
+            SELECT %(target)s, {key_array}, l.{ts}, {tombstone_seq} FROM live l WHERE l.{op} = 'D'
+            ON CONFLICT (target_table, key) DO UPDATE
+                SET commit_ts = EXCLUDED.commit_ts, change_seq = EXCLUDED.change_seq, deleted_at = now()
+                WHERE d.commit_ts < EXCLUDED.commit_ts
+                   OR (d.commit_ts = EXCLUDED.commit_ts AND d.change_seq < EXCLUDED.change_seq)
+            RETURNING 1
+        ),
+        upserted AS (
+            INSERT INTO {target} AS t ({written})
+            SELECT {written} FROM live WHERE {op} <> 'D'
+            ON CONFLICT ({keys}) DO UPDATE SET {assignments}
+            WHERE {upsert_guard}
+            RETURNING (xmax = 0) AS inserted
+        )
+        SELECT (SELECT count(*) FROM deleted), (SELECT count(*) FILTER (WHERE inserted) FROM upserted),
+               (SELECT count(*) FILTER (WHERE NOT inserted) FROM upserted), (SELECT count(*) FROM changes)
+        """
+    )
+    return statement.format(
+        changes=changes,
+        tombstones=tombstones,
+        key_array=key_array,
+        ts=ts,
+        tie=tie,
+        target=table.target.pg(),
+        op=op,
+        key_match=key_match,
+        delete_guard=_not_newer(sql.SQL("t"), sql.SQL("l"), ts, seq),
+        tombstone_seq=tombstone_seq,
+        written=written,
+        keys=keys,
+        assignments=assignments
+        if columns.written != columns.keys
+        else sql.SQL("{k} = EXCLUDED.{k}").format(k=ident(columns.keys[0])),
+        upsert_guard=_not_newer(sql.SQL("t"), sql.SQL("EXCLUDED"), ts, seq),
+    )
+
+
+def _not_newer(
+    stored: sql.Composable, incoming: sql.Composable, ts: sql.Composable, seq: sql.Composable | None
+) -> sql.Composable:
+    """The stored row is not newer than the incoming change: no commit time yet (written before
+    the apply), an older one, or the same one with a change sequence not above it (a tie without
+    sequences goes to the change applied last)."""
+    values = {"s": stored, "i": incoming, "ts": ts, "seq": seq}
+    if seq is None:
+        return sql.SQL("({s}.{ts} IS NULL OR {s}.{ts} <= {i}.{ts})").format(**values)
+    return sql.SQL(
+        "({s}.{ts} IS NULL OR {s}.{ts} < {i}.{ts} OR ({s}.{ts} = {i}.{ts} "
+        "AND ({s}.{seq} IS NULL OR {i}.{seq} IS NULL OR {s}.{seq} <= {i}.{seq})))"
+    ).format(**values)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _record_attempt(db: Any, ledger: Ledger, object_id: ObjectId, outcome: Outcome) -> None:
+    try:
+        ledger.record_attempt(db.get(), object_id, outcome)
+    except Exception:  # the original error matters more; the message returns anyway
+        logger.exception("could not record the attempt in the ledger", extra={"key": object_id.key})
+
+
+def _rollback(conn: Any) -> None:
+    try:
+        conn.rollback()
+    except Exception:  # noqa: BLE001 - a dead connection has nothing to roll back
+        logger.warning("rollback failed; the connection is gone and will be reopened")

@@ -1,0 +1,425 @@
+"""CDC lake benchmark: the partitioner and the apply against hand-made baselines, in the same run.
+
+1. Partitioner: CDC_LAKE_BENCH_OBJECTS small DMS files (default 400) copied into their lake
+   partitions by CDC_LAKE_BENCH_CONCURRENCY threads (default 4) through `partition_object` (ledger
+   lock, status, copy, ledger row, commit; arrival partitioning, no counting), against the same
+   threads running a bare `copy_object` loop over the same files, on the same moto server (the
+   project's launcher, in a process of its own); best of two runs each. S3 calls per file are counted with a botocore
+   event hook: one (the CopyObject) is the target.
+2. Apply: a DMS CDC file of CDC_LAKE_BENCH_CHANGES changes (default 1,000,000: 70% updates, 15%
+   inserts, 15% deletes, some keys changed twice) applied by `apply_file` (read from S3, COPY into
+   a staging table, the guarded merge with tombstones, the ledger) to a table of as many rows,
+   against a hand-written COPY of the same file from disk into a temp table + the last change per
+   key upserted and deleted, in one transaction. Both start from the same table.
+3. Memory: the Lambda handler in a separate process copies, counts and applies a CDC file of each
+   size in CDC_LAKE_BENCH_MEMORY_ROWS (default 100000,1000000 rows); its peak RSS (VmHWM) should
+   not grow with the file.
+
+CDC_LAKE_BENCH_REPEATS (default 1) repeats the apply and its baseline (the best run counts).
+CDC_LAKE_BENCH_CHANGES=100000 CDC_LAKE_BENCH_MEMORY_ROWS=50000,500000 gives a quick run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg2
+
+from cdc_lake.apply import Tombstones, applied_ledger, apply_file
+from cdc_lake.config import LakeConfig, parse_apply_tables
+from cdc_lake.copier import Copier
+from cdc_lake.partitioner import copies_ledger, partition_object
+from cdc_lake.reading import ObjectVersion
+from pipeline_common.config import DatabaseSettings
+from pipeline_common.db import ManagedConnection
+from pipeline_common.deadline import Deadline
+from pipeline_common.events import S3Object
+from pipeline_common.ledger import ObjectId
+from pipeline_common.secrets import SecretCache
+from scripts.demo.processes import moto_server
+from scripts.localdb import PostgresServer, postgres_server
+
+REGION = "us-east-1"
+STAGING, LAKE = "bench-staging", "bench-lake"
+COLUMNS = ["Op", "dms_commit_ts", "order_id", "customer_id", "status", "amount", "dms_change_seq"]
+TABLE_DDL = """
+CREATE SCHEMA IF NOT EXISTS replica;
+CREATE TABLE replica.orders (
+    order_id bigint PRIMARY KEY, customer_id bigint NOT NULL, status text, amount numeric(12, 2),
+    dms_commit_ts timestamp, dms_change_seq numeric(38))
+"""
+BASE = datetime(2026, 3, 1, 10, tzinfo=UTC)
+
+
+def _client(service: str, endpoint: str) -> Any:
+    return boto3.client(
+        service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+
+
+def change_lines(changes: int, existing: int, seed: int = 7) -> Iterator[bytes]:
+    """A DMS CDC file's rows in 1 MB blocks: header, then changes in commit order."""
+    rng = random.Random(seed)
+    yield (",".join(COLUMNS) + "\n").encode()
+    block: list[str] = []
+    next_new = existing + 1
+    for i in range(changes):
+        stamp = (BASE + timedelta(microseconds=i * 50)).strftime("%Y-%m-%d %H:%M:%S.%f")
+        kind = rng.random()
+        if kind < 0.15:
+            op, key = "I", next_new
+            next_new += 1
+        else:
+            op, key = ("D" if kind < 0.30 else "U"), rng.randint(1, existing)
+        if op == "D":
+            block.append(f"D,{stamp},{key},,,,{i:035d}\n")
+        else:
+            block.append(
+                f"{op},{stamp},{key},{key % 5000},{'shipped' if i % 2 else 'paid'},{(i % 9999) / 100:.2f},{i:035d}\n"
+            )
+        if len(block) == 10_000:
+            yield "".join(block).encode()
+            block = []
+    if block:
+        yield "".join(block).encode()
+
+
+def _sql(dsn: str, *statements: str) -> Any:
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    value = None
+    with conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+            value = cur.fetchone() if cur.description else None
+    conn.close()
+    return value
+
+
+def _database(server: PostgresServer, endpoint: str) -> tuple[DatabaseSettings, Any]:
+    secret = _client("secretsmanager", endpoint).create_secret(
+        Name=f"bench/db-{time.monotonic_ns()}",
+        SecretString=json.dumps({"username": server.superuser, "password": server.password}),
+    )["ARN"]
+    settings = DatabaseSettings("postgresql", server.host, server.port, "bench", secret)
+    return settings, lambda: ManagedConnection(settings, SecretCache(lambda: _client("secretsmanager", endpoint)))
+
+
+def bench_partitioner(
+    endpoint: str, dsn: str, connect: Any, objects: int, concurrency: int, repeats: int
+) -> dict[str, Any]:
+    s3 = _client("s3", endpoint)
+    body = b"".join(change_lines(100, 10_000))  # ~8 KB, a small CDC file
+    sources = []
+    for i in range(objects):
+        key = f"dms/sales/orders/20260301-{i:09d}.csv"
+        etag = s3.put_object(Bucket=STAGING, Key=key, Body=body)["ETag"].strip('"')
+        sources.append(S3Object(STAGING, key, None, etag, len(body), "ObjectCreated:Put"))
+    config = LakeConfig(
+        staging_bucket=STAGING, staging_folder="dms", lake_bucket=LAKE, lake_prefix="cdc", count_rows=False
+    )
+    ledger = copies_ledger("pipeline_state")
+    local = threading.local()
+    calls: list[int] = [0]
+    lock = threading.Lock()
+
+    def count_call(**_: Any) -> None:
+        with lock:
+            calls[0] += 1
+
+    def thread_client() -> Any:
+        if not hasattr(local, "s3"):
+            local.s3 = _client("s3", endpoint)
+            local.s3.meta.events.register("before-call.s3", count_call)
+            local.copier = Copier(local.s3, config.multipart_threshold, config.multipart_chunk_size)
+            local.db = connect()
+        return local
+
+    def bare(obj: S3Object, run: int) -> None:
+        client = thread_client().s3
+        client.copy_object(CopySource={"Bucket": obj.bucket, "Key": obj.key}, Bucket=LAKE, Key=f"bare/{run}/{obj.key}")
+
+    def ours(obj: S3Object, run: int) -> None:
+        here = thread_client()
+        now = datetime.now(UTC).isoformat()
+        event = S3Object(obj.bucket, obj.key, None, obj.etag, obj.size, obj.event_name, event_time=now)
+        result = partition_object(
+            event,
+            config=config,
+            s3=here.s3,
+            copier=here.copier,
+            db=here.db,
+            ledger=ledger,
+            deadline=Deadline.in_seconds(300),
+        )
+        if result.status != "copied":
+            raise RuntimeError(f"{obj.key}: {result}")
+
+    def timed(work: Any, run: int) -> tuple[float, int]:
+        calls[0] = 0
+        started = time.perf_counter()
+        with ThreadPoolExecutor(concurrency, initializer=thread_client) as pool:
+            list(pool.map(lambda o: work(o, run), sources))
+        return time.perf_counter() - started, calls[0]
+
+    # Warm every thread's client and connection first (neither side pays for setup in the timing).
+    with ThreadPoolExecutor(concurrency, initializer=thread_client) as pool:
+        list(pool.map(lambda _: thread_client().db.get(), range(concurrency * 4)))
+    bare_times, our_times, our_calls, bare_calls = [], [], 0, 0
+    for run in range(repeats):
+        seconds, bare_calls = timed(bare, run)
+        bare_times.append(seconds)
+        if run:  # every run copies every file again
+            _sql(dsn, "TRUNCATE pipeline_state.cdc_lake_copies")
+        seconds, our_calls = timed(ours, run)
+        our_times.append(seconds)
+    bare_rate, our_rate = objects / min(bare_times), objects / min(our_times)
+    result = {
+        "objects": objects,
+        "concurrency": concurrency,
+        "bare_objects_per_s": round(bare_rate, 1),
+        "partitioner_objects_per_s": round(our_rate, 1),
+        "ratio": round(our_rate / bare_rate, 2),
+        "s3_calls_per_object": our_calls / objects,
+        "bare_s3_calls_per_object": bare_calls / objects,
+    }
+    print(
+        f"partitioner: bare copy_object loop {bare_rate:,.0f} objects/s, partitioner {our_rate:,.0f} objects/s at "
+        f"concurrency {concurrency}: {our_rate / bare_rate:.2f}x (target >= 0.9x); "
+        f"{our_calls / objects:g} S3 call(s) per object (target 1)",
+        flush=True,
+    )
+    return result
+
+
+def _reset_table(dsn: str) -> None:
+    _sql(
+        dsn,
+        "TRUNCATE replica.orders",
+        "INSERT INTO replica.orders SELECT * FROM orders_base",
+        "DROP TABLE IF EXISTS pipeline_state.cdc_lake_deleted, pipeline_state.cdc_lake_applied",
+        "VACUUM ANALYZE replica.orders",
+    )
+
+
+def manual_merge(dsn: str, path: Path) -> float:
+    """What a careful engineer writes by hand: COPY into a temp table, the last change per key,
+    upserts and deletes, one transaction."""
+    conn = psycopg2.connect(dsn)
+    start = time.perf_counter()
+    with conn, conn.cursor() as cur, open(path, "rb") as data:
+        cur.execute("SET LOCAL work_mem = '128MB'")
+        cur.execute(
+            'CREATE TEMP TABLE s ON COMMIT DROP AS SELECT *, NULL::text AS "Op" FROM replica.orders WITH NO DATA'
+        )
+        columns = ", ".join(f'"{c}"' for c in COLUMNS)
+        cur.copy_expert(f"COPY s ({columns}) FROM STDIN WITH (FORMAT csv, HEADER true)", data, 256 * 1024)
+        cur.execute(
+            "CREATE TEMP TABLE last ON COMMIT DROP AS SELECT DISTINCT ON (order_id) * FROM s "
+            "ORDER BY order_id, dms_commit_ts DESC, dms_change_seq DESC"
+        )
+        cur.execute("DELETE FROM replica.orders o USING last l WHERE l.\"Op\" = 'D' AND o.order_id = l.order_id")
+        cur.execute(
+            "INSERT INTO replica.orders SELECT order_id, customer_id, status, amount, dms_commit_ts, dms_change_seq "
+            "FROM last WHERE \"Op\" <> 'D' ON CONFLICT (order_id) DO UPDATE SET customer_id = EXCLUDED.customer_id, "
+            "status = EXCLUDED.status, amount = EXCLUDED.amount, dms_commit_ts = EXCLUDED.dms_commit_ts, "
+            "dms_change_seq = EXCLUDED.dms_change_seq"
+        )
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return elapsed
+
+
+def bench_apply(endpoint: str, dsn: str, connect: Any, changes: int, repeats: int, workdir: Path) -> dict[str, Any]:
+    s3 = _client("s3", endpoint)
+    _sql(
+        dsn,
+        "INSERT INTO replica.orders SELECT g, g % 5000, 'new', (g % 9999) / 100.0, "
+        f"'2026-03-01 09:00:00', NULL FROM generate_series(1, {changes}) g",
+        "CREATE TABLE orders_base AS SELECT * FROM replica.orders",
+    )
+    path = workdir / "changes.csv"
+    with open(path, "wb") as out:
+        out.writelines(change_lines(changes, changes))
+    key = "cdc/sales/orders/year=2026/month=03/day=01/hour=10/20260301-100000000.csv"
+    s3.upload_file(str(path), LAKE, key)
+    size = path.stat().st_size
+    table = parse_apply_tables([{"source": "sales.orders", "target": "replica.orders"}])[0]
+    manual_times, our_times, expected = [], [], None
+    for run in range(repeats):
+        _reset_table(dsn)
+        manual_times.append(manual_merge(dsn, path))
+        expected = _sql(dsn, "SELECT count(*), sum(amount), count(*) FILTER (WHERE status = 'new') FROM replica.orders")
+        _reset_table(dsn)
+        db = connect()
+        started = time.perf_counter()
+        result = apply_file(
+            table=table,
+            object_id=ObjectId(STAGING, f"dms/sales/orders/20260301-100000000-{run}.csv", "v"),
+            source=ObjectVersion(LAKE, key),
+            compressed=False,
+            timestamp_column="dms_commit_ts",
+            sequence_column="dms_change_seq",
+            s3=s3,
+            db=db,
+            ledger=applied_ledger("pipeline_state"),
+            tombstones=Tombstones("pipeline_state"),
+            deadline=Deadline.in_seconds(900),
+        )
+        our_times.append(time.perf_counter() - started)
+        db.close()
+        got = _sql(dsn, "SELECT count(*), sum(amount), count(*) FILTER (WHERE status = 'new') FROM replica.orders")
+        if result.status != "applied" or got != expected:
+            raise RuntimeError(f"the apply and the hand-written merge disagree: {result} {got} != {expected}")
+    manual_rate, our_rate = changes / min(manual_times), changes / min(our_times)
+    print(
+        f"apply: {changes:,} changes ({size / 1e6:.0f} MB): hand-written COPY + merge {manual_rate:,.0f} changes/s "
+        f"({min(manual_times):.2f} s), apply_file from S3 {our_rate:,.0f} changes/s ({min(our_times):.2f} s): "
+        f"{our_rate / manual_rate:.2f}x (target >= 0.8x)",
+        flush=True,
+    )
+    path.unlink()
+    return {
+        "changes": changes,
+        "file_mb": round(size / 1e6, 1),
+        "manual_seconds": round(min(manual_times), 2),
+        "apply_seconds": round(min(our_times), 2),
+        "ratio": round(our_rate / manual_rate, 2),
+    }
+
+
+# Runs in a fresh interpreter: Linux carries ru_maxrss across fork+exec, VmHWM is reset by exec.
+MEMORY_CHILD = """
+import json, sys, time
+from scripts.lambda_context import LocalLambdaContext
+from cdc_lake import handler
+event = json.loads(sys.argv[1])
+start = time.perf_counter()
+result = handler.handler(event, LocalLambdaContext(timeout_seconds=900, memory_limit_in_mb=1024))
+elapsed = time.perf_counter() - start
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps({"result": result, "seconds": elapsed, "vmhwm_kb": hwm}))
+"""
+
+
+def bench_memory(
+    endpoint: str, server: PostgresServer, settings: DatabaseSettings, sizes: list[int], workdir: Path
+) -> dict[str, Any]:
+    s3 = _client("s3", endpoint)
+    results = {}
+    for rows in sizes:
+        key = f"dms/sales/orders/20260302-{rows:09d}.csv"
+        # One PutObject, as DMS writes its files: moto gives the copy of a multipart upload its
+        # composite checksum as a full-object one, which the GET of the lake copy then refuses.
+        path = workdir / "memory.csv"
+        with open(path, "wb") as out:
+            out.writelines(change_lines(rows, 1_000, seed=rows))
+        with open(path, "rb") as data:
+            s3.put_object(Bucket=STAGING, Key=key, Body=data)
+        path.unlink()
+        head = s3.head_object(Bucket=STAGING, Key=key)
+        body = {
+            "Records": [
+                {
+                    "eventSource": "aws:s3",
+                    "eventName": "ObjectCreated:Put",
+                    "eventTime": datetime.now(UTC).isoformat(),
+                    "s3": {
+                        "bucket": {"name": STAGING},
+                        "object": {"key": key, "size": head["ContentLength"], "eTag": head["ETag"].strip('"')},
+                    },
+                }
+            ]
+        }
+        event = {"Records": [{"messageId": key, "eventSource": "aws:sqs", "body": json.dumps(body)}]}
+        environment = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(["lambda_src", "."]),
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "DB_HOST": server.host,
+            "DB_PORT": str(server.port),
+            "DB_NAME": "bench",
+            "DB_SECRET_ARN": settings.secret_arn,
+            "STAGING_BUCKET": STAGING,
+            "STAGING_FOLDER": "dms",
+            "LAKE_BUCKET": LAKE,
+            "LAKE_PREFIX": "cdc",
+            "CHANGE_SEQUENCE_COLUMN": "dms_change_seq",
+            "APPLY_TABLES": json.dumps([{"source": "sales.orders", "target": "replica.orders"}]),
+            "LOG_LEVEL": "WARNING",
+            "POWERTOOLS_SERVICE_NAME": "bench",
+        }
+        child = subprocess.run(
+            [sys.executable, "-c", MEMORY_CHILD, json.dumps(event)],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if child.returncode != 0:
+            raise RuntimeError(f"handler process failed: {child.stderr[-4000:]}")
+        report = json.loads(child.stdout.strip().splitlines()[-1])
+        if report["result"]["copies"] != {"copied": 1} or report["result"]["applies"] != {"applied": 1}:
+            result, log = report["result"], child.stdout[-4000:]
+            raise RuntimeError(f"the handler did not copy and apply the file: {result}\n{log}")
+        peak = report["vmhwm_kb"] / 1024
+        results[rows] = {
+            "mb": round(head["ContentLength"] / 1e6, 1),
+            "seconds": round(report["seconds"], 1),
+            "peak_rss_mb": round(peak, 1),
+        }
+        print(
+            f"memory: {rows:,}-change file ({head['ContentLength'] / 1e6:,.0f} MB) copied, counted and applied in "
+            f"{report['seconds']:.1f} s; handler peak RSS {peak:.0f} MB",
+            flush=True,
+        )
+    peaks = [r["peak_rss_mb"] for r in results.values()]
+    print(
+        f"memory: peak RSS grows by {max(peaks) - min(peaks):.0f} MB over a {max(sizes) // min(sizes)}x larger file",
+        flush=True,
+    )
+    return {str(k): v for k, v in results.items()}
+
+
+def main() -> None:
+    objects = int(os.environ.get("CDC_LAKE_BENCH_OBJECTS", "400"))
+    concurrency = int(os.environ.get("CDC_LAKE_BENCH_CONCURRENCY", "4"))
+    changes = int(os.environ.get("CDC_LAKE_BENCH_CHANGES", "1000000"))
+    memory_rows = [int(n) for n in os.environ.get("CDC_LAKE_BENCH_MEMORY_ROWS", "100000,1000000").split(",")]
+    repeats = int(os.environ.get("CDC_LAKE_BENCH_REPEATS", "1"))
+    results: dict[str, Any] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="bench-cdc-lake-"))
+    try:
+        with moto_server(workdir) as endpoint, postgres_server() as server:
+            _sql(server.dsn(), "CREATE DATABASE bench")
+            dsn = server.dsn("bench")
+            _sql(dsn, TABLE_DDL)
+            s3 = _client("s3", endpoint)
+            for bucket in (STAGING, LAKE):
+                s3.create_bucket(Bucket=bucket)
+                s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+            settings, connect = _database(server, endpoint)
+            results["partitioner"] = bench_partitioner(endpoint, dsn, connect, objects, concurrency, max(repeats, 2))
+            results["apply"] = bench_apply(endpoint, dsn, connect, changes, repeats, workdir)
+            _sql(dsn, "TRUNCATE replica.orders")
+            results["memory"] = bench_memory(endpoint, server, settings, memory_rows, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("cdc_lake results: " + json.dumps(results), flush=True)
