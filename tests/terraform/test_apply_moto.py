@@ -586,6 +586,8 @@ def test_dynamodb_migration_stream_tables_and_roles(deployment: Deployment) -> N
     assert grants("copy")["dynamodb:Scan"] == {source["TableArn"]}
     assert grants("copy")["dynamodb:BatchWriteItem"] == {target["TableArn"]}
     assert grants("verify")["sns:Publish"] == {deployment.outputs["dynamodb_migration_results_topic_arn"]}
+
+
 def test_cdc_lake_wiring_staging_bucket_to_the_partitioner(deployment: Deployment) -> None:
     """DMS's staging folder notifies the partitioner's queue; the function knows both buckets and
     the tables it applies."""
