@@ -118,9 +118,9 @@ class Checker:
         with self.piece(f"function {name} ({key})"):
             config = self.client("lambda").get_function(FunctionName=name)["Configuration"]
             problems = [
-                f"{field_} is {config.get(field_)!r}, expected {function[key_]!r}"
-                for field_, key_ in (("Handler", "handler"), ("Role", "role_arn"))
-                if config.get(field_) != function[key_]
+                f"{api_name} is {config.get(api_name)!r}, expected {function[output_name]!r}"
+                for api_name, output_name in (("Handler", "handler"), ("Role", "role_arn"))
+                if config.get(api_name) != function[output_name]
             ]
             variables = (config.get("Environment") or {}).get("Variables") or {}
             expected = function.get("environment_variables") or {}
@@ -131,8 +131,11 @@ class Checker:
                 raise _Wrong("; ".join(problems))
         source = function.get("event_source") or {}
         trigger = function.get("trigger")
-        if trigger == "sqs":
+        if source.get("queue_url"):
             self._queue(f"queue of {key}", source["queue_url"], dlq_arn=source.get("dlq_arn"))
+        if source.get("dlq_url"):
+            self._queue(f"dead-letter queue of {key}", source["dlq_url"])
+        if trigger == "sqs":
             self._mapping(key, function, source["queue_arn"], partial_batch=True)
             if source.get("topic_arn"):
                 self._subscription(key, source["topic_arn"], "sqs", source["queue_arn"])
@@ -142,29 +145,22 @@ class Checker:
             if source.get("bucket"):
                 self._notification(key, source["bucket"], source["sns_topic_arn"])
         elif trigger == "dynamodb":
-            self._mapping(key, function, source["stream_arn"], partial_batch=True)
+            self._mapping(key, function, source["stream_arn"], partial_batch=False)
         elif trigger == "schedule":
             with self.piece(f"schedule {name} ({key})"):
                 schedule = self.client("scheduler").get_schedule(Name=name)
                 if schedule["Target"]["Arn"] != function["arn"]:
                     raise _Wrong(f"it targets {schedule['Target']['Arn']}, not the function")
-        if source.get("dlq_url") and trigger != "sqs":
-            self._queue(f"dead-letter queue of {key}", source["dlq_url"])
 
     def _queue(self, what: str, url: str, dlq_arn: str | None = None) -> None:
-        sqs = self.client("sqs")
+        """A queue with its TLS-only policy, redriving to `dlq_arn` (none when None)."""
         with self.piece(f"{what} {url}"):
-            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            attributes = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
             if not _denies_plain_http(attributes.get("Policy")):
                 raise _Wrong("its policy has no TLS-only Deny")
-            if dlq_arn is not None:
-                target = json.loads(attributes.get("RedrivePolicy") or "{}").get("deadLetterTargetArn")
-                if target != dlq_arn:
-                    raise _Wrong(f"its redrive policy names {target!r}, not {dlq_arn}")
-        if dlq_arn is not None:
-            name = dlq_arn.rsplit(":", 1)[-1]
-            with self.piece(f"dead-letter queue {name} ({what})"):
-                sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=dlq_arn.split(":")[4])
+            target = json.loads(attributes.get("RedrivePolicy") or "{}").get("deadLetterTargetArn")
+            if target != dlq_arn:
+                raise _Wrong(f"its redrive policy names {target!r}, not {dlq_arn!r}")
 
     def _mapping(self, key: str, function: Mapping[str, Any], source_arn: str, partial_batch: bool) -> None:
         with self.piece(f"event source mapping {source_arn} -> {function['function_name']} ({key})"):
@@ -254,7 +250,10 @@ def prepare_database(client: ClientFactory, prefix: str, database: ExistingDatab
 
     ec2 = client("ec2")
     group_name = f"{prefix}-existing-database"
-    (vpc,) = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+    if not vpcs:
+        raise SystemExit("no default VPC to create the database's security group in")
+    vpc = vpcs[0]
     groups = ec2.describe_security_groups(
         Filters=[{"Name": "group-name", "Values": [group_name]}, {"Name": "vpc-id", "Values": [vpc["VpcId"]]}]
     )["SecurityGroups"]
