@@ -164,8 +164,17 @@ class Checker:
 
     def _mapping(self, key: str, function: Mapping[str, Any], source_arn: str, partial_batch: bool) -> None:
         with self.piece(f"event source mapping {source_arn} -> {function['function_name']} ({key})"):
-            mappings = self.client("lambda").list_event_source_mappings(FunctionName=function["function_name"])
-            found = [m for m in mappings["EventSourceMappings"] if m.get("EventSourceArn") == source_arn]
+            # Every mapping of the source, matched on the function's ARN: emulators do not all
+            # resolve a FunctionName filter given a name when the mapping was made with the ARN.
+            pages = (
+                self.client("lambda").get_paginator("list_event_source_mappings").paginate(EventSourceArn=source_arn)
+            )
+            found = [
+                m
+                for page in pages
+                for m in page["EventSourceMappings"]
+                if m.get("EventSourceArn") == source_arn and m.get("FunctionArn") == function["arn"]
+            ]
             if not found:
                 raise _Wrong()
             if partial_batch and "ReportBatchItemFailures" not in (found[0].get("FunctionResponseTypes") or []):

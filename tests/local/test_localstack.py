@@ -122,7 +122,7 @@ def deployment(client: Callable[[str], Any]) -> dict[str, Any]:
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
     lam.create_event_source_mapping(
         EventSourceArn=queue_arn,
-        FunctionName=loader["function_name"],
+        FunctionName=loader["arn"],  # as Terraform makes it
         BatchSize=1,
         FunctionResponseTypes=["ReportBatchItemFailures"],
     )
@@ -211,9 +211,9 @@ def _delete_dlq(client: Any, deployment: dict[str, Any]) -> str:
 
 def _delete_mapping(client: Any, deployment: dict[str, Any]) -> str:
     lam = client("lambda")
-    name = deployment["functions"]["file_loader"]["function_name"]
-    for mapping in lam.list_event_source_mappings(FunctionName=name)["EventSourceMappings"]:
-        lam.delete_event_source_mapping(UUID=mapping["UUID"])
+    queue_arn = deployment["functions"]["file_loader"]["event_source"]["queue_arn"]
+    (mapping,) = lam.list_event_source_mappings(EventSourceArn=queue_arn)["EventSourceMappings"]
+    lam.delete_event_source_mapping(UUID=mapping["UUID"])
     return "missing: event source mapping"
 
 
