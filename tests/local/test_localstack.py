@@ -61,7 +61,8 @@ def _zip() -> bytes:
     return buffer.getvalue()
 
 
-def _bucket(client: Callable[[str], Any], name: str) -> None:
+def _bucket_notifying_a_topic(client: Callable[[str], Any], name: str) -> str:
+    """A hardened bucket whose ObjectCreated events go to a topic of the same name; the topic's ARN."""
     s3 = client("s3")
     s3.create_bucket(Bucket=name)
     s3.put_public_access_block(
@@ -71,6 +72,12 @@ def _bucket(client: Callable[[str], Any], name: str) -> None:
         },
     )
     s3.put_bucket_policy(Bucket=name, Policy=_tls_only(f"arn:aws:s3:::{name}/*", "s3"))
+    topic = client("sns").create_topic(Name=name)["TopicArn"]
+    s3.put_bucket_notification_configuration(
+        Bucket=name,
+        NotificationConfiguration={"TopicConfigurations": [{"TopicArn": topic, "Events": ["s3:ObjectCreated:*"]}]},
+    )
+    return topic
 
 
 def _queue(client: Callable[[str], Any], name: str, **attributes: str) -> tuple[str, str]:
@@ -105,20 +112,15 @@ def _function(client: Callable[[str], Any], name: str, package: str, environment
 def deployment(client: Callable[[str], Any]) -> dict[str, Any]:
     """A deployment made with boto3, and the outputs describing it."""
     prefix = f"lscheck-{uuid.uuid4().hex[:8]}"
-    sns, s3, lam = client("sns"), client("s3"), client("lambda")
+    sns, lam = client("sns"), client("lambda")
 
     # file loader: bucket -> topic -> queue (DLQ) -> mapping -> function
     landing = f"{prefix}-landing"
-    _bucket(client, landing)
-    topic = sns.create_topic(Name=f"{prefix}-landing")["TopicArn"]
+    topic = _bucket_notifying_a_topic(client, landing)
     dlq_url, dlq_arn = _queue(client, f"{prefix}-file-loader-dlq")
     redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})
     queue_url, queue_arn = _queue(client, f"{prefix}-file-loader", RedrivePolicy=redrive)
     loader = _function(client, f"{prefix}-file-loader", "file_loader", {"SOURCE_BUCKET": landing})
-    s3.put_bucket_notification_configuration(
-        Bucket=landing,
-        NotificationConfiguration={"TopicConfigurations": [{"TopicArn": topic, "Events": ["s3:ObjectCreated:*"]}]},
-    )
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
     lam.create_event_source_mapping(
         EventSourceArn=queue_arn,
@@ -138,16 +140,9 @@ def deployment(client: Callable[[str], Any]) -> dict[str, Any]:
 
     # schema migrations: bucket -> topic -> function, failed invocations to a DLQ
     migrations = f"{prefix}-migrations"
-    _bucket(client, migrations)
-    migrations_topic = sns.create_topic(Name=f"{prefix}-migrations")["TopicArn"]
+    migrations_topic = _bucket_notifying_a_topic(client, migrations)
     migrations_dlq_url, migrations_dlq_arn = _queue(client, f"{prefix}-migrations-dlq")
     migrator = _function(client, f"{prefix}-migrations", "schema_migrations", {"MIGRATIONS_BUCKET": migrations})
-    s3.put_bucket_notification_configuration(
-        Bucket=migrations,
-        NotificationConfiguration={
-            "TopicConfigurations": [{"TopicArn": migrations_topic, "Events": ["s3:ObjectCreated:*"]}]
-        },
-    )
     sns.subscribe(TopicArn=migrations_topic, Protocol="lambda", Endpoint=migrator["arn"])
     migrator |= {"trigger": "sns"}
     migrator["event_source"] = {
