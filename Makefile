@@ -96,12 +96,27 @@ apply: ## Apply the plan saved by `make plan ENV=...`: exactly what was reviewed
 	$(TERRAFORM) workspace select $(ENV)
 	$(TERRAFORM) apply -input=false $(BUILD_DIR)/plans/$(ENV).tfplan
 
-tflocal-apply: setup package ## Deploy environments/local.tfvars to a running LocalStack (Docker) with tflocal (TFLOCAL_ARGS=-destroy tears down)
-	mkdir -p $(BUILD_DIR)/tflocal && rm -rf $(BUILD_DIR)/tflocal/modules
-	cp *.tf $(BUILD_DIR)/tflocal/ && cp -r modules $(BUILD_DIR)/tflocal/modules
-	printf 'provider "aws" {}\n' > $(BUILD_DIR)/tflocal/providers.tf
-	cd $(BUILD_DIR)/tflocal && $(CURDIR)/$(VENV)/bin/tflocal init -input=false && \
-	  $(CURDIR)/$(VENV)/bin/tflocal apply -input=false -auto-approve $(TFLOCAL_ARGS) -var-file=$(CURDIR)/environments/local.tfvars -var build_dir=$(abspath $(BUILD_DIR))
+# LocalStack's community edition has no RDS: the pipelines use a PostgreSQL of yours that LocalStack's
+# Lambda containers reach (create_database = false; docs/local.md walks through it). Its password
+# comes from LOCALSTACK_DB_PASSWORD in the environment; TFLOCAL_VAR_FILES adds -var-files of yours.
+LOCALSTACK_DB_HOST ?= pipelines-postgres
+LOCALSTACK_DB_PORT ?= 5432
+LOCALSTACK_DB_NAME ?= pipelines
+LOCALSTACK_DB_USER ?= postgres
+TFLOCAL_VAR_FILES  ?=
+TFLOCAL_DIR        := $(BUILD_DIR)/tflocal
+
+tflocal-apply: setup package ## Deploy environments/local.tfvars to a running LocalStack (community: an existing PostgreSQL, LOCALSTACK_DB_*), then read it back (TFLOCAL_ARGS=-destroy tears down)
+	mkdir -p $(TFLOCAL_DIR) && rm -rf $(TFLOCAL_DIR)/modules
+	cp *.tf $(TFLOCAL_DIR)/ && cp -r modules $(TFLOCAL_DIR)/modules
+	printf 'provider "aws" {}\n' > $(TFLOCAL_DIR)/providers.tf
+	$(PY) -m scripts.localstack prepare --output $(TFLOCAL_DIR)/existing-database.tfvars.json --prefix pipelines-local \
+	  --db-host $(LOCALSTACK_DB_HOST) --db-port $(LOCALSTACK_DB_PORT) --db-name $(LOCALSTACK_DB_NAME) --db-username $(LOCALSTACK_DB_USER)
+	cd $(TFLOCAL_DIR) && $(CURDIR)/$(VENV)/bin/tflocal init -input=false && \
+	  $(CURDIR)/$(VENV)/bin/tflocal apply -input=false -auto-approve $(TFLOCAL_ARGS) \
+	    -var-file=$(CURDIR)/environments/local.tfvars -var-file=existing-database.tfvars.json \
+	    $(foreach f,$(TFLOCAL_VAR_FILES),-var-file=$(abspath $(f))) -var build_dir=$(abspath $(BUILD_DIR))
+	$(if $(findstring -destroy,$(TFLOCAL_ARGS)),,TERRAFORM=$(TERRAFORM) $(PY) -m scripts.localstack check --terraform-dir $(TFLOCAL_DIR))
 
 docs: setup ## Regenerate module READMEs' input/output tables
 	$(PY) scripts/tf_docs.py

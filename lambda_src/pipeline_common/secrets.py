@@ -3,6 +3,11 @@
 Caching keeps a burst of invocations from hammering the Secrets Manager API; the TTL bounds how
 long a sandbox keeps using a rotated password (and `invalidate` drops it at once when the
 database rejects it).
+
+Not Powertools Parameters' `get_secret(max_age=...)`, which caches as well (and whose `force_fetch`
+would do for `invalidate`): it turns every Secrets Manager error into a `GetParameterError` holding
+only the message, so `errors.is_retryable` could no longer tell throttling (retry) from a missing
+secret or denied access (fail at once, naming it).
 """
 
 from __future__ import annotations

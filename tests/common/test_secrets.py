@@ -2,8 +2,10 @@ import json
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from pipeline_common.config import ConfigError
+from pipeline_common.errors import is_retryable
 from pipeline_common.secrets import SecretCache
 
 
@@ -66,3 +68,13 @@ def test_binary_secret_is_refused(aws):
     arn = boto3.client("secretsmanager").create_secret(Name="bin", SecretBinary=b"\x00")["ARN"]
     with pytest.raises(ConfigError, match="has no SecretString"):
         SecretCache(lambda: boto3.client("secretsmanager")).get_json(arn)
+
+
+def test_an_aws_error_reaches_the_caller_as_itself_so_retry_decisions_see_its_code(aws):
+    """Why the cache is not Powertools Parameters (which wraps every error into one message): a
+    missing secret must fail at once, not be retried as if AWS were busy."""
+    cache = SecretCache(lambda: boto3.client("secretsmanager"))
+    with pytest.raises(ClientError) as missing:
+        cache.get_json("arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf")
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert not is_retryable(missing.value)

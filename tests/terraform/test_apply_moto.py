@@ -24,13 +24,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlparse
 
 import boto3
 import pytest
 
 from scripts.localdb import free_port
 from scripts.localenv.dynamodb_source import create_source_table, local_settings, terraform_value
+from scripts.localstack import check_deployment, localstack_clients
 from tests.terraform import tfkit
 from tests.terraform.tfkit import Deployment
 
@@ -911,6 +912,21 @@ def test_the_minimal_example_deploys_the_file_loader_alone(deployments: dict[str
     ]
     arrived = _keys_reaching_the_queue(example, ["incoming/day 1.csv"], "incoming/day 1.csv")
     assert arrived == ["incoming/day 1.csv"]
+
+
+def test_the_localstack_check_finds_every_piece_the_outputs_name(deployment: Deployment) -> None:
+    """scripts/localstack.py's check, which `make tflocal-apply` runs after applying to LocalStack,
+    reads this deployment back through localstack-client (moto in LocalStack's place) from the real
+    root's outputs and finds nothing missing."""
+    report = check_deployment(deployment.outputs, localstack_clients(urlparse(deployment.endpoint).netloc, REGION))
+    assert report.problems == []
+    checked = "\n".join(report.checked)
+    for key, function in deployment.functions.items():
+        assert f"function {function['function_name']} ({key})" in checked
+    assert f"event source mapping {deployment.functions['file_loader']['event_source']['queue_arn']}" in checked
+    assert f"schedule {deployment.functions['backfill']['function_name']}" in checked
+    for purpose in deployment.outputs["buckets"]:
+        assert f"policy of {purpose} bucket" in checked
 
 
 def test_destroy_removes_everything(deployments: dict[str, Deployment]) -> None:
