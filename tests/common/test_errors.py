@@ -12,7 +12,7 @@ import pymysql
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError
 
-from pipeline_common.errors import PermanentError, PipelineError, RetryableError, is_retryable
+from pipeline_common.errors import PermanentError, PipelineError, RetryableError, error_message, is_retryable
 
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
 
@@ -96,3 +96,33 @@ def test_every_exception_a_pipeline_defines_has_a_kind():
     assert len(found) >= 23
     without_kind = [f"{c.__module__}.{c.__name__}" for c in found if not issubclass(c, PipelineError)]
     assert without_kind == []
+
+
+@pytest.mark.parametrize("sslmode", ["disable", "require"])
+def test_error_message_gives_the_servers_reason_for_ending_the_connection(pg_server, pg_database, sslmode):
+    """Killed mid-COPY, psycopg2 raises "invalid socket" (or the TLS layer's complaint); the
+    server's FATAL message is what an operator needs."""
+    conn = psycopg2.connect(pg_server.dsn(pg_database, sslmode=sslmode))
+    pid = conn.get_backend_pid()
+
+    class KilledMidway:
+        chunks = 0
+
+        def read(self, size: int = -1) -> bytes:
+            self.chunks += 1
+            if self.chunks == 3:
+                admin = psycopg2.connect(pg_server.dsn())
+                admin.autocommit = True
+                admin.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
+                admin.close()
+            return b"1\n" * 10_000 if self.chunks < 50 else b""
+
+    with conn.cursor() as cur:
+        cur.execute("CREATE TEMPORARY TABLE t (a int)")
+        with pytest.raises(psycopg2.OperationalError) as raised:
+            cur.copy_expert("COPY t FROM STDIN", KilledMidway())
+    message = error_message(raised.value)
+    assert message.startswith("terminating connection due to administrator command ("), message
+    assert str(raised.value).splitlines()[0] in message  # the client's words stay, in parentheses
+    assert error_message(ValueError("plain")) == "plain"
+    conn.close()
