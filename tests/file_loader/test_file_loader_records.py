@@ -2,6 +2,9 @@
 name no column, column names only quoted SQL can spell, and the loader's own check that every
 record it found is loaded or rejected and that bytes without records are never `loaded`."""
 
+import json
+
+import boto3
 import pytest
 
 from file_loader import loader, reader
@@ -212,3 +215,28 @@ def test_bytes_without_records_are_never_loaded(pipeline, key, body, held):
     row = pipeline.ledger_row(key)
     assert counts(pipeline, key) == ("rejected", 0, 0, 0)
     assert row["error"] == f"no records: the object's {len(body)} bytes hold {held}"
+
+
+# --- S3 notifications through EventBridge ---------------------------------------------------------
+
+
+def test_objects_announced_through_eventbridge_load_once(pipeline):
+    """S3 -> EventBridge rule -> the loader's queue, with keys EventBridge does not URL-encode."""
+    events = boto3.client("events", region_name="us-east-1")
+    arn = pipeline.sqs.get_queue_attributes(QueueUrl=pipeline.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    pattern = {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": [pipeline.bucket]}, "object": {"key": [{"prefix": "orders/"}]}},
+    }
+    events.put_rule(Name="landing", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="landing", Targets=[{"Id": "loader", "Arn": arn}])
+    pipeline.s3.put_bucket_notification_configuration(
+        Bucket=pipeline.bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    result = pipeline.put_and_load("orders/day 1+2.csv", "id,customer\n1,a\n2,b\n")
+    assert result["objects"] == {"loaded": 1, "failed_messages": 0}
+    assert pipeline.query("SELECT id FROM orders ORDER BY id") == [(1,), (2,)]
+    assert counts(pipeline, "orders/day 1+2.csv") == ("loaded", 2, 2, 0)
