@@ -9,7 +9,7 @@ variable "name" {
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,38}[a-z0-9]$", var.name)) && !can(regex("--", var.name))
+    condition     = var.name == null || (can(regex("^[a-z][a-z0-9-]{1,38}[a-z0-9]$", var.name)) && !can(regex("--", var.name)))
     error_message = "name must be 3-40 characters of lower-case letters, digits and single hyphens, start with a letter and end with a letter or digit (DMS identifiers; the role names add up to 17 characters)."
   }
 }
