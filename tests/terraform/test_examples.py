@@ -26,9 +26,11 @@ def example_plans(
         directory = tree / "examples" / example
         tfkit.write_offline_provider(directory, filename="provider_override.tf")
         tfkit.init(directory, tf_env)
-        return tfkit.plan_json(
-            directory, ["plan", "-refresh=false", "-lock=false", "-input=false", "-no-color"], tf_env
-        )
+        args = ["plan", "-refresh=false", "-lock=false", "-input=false", "-no-color"]
+        if 'variable "packages_dir"' in (directory / "variables.tf").read_text():
+            # A release's packages are this run's packages (test_prebuilt_packages fetches them as a user does).
+            args.append(f"-var=packages_dir={build_dir}")
+        return tfkit.plan_json(directory, args, tf_env)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(EXAMPLES, pool.map(plan, EXAMPLES), strict=True))
