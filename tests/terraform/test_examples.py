@@ -26,14 +26,18 @@ def example_plans(
         directory = tree / "examples" / example
         tfkit.write_offline_provider(directory, filename="provider_override.tf")
         tfkit.init(directory, tf_env)
-        args = ["plan", "-refresh=false", "-lock=false", "-input=false", "-no-color"]
-        if 'variable "packages_dir"' in (directory / "variables.tf").read_text():
-            # A release's packages are this run's packages (test_prebuilt_packages fetches them as a user does).
-            args.append(f"-var=packages_dir={build_dir}")
-        return tfkit.plan_json(directory, args, tf_env)
+        # An example that reads a release's fetched packages (packages_dir) is given the build's.
+        packages = [f"-var=packages_dir={build_dir}"] if 'variable "packages_dir"' in _variables(directory) else []
+        return tfkit.plan_json(
+            directory, ["plan", "-refresh=false", "-lock=false", "-input=false", "-no-color", *packages], tf_env
+        )
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(EXAMPLES, pool.map(plan, EXAMPLES), strict=True))
+
+
+def _variables(directory: Path) -> str:
+    return "".join(path.read_text() for path in directory.glob("*.tf"))
 
 
 def test_the_examples_are_found() -> None:
