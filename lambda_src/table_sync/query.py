@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import re
 
+from pipeline_common.errors import PermanentError
+
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 
 
-class QueryError(ValueError):
-    """The query is not one SELECT statement the sync can wrap; the message says why."""
+class QueryError(PermanentError, ValueError):
+    """The query is not one SELECT statement the sync can wrap; the message says why. Permanent:
+    the same text fails the same way until the configuration changes."""
 
 
 def single_select(text: str, engine: str) -> str:
