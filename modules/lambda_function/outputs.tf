@@ -102,7 +102,7 @@ output "summary" {
       bucket     = var.event_source_details.bucket
       prefixes   = var.event_source_details.prefixes
       topic_arn  = var.event_source_details.topic_arn
-      rule_arn   = try(coalesce(var.event_source_details.rule_arn, var.eventbridge_rule.rule_arn), null)
+      rule_arn   = var.event_source_details.rule_arn != null ? var.event_source_details.rule_arn : try(var.eventbridge_rule.rule_arn, null)
       queue_url  = var.event_source_details.queue_url
       queue_arn  = try(var.sqs_event_source.queue_arn, null)
       dlq_url    = var.event_source_details.dlq_url
