@@ -380,6 +380,65 @@ locals {
 }
 
 ################################################################################
+# Buckets: encryption and server access logs of every bucket a pipeline creates
+################################################################################
+
+locals {
+  # SSE-KMS with s3_kms_key_arn, else with the key this module creates; known at plan time either way.
+  bucket_kms_encryption = var.s3_kms_key_arn != null || var.create_kms_key
+  bucket_kms_key_arn    = var.s3_kms_key_arn != null ? var.s3_kms_key_arn : (var.create_kms_key ? local.kms_key_arn : null)
+
+  create_access_log_bucket = length(local.logged_bucket_arns) > 0 && var.s3_access_logs != null && try(var.s3_access_logs.bucket, null) == null
+  access_log_bucket_name   = "${local.name}-access-logs${var.bucket_name_suffix}"
+  # An object whose presence is known at plan time, even while the created log bucket's id is not.
+  bucket_access_logs = var.s3_access_logs == null ? null : {
+    # The created bucket through `ready`: logging is configured once its policy admits S3 log delivery.
+    bucket = coalesce(var.s3_access_logs.bucket, try(module.access_logs.ready.bucket, null), local.access_log_bucket_name)
+  }
+  landing_bucket_name     = "${local.name}-landing${var.bucket_name_suffix}"
+  migrations_bucket_name  = "${local.name}-migrations${var.bucket_name_suffix}"
+  cdc_staging_bucket_name = "${local.name}-cdc-staging${var.bucket_name_suffix}"
+  cdc_lake_bucket_name    = "${local.name}-cdc-lake${var.bucket_name_suffix}"
+  # The buckets S3 delivers logs for. Bucket names are global and these are this deployment's own,
+  # so their exact ARNs admit no other account's bucket, and the policy is known at plan time (the
+  # account id is not: it is read from resources created in the same plan).
+  logged_bucket_arns = [
+    for bucket, enabled in {
+      (local.landing_bucket_name)     = local.enabled.file_loader
+      (local.migrations_bucket_name)  = local.enabled.schema_migrations
+      (local.cdc_staging_bucket_name) = local.enabled.cdc_lake
+      (local.cdc_lake_bucket_name)    = local.enabled.cdc_lake
+    } : "arn:${local.partition}:s3:::${bucket}" if enabled
+  ]
+}
+
+module "access_logs" {
+  source = "./modules/bucket"
+
+  create        = local.create_access_log_bucket
+  bucket        = local.create_access_log_bucket ? local.access_log_bucket_name : null
+  force_destroy = var.bucket_force_destroy
+  # SSE-S3: the only default encryption S3 server access log delivery accepts.
+  kms_key_arn = null
+  lifecycle_rules = local.create_access_log_bucket ? [{
+    id                                 = "expire-access-logs"
+    expiration_days                    = var.s3_access_logs.expiration_days
+    noncurrent_version_expiration_days = 1
+  }] : []
+  policy_statements = local.create_access_log_bucket ? [{
+    # S3 log delivery, for this deployment's pipeline buckets only.
+    Sid       = "S3ServerAccessLogDelivery"
+    Effect    = "Allow"
+    Principal = { Service = "logging.s3.amazonaws.com" }
+    Action    = "s3:PutObject"
+    Resource  = "arn:${local.partition}:s3:::${local.access_log_bucket_name}/*"
+    Condition = { ArnEquals = { "aws:SourceArn" = local.logged_bucket_arns } }
+  }] : []
+
+  tags = local.tags
+}
+
+################################################################################
 # Shared infrastructure: network and the unified PostgreSQL database
 ################################################################################
 
@@ -514,13 +573,16 @@ module "file_loader" {
   create = local.enabled.file_loader
   name   = "${local.name}-file-loader"
 
-  bucket_name            = "${local.name}-landing${var.bucket_name_suffix}"
+  bucket_name            = local.landing_bucket_name
   bucket_force_destroy   = var.bucket_force_destroy
-  bucket_kms_key_arn     = var.s3_kms_key_arn
+  bucket_kms_key_arn     = local.bucket_kms_key_arn
+  bucket_kms_encryption  = local.bucket_kms_encryption
+  bucket_access_logs     = local.bucket_access_logs
   bucket_lifecycle_rules = var.file_loader.lifecycle_rules
   kms_key_arn            = local.kms_key_arn
 
-  routes = var.file_loader.routes
+  routes        = var.file_loader.routes
+  notifications = var.file_loader.notifications
 
   package      = local.packages.file_loader
   runtime      = var.lambda_runtime
@@ -601,12 +663,15 @@ module "schema_migrations" {
   create = local.enabled.schema_migrations
   name   = "${local.name}-migrations"
 
-  bucket_name          = "${local.name}-migrations${var.bucket_name_suffix}"
-  bucket_force_destroy = var.bucket_force_destroy
-  bucket_kms_key_arn   = var.s3_kms_key_arn
-  kms_key_arn          = local.kms_key_arn
-  allowed_databases    = var.schema_migrations.allowed_databases
-  reserved_concurrency = var.schema_migrations.reserved_concurrency
+  bucket_name           = local.migrations_bucket_name
+  bucket_force_destroy  = var.bucket_force_destroy
+  bucket_kms_key_arn    = local.bucket_kms_key_arn
+  bucket_kms_encryption = local.bucket_kms_encryption
+  bucket_access_logs    = local.bucket_access_logs
+  kms_key_arn           = local.kms_key_arn
+  allowed_databases     = var.schema_migrations.allowed_databases
+  notifications         = var.schema_migrations.notifications
+  reserved_concurrency  = var.schema_migrations.reserved_concurrency
 
   package      = local.packages.schema_migrations
   runtime      = var.lambda_runtime
@@ -722,8 +787,9 @@ module "cdc_lake" {
   create = local.enabled.cdc_lake
   name   = "${local.name}-cdc-lake"
 
-  staging_bucket_name     = "${local.name}-cdc-staging${var.bucket_name_suffix}"
-  lake_bucket_name        = "${local.name}-cdc-lake${var.bucket_name_suffix}"
+  staging_bucket_name     = local.cdc_staging_bucket_name
+  lake_bucket_name        = local.cdc_lake_bucket_name
+  bucket_access_logs      = local.bucket_access_logs
   bucket_force_destroy    = var.bucket_force_destroy
   staging_kms_key_arn     = var.s3_kms_key_arn != null ? var.s3_kms_key_arn : local.kms_key_arn
   bucket_kms_key_arn      = var.s3_kms_key_arn

@@ -34,10 +34,10 @@ output "functions" {
     Every deployed function by key (its package in build/manifest.json, or `<package>_<role>` when
     one package is deployed as several functions): pipeline, function_name,
     arn, role_arn, role_name, log_group_name, handler, timeout, memory_size,
-    environment_variables, trigger (sqs | dynamodb | sns | schedule | invoke) and event_source
-    { bucket, prefixes, topic_arn, queue_url, queue_arn, dlq_url, dlq_arn, batch_size,
-    maximum_concurrency, sns_topic_arn, schedule_expression, stream_arn }. Everything a local event
-    router needs to reproduce the wiring.
+    environment_variables, trigger (sqs | dynamodb | sns | eventbridge | schedule | invoke) and
+    event_source { bucket, prefixes, topic_arn, rule_arn, queue_url, queue_arn, dlq_url, dlq_arn,
+    batch_size, maximum_concurrency, sns_topic_arn, schedule_expression, stream_arn }. Everything a
+    local event router needs to reproduce the wiring.
   EOT
   value       = local.functions
 }
@@ -108,7 +108,7 @@ output "network" {
 }
 
 output "kms_key_arn" {
-  description = "Customer managed KMS key encrypting topics, log groups and created secrets."
+  description = "Customer managed KMS key encrypting topics, log groups and created secrets; the one the module creates also encrypts the pipeline buckets unless s3_kms_key_arn is set."
   value       = local.kms_key_arn
 }
 

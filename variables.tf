@@ -134,7 +134,7 @@ variable "log_retention_days" {
 ################################################################################
 
 variable "enable_file_loader" {
-  description = "Deploy the file loader: S3 -> SNS -> SQS -> Lambda -> PostgreSQL (COPY)."
+  description = "Deploy the file loader: S3 -> SNS or EventBridge -> SQS -> Lambda -> PostgreSQL (COPY)."
   type        = bool
   default     = false
 }
@@ -146,7 +146,7 @@ variable "enable_table_sync" {
 }
 
 variable "enable_schema_migrations" {
-  description = "Deploy the schema migrations: S3 -> SNS -> Lambda applying yoyo migrations."
+  description = "Deploy the schema migrations: S3 -> SNS or EventBridge -> Lambda applying yoyo migrations."
   type        = bool
   default     = false
 }
@@ -170,7 +170,7 @@ variable "enable_cdc_lake" {
 }
 
 variable "file_loader" {
-  description = "File loader settings: `routes` (see modules/file_loader), function size, `maximum_concurrency` (= most connections it opens; size it against max_connections), and the database user it connects as: `database_secret_arn`, the complete ARN (with its 6-character suffix) of an existing Secrets Manager secret with JSON {\"username\", \"password\"} of a least-privilege PostgreSQL role you created (e.g. in a migration), plus `database_secret_kms_key_arn` when that secret is encrypted with a customer managed key. The function may read only that secret (and decrypt with only that key), and an RDS Proxy registers it. Null uses the RDS-managed master secret."
+  description = "File loader settings: `routes` (see modules/file_loader), `notifications` (`sns`, or `eventbridge`: S3 -> EventBridge rule -> the queue, see modules/event_queue), function size, `maximum_concurrency` (= most connections it opens; size it against max_connections), and the database user it connects as: `database_secret_arn`, the complete ARN (with its 6-character suffix) of an existing Secrets Manager secret with JSON {\"username\", \"password\"} of a least-privilege PostgreSQL role you created (e.g. in a migration), plus `database_secret_kms_key_arn` when that secret is encrypted with a customer managed key. The function may read only that secret (and decrypt with only that key), and an RDS Proxy registers it. Null uses the RDS-managed master secret."
   type = object({
     routes = optional(list(object({
       prefix      = string
@@ -189,6 +189,7 @@ variable "file_loader" {
         encoding  = optional(string, "UTF8")
       }), {})
     })), [])
+    notifications                      = optional(string, "sns")
     memory_size                        = optional(number, 1024)
     timeout                            = optional(number, 900)
     batch_size                         = optional(number, 1)
@@ -211,6 +212,11 @@ variable "file_loader" {
     })), [])
   })
   default = {}
+
+  validation {
+    condition     = contains(["sns", "eventbridge"], var.file_loader.notifications)
+    error_message = "file_loader.notifications must be \"sns\" or \"eventbridge\"."
+  }
 
   validation {
     condition     = var.file_loader.database_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$", var.file_loader.database_secret_arn))
@@ -281,14 +287,20 @@ variable "table_sync" {
 }
 
 variable "schema_migrations" {
-  description = "Schema migrations settings: `allowed_databases` (empty = any valid name), `reserved_concurrency` (most concurrent runs = connections) and function size. The timeout is also the age after which yoyo's lock is stale. The migrations always connect as the master user (they create databases and the pipelines' roles)."
+  description = "Schema migrations settings: `allowed_databases` (empty = any valid name), `notifications` (`sns`, or `eventbridge`: S3 -> EventBridge rule -> the function, see modules/event_queue), `reserved_concurrency` (most concurrent runs = connections) and function size. The timeout is also the age after which yoyo's lock is stale. The migrations always connect as the master user (they create databases and the pipelines' roles)."
   type = object({
     allowed_databases    = optional(list(string), [])
+    notifications        = optional(string, "sns")
     reserved_concurrency = optional(number, 2)
     memory_size          = optional(number, 512)
     timeout              = optional(number, 300)
   })
   default = {}
+
+  validation {
+    condition     = contains(["sns", "eventbridge"], var.schema_migrations.notifications)
+    error_message = "schema_migrations.notifications must be \"sns\" or \"eventbridge\"."
+  }
 }
 
 variable "backfill" {
@@ -637,13 +649,32 @@ variable "bucket_force_destroy" {
 }
 
 variable "s3_kms_key_arn" {
-  description = "KMS key for SSE-KMS on every bucket (functions get kms:Decrypt on it). Null uses SSE-S3."
+  description = "KMS key for SSE-KMS on every bucket the pipelines use (functions get kms:Decrypt on it, through S3 only). Null uses the customer managed key this module creates (`create_kms_key`), else SSE-S3. Whoever uploads to an SSE-KMS bucket needs kms:GenerateDataKey on its key (docs/terraform.md)."
   type        = string
   default     = null
 
   validation {
     condition     = var.s3_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", var.s3_kms_key_arn))
     error_message = "s3_kms_key_arn must be a KMS key ARN or null."
+  }
+}
+
+variable "s3_access_logs" {
+  description = "S3 server access logs of every bucket the pipelines use (each under `<bucket name>/`). Null: off. `{}`: this module creates the log bucket `<name>-<environment>-access-logs<bucket_name_suffix>` (SSE-S3, since S3 log delivery cannot use SSE-KMS; versioned, TLS-only, written only by S3 log delivery for this deployment's buckets; logs expire after `expiration_days`). `{ bucket = \"name\" }`: an existing bucket of yours in this account and region (its policy must let logging.s3.amazonaws.com write, and its default encryption must be SSE-S3: docs/terraform.md)."
+  type = object({
+    bucket          = optional(string)
+    expiration_days = optional(number, 365)
+  })
+  default = null
+
+  validation {
+    condition     = var.s3_access_logs == null || try(var.s3_access_logs.expiration_days >= 1, false)
+    error_message = "s3_access_logs.expiration_days must be at least 1."
+  }
+
+  validation {
+    condition     = try(var.s3_access_logs.bucket, null) == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.s3_access_logs.bucket))
+    error_message = "s3_access_logs.bucket must be the name of an existing S3 bucket (or null to create one)."
   }
 }
 
@@ -663,7 +694,7 @@ variable "secret_recovery_window_in_days" {
 ################################################################################
 
 variable "create_kms_key" {
-  description = "Create the customer managed KMS key (rotated yearly) that encrypts topics, log groups and created secrets. False requires `kms_key_arn`."
+  description = "Create the customer managed KMS key (rotated yearly) that encrypts topics, log groups, created secrets and (unless `s3_kms_key_arn` is set) the pipeline buckets. False requires `kms_key_arn`."
   type        = bool
   default     = true
 }

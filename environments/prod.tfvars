@@ -39,8 +39,10 @@ db_parameters = [
   { name = "log_min_duration_statement", value = "1000", apply_method = "immediate" },
 ]
 
-bucket_force_destroy            = false
-secret_recovery_window_in_days  = 30
+bucket_force_destroy           = false
+secret_recovery_window_in_days = 30
+# S3 server access logs of the landing and migrations buckets, into a log bucket this module creates.
+s3_access_logs                  = { expiration_days = 400 }
 kms_key_deletion_window_in_days = 30
 
 alarm_email_addresses = ["data-platform-oncall@example.com"]

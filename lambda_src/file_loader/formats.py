@@ -104,12 +104,13 @@ def split_csv_header(
 ) -> tuple[CsvHeader | None, Iterator[bytes]]:
     """Read the header record; return it and the remaining bytes (the data records, untouched).
 
-    None for an empty object. The header may quote names and span lines; it may not exceed
-    `max_bytes` (a file without newlines would otherwise be read whole).
+    None for an empty object. The header ends at the first line ending outside quotes: LF, CRLF
+    or a lone CR (PostgreSQL's COPY reads all three). It may quote names and span lines; it may
+    not exceed `max_bytes` (a file without line endings would otherwise be read whole).
     """
     iterator = iter(chunks)
     buffer = b""
-    quote_byte = quote.encode(codec)
+    quote_byte = quote.encode(codec)[0]
     end = -1
     scanned = 0
     in_quote = False
@@ -122,7 +123,7 @@ def split_csv_header(
             raise FormatError(f"no end of the header row in the first {max_bytes} bytes", line=1)
     if not buffer:
         return None, iter(())
-    header_bytes, rest = (buffer, b"") if end < 0 else (buffer[: end + 1], buffer[end + 1 :])
+    header_bytes, rest = (buffer, b"") if end < 0 else (buffer[:end], buffer[end:])
     if codec == "utf-8" and header_bytes.startswith(UTF8_BOM):
         header_bytes = header_bytes[len(UTF8_BOM) :]
     try:
@@ -135,7 +136,7 @@ def split_csv_header(
         raise FormatError(f"header row is not valid CSV: {exc}", line=1) from None
     if not rows or not any(rows[0]):
         raise FormatError("the header row is empty", line=1)
-    header = CsvHeader(columns=[name.strip() for name in rows[0]], lines=text.count("\n") or 1)
+    header = CsvHeader(columns=[name.strip() for name in rows[0]], lines=_line_count(text))
 
     def remaining() -> Iterator[bytes]:
         if rest:
@@ -145,15 +146,24 @@ def split_csv_header(
     return header, remaining()
 
 
-def _record_end(buffer: bytes, start: int, in_quote: bool, quote: bytes) -> tuple[int, int, bool]:
-    """Index of the newline ending the first record, scanning from `start`; -1 when not yet seen."""
+_LF, _CR = ord("\n"), ord("\r")
+
+
+def _record_end(buffer: bytes, start: int, in_quote: bool, quote: int) -> tuple[int, int, bool]:
+    """Index just past the line ending (LF, CRLF or CR) of the first record, scanning from `start`,
+    and where to scan from next time; -1 when not seen yet. A CR at the end of the buffer waits for
+    the next byte, which may be its LF."""
     position = start
     while position < len(buffer):
-        byte = buffer[position : position + 1]
+        byte = buffer[position]
         if byte == quote:
             in_quote = not in_quote
-        elif byte == b"\n" and not in_quote:
-            return position, position + 1, in_quote
+        elif byte == _LF and not in_quote:
+            return position + 1, position + 1, in_quote
+        elif byte == _CR and not in_quote:
+            if position + 1 == len(buffer):
+                return -1, position, in_quote
+            return position + (2 if buffer[position + 1] == _LF else 1), position + 1, in_quote
         position += 1
     return -1, position, in_quote
 
@@ -206,13 +216,24 @@ def csv_records(lines: Iterable[str], *, delimiter: str, quote: str, first_line:
         captured.clear()
         if not raw:
             break
-        yield Record(line=line, raw=raw, undecodable=_has_surrogates(raw))
+        if raw not in _LINE_ENDINGS:  # a blank line is no record, as in JSON lines
+            yield Record(line=line, raw=raw, undecodable=_has_surrogates(raw))
         line += _line_count(raw)
 
 
 def jsonl_records(lines: Iterable[str], first_line: int = 1) -> Iterator[Record]:
     for number, raw in enumerate(lines, start=first_line):
         yield Record(line=number, raw=raw, undecodable=_has_surrogates(raw))
+
+
+_LINE_ENDINGS = frozenset({"\n", "\r\n", "\r"})
+
+
+def without_line_ending(raw: str) -> str:
+    """A record's text without the one line ending that ends it (LF, CRLF or CR)."""
+    if raw.endswith("\r\n"):
+        return raw[:-2]
+    return raw[:-1] if raw.endswith(("\n", "\r")) else raw
 
 
 def _line_count(text: str) -> int:

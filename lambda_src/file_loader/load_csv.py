@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from file_loader.formats import Record, csv_records, split_csv_header, text_lines
+from file_loader.formats import Record, csv_records, split_csv_header, text_lines, without_line_ending
 from file_loader.reader import ObjectReader
 from file_loader.rejects import RejectSpool, Stats, reject
 from file_loader.routes import Route
@@ -34,29 +34,45 @@ BATCH_RECORDS = 5000
 BATCH_BYTES = 2 * 1024 * 1024
 
 
-class EndOfDataLine(PermanentError):
-    """The raw CSV holds a line that is just `\\.`, which PostgreSQL up to 17 takes for the end of
-    the data even in CSV mode, silently dropping every row after it: the fast path gives way to
-    the careful one, which quotes such a line."""
+class NotForFastPath(PermanentError):
+    """The raw CSV holds something PostgreSQL's COPY would read differently from this loader's
+    rules: the fast path gives way to the careful one, which frames every record itself."""
+
+
+class EndOfDataLine(NotForFastPath):
+    """A line that is just `\\.`, which PostgreSQL up to 17 takes for the end of the data even in
+    CSV mode, silently dropping every row after it; the careful path quotes such a line."""
+
+
+class BlankLine(NotForFastPath):
+    """An empty line, which COPY reads as a row (of NULLs, or missing columns) while the loader
+    skips it as JSON lines does; the careful path leaves it out."""
 
 
 # A `\.` line, started by the previous line's ending (or the start of the data) and ended by a line
 # ending or the end of what has been seen so far; some matches are not markers (inside a quoted
 # field, `\.x` cut at a chunk end), which only costs the careful path.
 _END_OF_DATA = re.compile(rb"[\r\n]\\\.(?:[\r\n]|\Z)")
+# Two line endings in a row (LF, CRLF or CR each) make a blank line: LF then LF or CR, or CR then
+# CR. A match inside a quoted field is data, which likewise only costs the careful path.
+_BLANK_LINE = (b"\n\n", b"\n\r", b"\r\r")
 
 
-def without_end_of_data(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Pass chunks through, raising `EndOfDataLine` before one that completes a `\\.` line."""
+def fast_path_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Pass the data chunks through, raising `NotForFastPath` before one that completes a `\\.`
+    line or a blank line. Substring searches (memchr-fast) first, the regular expression only
+    when a backslash is there: the common file costs a few passes at memory speed per chunk."""
     tail = b"\n"  # the data after the header starts a line
     for chunk in chunks:
         if not chunk:
             continue
         window = tail + chunk
-        if _END_OF_DATA.search(window):
+        if b"\\" in window and _END_OF_DATA.search(window):
             raise EndOfDataLine("a line holding only \\. would end the COPY early")
+        if b"\n\n" in window or (b"\r" in window and any(pair in window for pair in _BLANK_LINE)):
+            raise BlankLine("a blank line would load as a row")
         yield chunk
-        # Two bytes are enough to see a marker cut at any point (`\n\\` + `.\n`).
+        # Two bytes are enough to see a marker or a blank line cut at any point (`\n\\` + `.\n`).
         tail = window[-2:]
 
 
@@ -85,11 +101,11 @@ def load_csv(
         reader.reserve_after_copy_ms = 5_000
     cur.execute("SAVEPOINT file_loader_fast")
     try:
-        copied = copy_in(cur, dest, mapped, without_end_of_data(rest), csv_copy_format(route, route.encoding))
+        copied = copy_in(cur, dest, mapped, fast_path_chunks(rest), csv_copy_format(route, route.encoding))
         cur.execute("RELEASE SAVEPOINT file_loader_fast")
         stats = Stats(lines=copied, loaded=copied, columns=mapped)
     except Exception as exc:
-        if not (is_row_error(exc) or isinstance(exc, EndOfDataLine)):
+        if not (is_row_error(exc) or isinstance(exc, NotForFastPath)):
             raise
         logger.info("fast path refused; reading the object again record by record", extra={"error": str(exc)})
         abandon(cur, "file_loader_fast")
@@ -171,12 +187,14 @@ class _BatchLoader:
 
 
 def _as_lines(records: list[Record], quote: str) -> Iterator[bytes]:
+    """Records as COPY input, each ended by LF whatever ended it in the file: one COPY reads one
+    kind of line ending, and a file may mix them."""
     for record in records:
-        raw = record.raw
-        if raw.rstrip("\r\n") == "\\.":
+        text = without_line_ending(record.raw)
+        if text == "\\.":
             # Quoted, the same one-field record is data rather than PostgreSQL's end-of-data marker.
-            raw = f"{quote}\\.{quote}{raw[2:]}"
-        yield raw.encode("utf-8") if raw.endswith(("\n", "\r")) else (raw + "\n").encode("utf-8")
+            text = f"{quote}\\.{quote}"
+        yield (text + "\n").encode("utf-8")
 
 
 def _hinted_index(records: list[Record], pg_line: int | None) -> int:

@@ -4,6 +4,10 @@ Lines are framed and parsed by Python (one `json.loads` per line, which also nam
 staged raw in a temporary table, and inserted with `json_populate_record`, so PostgreSQL converts
 every value as it would a column's input; a failing range of lines is split in half until the bad
 lines stand alone.
+
+A record must carry something to load: one with none of the table's columns (`{}`) is rejected
+with its line, never loaded as a row of NULLs or defaults, and an upsert record must carry every
+key column, non-null (a NULL key matches no row, so it would insert a new row each time).
 """
 
 from __future__ import annotations
@@ -18,7 +22,15 @@ from file_loader.formats import Record, jsonl_records, text_lines
 from file_loader.reader import ObjectReader
 from file_loader.rejects import RejectSpool, Stats, reject
 from file_loader.routes import Route
-from file_loader.target import ColumnsError, Destination, abandon, destination, finish_upsert, row_error_reason
+from file_loader.target import (
+    ColumnsError,
+    Destination,
+    abandon,
+    destination,
+    finish_upsert,
+    row_error_reason,
+    upsert_keys,
+)
 from pipeline_common.catalog import Column
 from pipeline_common.identifiers import QualifiedName
 from pipeline_common.pgload import CopyFormat, copy_in, is_row_error
@@ -35,6 +47,7 @@ def load_jsonl(
     stats = Stats()
     loadable = {c.name for c in columns if not c.generated}
     keys_seen: set[str] = set()
+    keys = upsert_keys(cur, route, target) if route.mode == "upsert" else []
     staging = sql.Identifier(_STAGING)
     cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(staging))
     cur.execute(sql.SQL("CREATE TEMPORARY TABLE {} (line bigint, doc text) ON COMMIT DROP").format(staging))
@@ -56,11 +69,9 @@ def load_jsonl(
             if not isinstance(document, dict):
                 reject(stats, spool, record.line, record.raw, f"expected a JSON object, got {type(document).__name__}")
                 continue
-            unknown = document.keys() - loadable
-            if unknown:
-                reject(
-                    stats, spool, record.line, record.raw, f"keys not in table {target}: {', '.join(sorted(unknown))}"
-                )
+            reason = _refusal(document, loadable, keys, target)
+            if reason:
+                reject(stats, spool, record.line, record.raw, reason)
                 continue
             keys_seen.update(document)
             yield f"{record.line}\x02{text}\n"
@@ -80,6 +91,19 @@ def load_jsonl(
     inserter.insert(low, high)
     finish_upsert(cur, reader.deadline, route, dest, target, mapped, keys, stats)
     return stats
+
+
+def _refusal(document: dict[str, Any], loadable: set[str], keys: list[str], target: QualifiedName) -> str | None:
+    """Why a parsed line cannot be a row of `target`, or None when it can."""
+    unknown = document.keys() - loadable
+    if unknown:
+        return f"keys not in table {target}: {', '.join(sorted(unknown))}"
+    if not document:
+        return f"no column of {target} in the record"
+    missing = [k for k in keys if document.get(k) is None]
+    if missing:
+        return f"upsert key column(s) missing or null: {', '.join(missing)}"
+    return None
 
 
 class _JsonlInserter:

@@ -7,8 +7,12 @@ staging, upsert), `rejects` (bad rows), `throughput` (will it fit in the time le
 
 What happens to each kind of failure:
 
-- the object's content is unusable (`FormatError`, a bad route target): rejected, recorded in the
-  ledger, never retried (a replay finds it `rejected`);
+- the object's content is unusable, or does not fit the target as configured (`FormatError`, a
+  bad route target, any other `PermanentError`): rejected, recorded in the ledger, never retried
+  (a replay finds it `rejected`);
+- the load found content but no records, or counts that do not add up (`rows_loaded +
+  rows_rejected` must equal the records found): rejected with the reason, nothing loaded, rather
+  than a ledger row that lies;
 - another invocation holds the lock, or the deadline comes (`RetryableError` with a
   `retry_after_seconds`): the attempt is recorded and the message comes back soon;
 - anything else (a lost connection, a missing table): the attempt is recorded as `failed` and the
@@ -28,13 +32,13 @@ from file_loader.formats import FormatError
 from file_loader.load_csv import load_csv
 from file_loader.load_jsonl import load_jsonl
 from file_loader.reader import ByteCounter, ObjectReader, Superseded
-from file_loader.rejects import RejectSpool
+from file_loader.rejects import RejectSpool, Stats
 from file_loader.routes import Route, RouteError
 from file_loader.target import UpsertRefused
 from file_loader.throughput import Throughput
 from pipeline_common.catalog import Column, table_columns
 from pipeline_common.deadline import Deadline, DeadlineExceeded, bound_statements
-from pipeline_common.errors import RetryableError
+from pipeline_common.errors import PipelineError, RetryableError, error_message
 from pipeline_common.identifiers import QualifiedName
 from pipeline_common.ledger import TERMINAL, Ledger, ObjectId, Outcome
 
@@ -140,10 +144,13 @@ def load_object(
     except ObjectBusy:
         raise
     except Exception as exc:
+        # Read before the rollback: a dropped connection still holds the server's reason.
+        message = error_message(exc, conn)
         _rollback(conn)
         failure = exc
         if isinstance(exc, errors.QueryCanceled):  # the statement_timeout above
-            failure = DeadlineExceeded(f"stopping before the Lambda timeout: {str(exc).strip()}")
+            failure = DeadlineExceeded(f"stopping before the Lambda timeout: {message}")
+            message = str(failure)
         status = "deferred" if isinstance(failure, DeadlineExceeded) else "failed"
         _record_attempt(
             db,
@@ -154,7 +161,7 @@ def load_object(
                 route.index,
                 str(target),
                 bytes=counter.bytes,
-                error=f"{type(failure).__name__}: {failure}".strip(),
+                error=f"{type(failure).__name__}: {message}",
                 duration_ms=_ms(started),
             ),
         )
@@ -178,12 +185,23 @@ def _load(
     try:
         load = load_csv if route.format == "csv" else load_jsonl
         stats = load(cur, reader, route, target, columns, spool)
+    except Superseded:
+        raise
     except UpsertRefused as exc:
         cur.execute(f"ROLLBACK TO SAVEPOINT {DATA_SAVEPOINT}")
         return Outcome("rejected", error=str(exc), lines=exc.lines, rows_loaded=0, rows_rejected=exc.lines, **base)
-    except FormatError as exc:
+    except PipelineError as exc:
+        if exc.retryable:
+            raise
+        # The content cannot be read in the route's format, or the target cannot take it as
+        # configured (columns that do not fit, a name PostgreSQL refuses): the same every time.
         cur.execute(f"ROLLBACK TO SAVEPOINT {DATA_SAVEPOINT}")
-        return Outcome("rejected", error=str(exc), error_line=exc.line, lines=0, rows_loaded=0, rows_rejected=0, **base)
+        line = exc.line if isinstance(exc, FormatError) else None
+        return Outcome("rejected", error=str(exc), error_line=line, lines=0, rows_loaded=0, rows_rejected=0, **base)
+    refusal = _unaccounted(stats, reader.content_bytes, route)
+    if refusal:
+        cur.execute(f"ROLLBACK TO SAVEPOINT {DATA_SAVEPOINT}")
+        return Outcome("rejected", error=refusal, lines=stats.lines, rows_loaded=0, rows_rejected=stats.lines, **base)
     if stats.rejected and route.on_error == "reject_object":
         cur.execute(f"ROLLBACK TO SAVEPOINT {DATA_SAVEPOINT}")
         line, reason = stats.first_error or (None, "rejected")
@@ -199,6 +217,21 @@ def _load(
             **base,
         )
     return Outcome("loaded", lines=stats.lines, rows_loaded=stats.loaded, rows_rejected=stats.rejected, **base)
+
+
+def _unaccounted(stats: Stats, content_bytes: int, route: Route) -> str | None:
+    """Why the counts of a load cannot be recorded as they are, or None when they add up: every
+    record found is loaded or rejected, and content that is not blank holds records."""
+    if stats.loaded + stats.rejected != stats.lines:
+        logger.error("load counts do not add up", extra={"records": stats.lines, "loaded": stats.loaded})
+        return (
+            f"loader check failed: {stats.lines} records found but {stats.loaded} loaded and "
+            f"{stats.rejected} rejected; nothing was loaded (a loader defect: please report it)"
+        )
+    if stats.lines == 0 and content_bytes > 0:
+        held = "a header row and no record" if route.format == "csv" else "only blank lines"
+        return f"no records: the object's {content_bytes} bytes hold {held}"
+    return None
 
 
 def _reject_permanently(

@@ -29,7 +29,9 @@ class ByteCounter:
 
 class ObjectReader:
     """Opens the object version as a stream of decompressed chunks; every chunk asks the deadline
-    (keeping `reserve_after_copy_ms` back for what follows the copy, such as an upsert)."""
+    (keeping `reserve_after_copy_ms` back for what follows the copy, such as an upsert).
+    `content_bytes` counts the decompressed bytes of the latest read, for the loader's check that
+    an object with content yielded records."""
 
     def __init__(
         self,
@@ -50,6 +52,7 @@ class ObjectReader:
         self.version_id = version_id
         self.etag = etag
         self.reserve_after_copy_ms = 0.0
+        self.content_bytes = 0
 
     def chunks(self) -> Iterator[bytes]:
         kwargs: dict[str, Any] = {"Bucket": self.obj.bucket, "Key": self.obj.key}
@@ -66,7 +69,13 @@ class ObjectReader:
                 raise Superseded(f"s3://{self.obj.bucket}/{self.obj.key} changed since ETag {self.etag}") from None
             raise
         raw = self._counted(response["Body"])
-        return decompressed(raw, self.route.compression, response.get("ContentEncoding"))
+        self.content_bytes = 0
+        return self._content(decompressed(raw, self.route.compression, response.get("ContentEncoding")))
+
+    def _content(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.content_bytes += len(chunk)
+            yield chunk
 
     def _counted(self, body: Any) -> Iterator[bytes]:
         try:

@@ -13,6 +13,7 @@ wins, so list specific prefixes before general ones. Fields:
 - `mode`: `append` (default) or `upsert` (COPY into a temporary table, then
   `INSERT ... ON CONFLICT (key_columns) DO UPDATE`; the last row of a repeated key wins).
 - `key_columns` (list of strings): conflict target for `upsert`; default the table's primary key.
+  Any name PostgreSQL accepts (`order id`, `prénom`): columns are quoted by the driver.
 - `on_error`: `reject_object` (default; one bad row rejects the whole object, nothing loads) or
   `quarantine` (good rows load, bad rows go to `<STATE_SCHEMA>.file_rejects`).
 - `compression`: `auto` (default; gzip when the data starts with the gzip magic bytes), `gzip`,
@@ -37,7 +38,7 @@ from typing import Any
 
 from pipeline_common.config import ConfigError
 from pipeline_common.errors import PermanentError
-from pipeline_common.identifiers import IdentifierError, QualifiedName, validate_identifier
+from pipeline_common.identifiers import IdentifierError, QualifiedName, quotable_identifier, validate_identifier
 
 FORMATS = ("csv", "jsonl")
 MODES = ("append", "upsert")
@@ -183,7 +184,7 @@ def parse_route(item: Any, index: int, variable: str = "ROUTES") -> Route:
         raise fail("key_columns", "must be a list of column names")
     for column in key_columns:
         try:
-            validate_identifier(column, "column")
+            quotable_identifier(column, "column")
         except IdentifierError as exc:
             raise fail("key_columns", str(exc)) from None
     encoding = (text("encoding", "UTF8") or "UTF8").upper().replace("-", "")

@@ -66,15 +66,21 @@ def map_columns(names: list[str], columns: list[Column], target: QualifiedName) 
     return mapped
 
 
+def upsert_keys(cur: Any, route: Route, target: QualifiedName) -> list[str]:
+    """The conflict target of an upsert route: its key_columns, else the table's primary key."""
+    keys = list(route.key_columns) or primary_key(cur, target)
+    if not keys:
+        raise ColumnsError(f"upsert into {target} needs key_columns: the table has no primary key")
+    return keys
+
+
 def destination(
     cur: Any, route: Route, target: QualifiedName, columns: list[Column], mapped: list[str]
 ) -> tuple[Destination, list[str]]:
     """The table rows are copied into (the target, or a staging table to upsert from) and the key."""
     if route.mode == "append":
         return target, []
-    keys = list(route.key_columns) or primary_key(cur, target)
-    if not keys:
-        raise ColumnsError(f"upsert into {target} needs key_columns: the table has no primary key")
+    keys = upsert_keys(cur, route, target)
     missing = [k for k in keys if k not in mapped]
     if missing:
         raise ColumnsError(f"upsert key columns missing from the file: {', '.join(missing)}", line=1)

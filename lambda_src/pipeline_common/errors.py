@@ -112,3 +112,36 @@ def aws_error_code(exc: BaseException) -> str | None:
     if not isinstance(response, dict):
         return None
     return response.get("Error", {}).get("Code") or None
+
+
+# Severities of the messages a PostgreSQL server sends before it closes a connection.
+_SERVER_SEVERITIES = ("FATAL:", "PANIC:", "ERROR:")
+
+
+def error_message(exc: BaseException, connection: object = None) -> str:
+    """The message of `exc` for a ledger or a result, with the server's own reason when a
+    PostgreSQL server ended the connection.
+
+    When the server closes a connection mid-statement (`pg_terminate_backend`, a restart, a
+    failover), psycopg2 raises what the client saw last, "invalid socket" or "server closed the
+    connection unexpectedly", while the server's message ("terminating connection due to
+    administrator command") stays in libpq's error text on the connection. That reason leads, the
+    client's words follow in parentheses. `connection` is where to look when the exception does
+    not carry its cursor.
+    """
+    message = str(exc).strip()
+    if type(exc).__module__.split(".")[0] != "psycopg2" or getattr(exc, "pgcode", None):
+        return message
+    connection = connection or getattr(getattr(exc, "cursor", None), "connection", None)
+    try:
+        text = connection.info.error_message or ""  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - no connection, or one psycopg2 no longer describes
+        return message
+    reasons = [
+        line.split(":", 1)[1].strip() for line in text.splitlines() if line.strip().startswith(_SERVER_SEVERITIES)
+    ]
+    new = [reason for reason in dict.fromkeys(reasons) if reason and reason not in message]
+    if not new:
+        return message
+    client = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    return f"{'; '.join(new)} ({client})" if client else "; ".join(new)

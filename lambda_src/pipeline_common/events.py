@@ -1,9 +1,18 @@
 """Event parsing for the triggers the pipelines use, and partial batch responses.
 
 S3 notifications reach a function in several envelopes: plain (S3 -> Lambda), inside an SNS
-message (S3 -> SNS -> Lambda), inside an SQS body (S3 -> SQS) or both (S3 -> SNS -> SQS). All are
-unwrapped to `S3Object`s with URL-decoded keys. The `s3:TestEvent` S3 sends when a notification
-configuration is saved carries no object and is skipped.
+message (S3 -> SNS -> Lambda), inside an SQS body (S3 -> SQS) or both (S3 -> SNS -> SQS), and as
+EventBridge events (S3 -> EventBridge -> Lambda, or -> SQS with the event as the body). All are
+unwrapped to `S3Object`s by `s3_objects`; `is_s3_notification` says whether a payload is one of
+these envelopes, so a handler taking other payloads too (an operator's request) decides the same
+way the parser does.
+
+Keys: S3 notification records URL-encode them ("a b" arrives as "a+b"), so they are decoded;
+EventBridge events carry the key as it is (AWS documents no encoding for them, and a `+` in a key
+arrives as `+`), so they are not. The `s3:TestEvent` S3 sends when a notification configuration
+is saved carries no object and is skipped. An EventBridge event's `detail-type` becomes the
+notification-style `event_name` (`Object Created` with reason `PutObject` -> `ObjectCreated:Put`),
+so consumers filter both kinds alike.
 
 Powertools (in every package) does part of this: its `BatchProcessor` builds the SQS partial batch
 response. The rest stays ours, each for a reason (README, Libraries and why): its S3 record class
@@ -53,18 +62,74 @@ class S3Object:
 
 
 def s3_objects(payload: Mapping[str, Any] | str) -> list[S3Object]:
-    """The S3 objects in one event, SNS message or SQS body, whatever the nesting."""
+    """The S3 objects in one event, SNS message, SQS body or EventBridge event, whatever the nesting."""
     document = _as_document(payload)
-    if document.get("Event") == "s3:TestEvent":
+    envelope = _envelope(document)
+    if envelope == "test":
         return []
-    if "Records" in document:
+    if envelope == "records":
         objects: list[S3Object] = []
         for record in document["Records"]:
             objects.extend(_objects_in_record(record))
         return objects
-    if document.get("Type") == "Notification" and "Message" in document:  # SNS envelope in an SQS body
+    if envelope == "sns":  # SNS envelope in an SQS body
         return s3_objects(document["Message"])
+    if envelope == "eventbridge":
+        return [_eventbridge_object(document)]
     raise EventError(f"not an S3 notification: keys {sorted(document)}")
+
+
+def is_s3_notification(payload: Mapping[str, Any] | str) -> bool:
+    """Whether `payload` is one of the envelopes `s3_objects` reads (it may still hold a malformed
+    record, which `s3_objects` then refuses)."""
+    try:
+        return _envelope(_as_document(payload)) is not None
+    except EventError:
+        return False
+
+
+def _envelope(document: Mapping[str, Any]) -> str | None:
+    if document.get("Event") == "s3:TestEvent":
+        return "test"
+    if "Records" in document:
+        return "records"
+    if document.get("Type") == "Notification" and "Message" in document:
+        return "sns"
+    if document.get("source") == "aws.s3" and "detail-type" in document and isinstance(document.get("detail"), Mapping):
+        return "eventbridge"
+    return None
+
+
+# EventBridge `detail-type` and `reason` -> the event name an S3 notification record would carry.
+_EVENTBRIDGE_TYPES = {"Object Created": "ObjectCreated", "Object Deleted": "ObjectRemoved"}
+_EVENTBRIDGE_REASONS = {
+    "PutObject": "Put",
+    "POST Object": "Post",
+    "CopyObject": "Copy",
+    "CompleteMultipartUpload": "CompleteMultipartUpload",
+    "DeleteObject": "Delete",
+}
+
+
+def _eventbridge_object(event: Mapping[str, Any]) -> S3Object:
+    detail = event["detail"]
+    try:
+        bucket, obj = detail["bucket"]["name"], detail["object"]
+        key = obj["key"]
+    except (KeyError, TypeError):
+        raise EventError(f"EventBridge {event.get('detail-type')!r} event without bucket and object key") from None
+    kind = event["detail-type"]
+    reason = detail.get("reason") or ""
+    prefix = _EVENTBRIDGE_TYPES.get(kind)
+    return S3Object(
+        bucket=bucket,
+        key=key,  # as it is: EventBridge does not URL-encode keys
+        version_id=obj.get("version-id") or None,
+        etag=(obj.get("etag") or obj.get("eTag") or "").strip('"') or None,
+        size=obj.get("size"),
+        event_name=f"{prefix}:{_EVENTBRIDGE_REASONS.get(reason, reason)}" if prefix else kind,
+        sequencer=obj.get("sequencer"),
+    )
 
 
 def _objects_in_record(record: Mapping[str, Any]) -> list[S3Object]:

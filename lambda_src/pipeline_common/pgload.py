@@ -48,7 +48,7 @@ from typing import IO, Any
 from psycopg2 import errors, sql
 
 from pipeline_common.copytext import copy_text_batch
-from pipeline_common.identifiers import QualifiedName, validate_identifier
+from pipeline_common.identifiers import QualifiedName, quotable_identifier, validate_identifier
 
 DEFAULT_CHUNK_SIZE = 256 * 1024
 
@@ -126,8 +126,13 @@ def _table_sql(table: QualifiedName | sql.Composable) -> sql.Composable:
     return table.pg() if isinstance(table, QualifiedName) else table
 
 
+def _column(name: str) -> sql.Identifier:
+    """A column as psycopg2 quotes it: any name PostgreSQL accepts (`"prénom"`, `"order id"`)."""
+    return sql.Identifier(quotable_identifier(name, "column"))
+
+
 def _column_list(columns: Sequence[str]) -> sql.Composable:
-    return sql.SQL(", ").join(sql.Identifier(validate_identifier(c, "column")) for c in columns)
+    return sql.SQL(", ").join(_column(c) for c in columns)
 
 
 def copy_in(
@@ -195,11 +200,7 @@ def create_staging(
         )
     )
     for column in not_null:
-        cur.execute(
-            sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(
-                staging, sql.Identifier(validate_identifier(column, "column"))
-            )
-        )
+        cur.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(staging, _column(column)))
     return staging
 
 
@@ -274,9 +275,7 @@ def upsert_sql(
     )
     if not updates:
         return statement + sql.SQL(" DO NOTHING")
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(validate_identifier(c, "column"))) for c in updates
-    )
+    assignments = sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=_column(c)) for c in updates)
     statement = statement + sql.SQL(" DO UPDATE SET ") + assignments
     conditions: list[sql.Composable] = []
     if version_column is not None:

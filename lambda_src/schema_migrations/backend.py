@@ -23,10 +23,9 @@ import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from yoyo.backends.core.postgresql import PostgresqlBackend
-from yoyo.connections import parse_uri
+from yoyo.connections import DatabaseURI
 from yoyo.migrations import Migration, default_migration_table, read_sql_migration
 
 from pipeline_common.deadline import TimeBudget, bound_statements, bounded_session
@@ -44,14 +43,19 @@ def user_name() -> str:
         return FALLBACK_USER
 
 
-def yoyo_uri(params: dict[str, Any], sslmode: str, connect_timeout: int) -> str:
-    """yoyo's connection URI; user and password are percent-quoted (RDS-generated passwords
-    contain characters such as `:`, `/`, `@`, `#` and `%`)."""
-    host = params["host"]
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"  # IPv6 literal
-    query = urlencode(
-        {
+def yoyo_database(params: dict[str, Any], sslmode: str, connect_timeout: int) -> DatabaseURI:
+    """What yoyo connects with, built from the values themselves rather than parsed from a URI:
+    yoyo's URI parsing decodes the user and password but not the database name, so a name with
+    `$` (legal in PostgreSQL) would reach the server percent-encoded (`x%24y`) and never be found.
+    The backend passes these fields to psycopg2 as keyword arguments, untouched."""
+    return DatabaseURI(
+        scheme="postgresql",
+        username=params["user"],
+        password=params["password"],
+        hostname=params["host"],
+        port=int(params["port"]),
+        database=params["database"],
+        args={
             "sslmode": sslmode,
             "connect_timeout": str(connect_timeout),
             "application_name": "schema-migrations",
@@ -59,11 +63,8 @@ def yoyo_uri(params: dict[str, Any], sslmode: str, connect_timeout: int) -> str:
             "keepalives_idle": "30",
             "keepalives_interval": "10",
             "keepalives_count": "3",
-        }
+        },
     )
-    user = quote(params["user"], safe="")
-    password = quote(params["password"], safe="")
-    return f"postgresql://{user}:{password}@{host}:{params['port']}/{quote(params['database'], safe='')}?{query}"
 
 
 class LambdaBackend(PostgresqlBackend):
@@ -173,7 +174,7 @@ class LambdaBackend(PostgresqlBackend):
 
 
 def open_backend(params: dict[str, Any], sslmode: str, connect_timeout: int) -> LambdaBackend:
-    backend = LambdaBackend(parse_uri(yoyo_uri(params, sslmode, connect_timeout)), default_migration_table)
+    backend = LambdaBackend(yoyo_database(params, sslmode, connect_timeout), default_migration_table)
     try:
         backend.init_database()
     except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from pipeline_common.config import DatabaseSettings
@@ -17,8 +18,14 @@ class DatabaseMissing(PermanentError):
     """The target database does not exist (yet): a migration under postgres/ has to create it."""
 
 
-def _missing(exc: BaseException, database: str) -> bool:
-    return f'database "{database}" does not exist' in str(exc)
+# The server's answer when the database of a new connection does not exist (SQLSTATE 3D000, which
+# psycopg2 does not expose for connection errors). Whatever name it quotes, each connection here
+# names exactly one database, so this is that database: never a transient failure.
+_DATABASE_MISSING = re.compile(r'database ".*" does not exist')
+
+
+def _missing(exc: BaseException) -> bool:
+    return bool(_DATABASE_MISSING.search(str(exc)))
 
 
 class Connector:
@@ -43,7 +50,7 @@ class Connector:
         try:
             return open_backend(self.params(database), self._settings.sslmode, self._settings.connect_timeout)
         except Exception as exc:
-            if _missing(exc, database):
+            if _missing(exc):
                 raise DatabaseMissing(database) from exc
             raise
 
@@ -53,7 +60,7 @@ class Connector:
         try:
             connection = connect(settings, self._secrets.get_json(settings.secret_arn))
         except Exception as exc:
-            if _missing(exc, database):
+            if _missing(exc):
                 raise DatabaseMissing(database) from exc
             raise
         connection.set_session(readonly=True, autocommit=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline_common.errors import PermanentError, PipelineError, is_retryable
+from pipeline_common.errors import PermanentError, PipelineError, error_message, is_retryable
 
 
 class ChecksumMismatch(PermanentError):
@@ -25,7 +25,7 @@ class MigrationFailed(PipelineError):
     Retryable when the database error is (`pipeline_common.errors.is_retryable`)."""
 
     def __init__(self, key: str, statement: str | None, cause: BaseException, reason: str | None = None) -> None:
-        message = f"{key} failed: {str(cause).strip()}" + (f" ({reason})" if reason else "")
+        message = f"{key} failed: {error_message(cause)}" + (f" ({reason})" if reason else "")
         super().__init__(message, retryable=is_retryable(cause))
         self.key = key
         self.statement = statement
@@ -38,7 +38,7 @@ class MigrationFailed(PipelineError):
             "message": str(self),
             "file": self.key,
             "statement": self.statement,
-            "database_error": str(self.cause).strip(),
+            "database_error": error_message(self.cause),
             "sqlstate": getattr(self.cause, "pgcode", None),
             "detail": getattr(diag, "message_detail", None),
             "hint": getattr(diag, "message_hint", None),

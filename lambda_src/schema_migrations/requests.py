@@ -1,7 +1,7 @@
 """Turn an invocation event into per-database run requests.
 
-Two shapes arrive: S3 notifications (through SNS; one message may carry several records, several
-uploads give several invocations) and operator payloads
+Two shapes arrive: S3 notifications (through SNS, or EventBridge events; one SNS message may carry
+several records, several uploads give several invocations) and operator payloads
 `{"action": "migrate"|"status"|"rollback"|"repair", "database": ..., "dry_run": bool, "count": n}`.
 Everything is validated here, so a bad key or payload is refused before any download or SQL.
 """
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline_common.events import EventError, s3_objects
+from pipeline_common.events import EventError, is_s3_notification, s3_objects
 from schema_migrations.config import Settings
 from schema_migrations.keys import ROOT_DATABASE, RequestRefused, database_name, is_folder_marker, parse_key
 from schema_migrations.results import DatabaseResult, RunRequest
@@ -29,12 +29,9 @@ class Requests:
     from_s3: bool = False
 
 
-def is_s3_event(event: Mapping[str, Any]) -> bool:
-    return "Records" in event or "detail-type" in event or event.get("Event") == "s3:TestEvent"
-
-
 def from_event(event: Mapping[str, Any], settings: Settings, s3: Any) -> Requests:
-    if is_s3_event(event):
+    # The parser's own classifier: whatever it calls an S3 notification, it can read.
+    if is_s3_notification(event):
         return from_s3_event(event, settings, s3)
     return from_operator(event, settings, s3)
 
@@ -59,7 +56,7 @@ def from_s3_event(event: Mapping[str, Any], settings: Settings, s3: Any) -> Requ
                 _refused("", "migrate", f"object s3://{obj.bucket}/{obj.key} is not in {settings.bucket}", obj.key)
             )
             continue
-        if is_folder_marker(obj.key):
+        if is_folder_marker(obj.key) or (obj.event_name and not obj.event_name.startswith("ObjectCreated")):
             continue
         try:
             key = parse_key(obj.key, settings.allowed_databases)

@@ -21,7 +21,7 @@ from yoyo.exceptions import BadMigration, MigrationConflict
 from yoyo.migrations import MigrationList, read_migrations, topological_sort
 
 from pipeline_common.deadline import Deadline
-from pipeline_common.errors import PipelineError, is_retryable
+from pipeline_common.errors import PipelineError, error_message, is_retryable
 from schema_migrations import state
 from schema_migrations.connections import Connector, DatabaseMissing
 from schema_migrations.errors import ChecksumMismatch, MigrationFailed, failed_statement
@@ -126,12 +126,12 @@ def run_database(request: RunRequest, ctx: RunContext) -> DatabaseResult:
         )
     except (PipelineError, psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         # A lock still held, the deadline, a lost connection (retryable); a bad secret (not).
-        result.fail("failed", {"type": type(exc).__name__, "message": str(exc).strip()}, retryable=is_retryable(exc))
+        result.fail("failed", {"type": type(exc).__name__, "message": error_message(exc)}, retryable=is_retryable(exc))
     except Exception as exc:
         # Anything unforeseen (an S3 error, a SQL error outside a migration) fails this database
         # only, so the results of the others are still published; retryable because it may pass.
         logger.exception("unexpected error", extra={"database": request.database, "action": request.action})
-        result.fail("failed", {"type": type(exc).__name__, "message": str(exc).strip()}, retryable=True)
+        result.fail("failed", {"type": type(exc).__name__, "message": error_message(exc)}, retryable=True)
     result.timings["total_seconds"] = round(time.perf_counter() - started, 3)
     return result
 

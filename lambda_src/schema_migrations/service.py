@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline_common.config import ConfigError
 from pipeline_common.deadline import Deadline
-from pipeline_common.errors import RetryableError, is_retryable
+from pipeline_common.errors import RetryableError, error_message, is_retryable
 from pipeline_common.secrets import SecretCache
 from schema_migrations import report
 from schema_migrations.config import Settings
@@ -88,7 +88,7 @@ def run_requests(
             result = DatabaseResult.for_request(run)
             # Retryable when the server or Secrets Manager may answer later; not for a malformed or
             # denied secret, which Lambda's retries would meet again.
-            error = {"type": type(exc).__name__, "message": str(exc).strip()}
+            error = {"type": type(exc).__name__, "message": error_message(exc)}
             result.fail("failed", error, retryable=is_retryable(exc))
             results.append(result)
     finally:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pipeline_common.config import ConfigError, DatabaseSettings, env_identifier, env_int, env_json
 from pipeline_common.identifiers import IdentifierError, QualifiedName, validate_identifier
+from table_sync.query import QueryError, single_select
 
 CURSOR_TYPES = ("rowversion", "timestamp")
 DEFAULT_CHUNK_SIZE = 10_000
@@ -105,9 +106,10 @@ def _build_table(item: Mapping[str, Any], where: str, engine: str) -> TableSpec:
     source_text, query = item.get("source"), item.get("query")
     if (source_text is None) == (query is None):
         raise ConfigError(f"{where}: set exactly one of 'source' (schema.table) or 'query'")
-    source = QualifiedName.parse(_text(source_text, where, "source"), engine=engine) if source_text else None
+    # `source` may quote its parts as the engine does: `dbo.[Order Details]`, `"Sales"."order items"`.
+    source = QualifiedName.parse_quoted(_text(source_text, where, "source"), engine) if source_text else None
     if query is not None:
-        query = _parse_query(query, where)
+        query = _parse_query(query, where, engine)
     target = QualifiedName.parse(_text(item.get("target"), where, "target"))
     name = item.get("name", str(target))
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
@@ -151,13 +153,11 @@ def _text(value: Any, where: str, key: str) -> str:
     return value
 
 
-def _parse_query(value: Any, where: str) -> str:
-    text = _text(value, where, "query").strip().rstrip(";").strip()
-    if ";" in text:
-        raise ConfigError(f"{where}: 'query' must be a single SELECT statement (found ';')")
-    if not text.lower().startswith(("select", "with")):
-        raise ConfigError(f"{where}: 'query' must start with SELECT or WITH")
-    return text
+def _parse_query(value: Any, where: str, engine: str) -> str:
+    try:
+        return single_select(_text(value, where, "query"), engine)
+    except QueryError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _parse_primary_key(value: Any, where: str, engine: str) -> tuple[str, ...]:

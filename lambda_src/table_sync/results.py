@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from pipeline_common.errors import is_retryable
+from pipeline_common.errors import error_message, is_retryable
 from pipeline_common.values import display
 
 
@@ -41,7 +41,7 @@ class TableResult:
 
     def fail(self, exc: BaseException, message: str | None = None) -> None:
         """Failed with `exc`; the error shows `message`, else the first line of `exc`."""
-        text = str(exc).strip()
+        text = error_message(exc)
         self.status = "failed"
         self.error = f"{type(exc).__name__}: {message if message is not None else text.splitlines()[0] if text else ''}"
         self.retryable = is_retryable(exc)

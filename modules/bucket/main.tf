@@ -3,6 +3,7 @@ data "aws_partition" "current" {}
 locals {
   create    = var.create
   bucket_id = try(aws_s3_bucket.this[0].id, null)
+  kms       = var.kms_encryption != null ? var.kms_encryption : var.kms_key_arn != null
   # Bucket ARNs carry no account or region: known at plan time, so the policy below is reviewable
   # in the plan.
   bucket_arn = local.create ? "arn:${data.aws_partition.current.partition}:s3:::${var.bucket}" : null
@@ -65,10 +66,11 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
 
   rule {
     apply_server_side_encryption_by_default {
-      sse_algorithm     = var.kms_key_arn == null ? "AES256" : "aws:kms"
-      kms_master_key_id = var.kms_key_arn
+      sse_algorithm     = local.kms ? "aws:kms" : "AES256"
+      kms_master_key_id = local.kms ? var.kms_key_arn : null
     }
-    bucket_key_enabled = var.kms_key_arn != null
+    # One data key per bucket and time window instead of one KMS request per object.
+    bucket_key_enabled = local.kms
   }
 }
 
@@ -141,9 +143,9 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
 }
 
 resource "aws_s3_bucket_logging" "this" {
-  count = local.create && var.logging_target_bucket != null ? 1 : 0
+  count = local.create && var.access_logs != null ? 1 : 0
 
   bucket        = aws_s3_bucket.this[0].id
-  target_bucket = var.logging_target_bucket
-  target_prefix = coalesce(var.logging_target_prefix, "${var.bucket}/")
+  target_bucket = var.access_logs.bucket
+  target_prefix = coalesce(var.access_logs.prefix, "${var.bucket}/")
 }

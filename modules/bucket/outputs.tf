@@ -14,8 +14,8 @@ output "bucket_regional_domain_name" {
 }
 
 output "kms_key_arn" {
-  description = "KMS key encrypting the bucket (null for SSE-S3). Readers need kms:Decrypt on it."
-  value       = var.kms_key_arn
+  description = "KMS key encrypting the bucket (null for SSE-S3). Readers need kms:Decrypt on it, writers kms:GenerateDataKey."
+  value       = local.kms ? var.kms_key_arn : null
 }
 
 output "ready" {

@@ -32,7 +32,7 @@ variable "versioning_enabled" {
 }
 
 variable "kms_key_arn" {
-  description = "ARN of a KMS key for SSE-KMS. Null uses SSE-S3 (AES-256)."
+  description = "ARN of a KMS key for SSE-KMS (with an S3 Bucket Key). Null uses SSE-S3 (AES-256)."
   type        = string
   default     = null
 
@@ -100,16 +100,19 @@ variable "policy_statements" {
   default     = []
 }
 
-variable "logging_target_bucket" {
-  description = "Bucket receiving S3 server access logs. Null disables access logging."
-  type        = string
+variable "kms_encryption" {
+  description = "Whether the bucket uses SSE-KMS with `kms_key_arn`. Set it when the key is created in the same plan, so the plan shows the algorithm (an ARN not known yet cannot tell); null: SSE-KMS exactly when `kms_key_arn` is set."
+  type        = bool
   default     = null
 }
 
-variable "logging_target_prefix" {
-  description = "Key prefix for access logs in `logging_target_bucket`. Defaults to `<bucket>/`."
-  type        = string
-  default     = null
+variable "access_logs" {
+  description = "S3 server access logs of this bucket: { bucket, prefix } (prefix defaults to `<bucket>/`); null turns them off. An object, so whether logging is on is known at plan time even when the log bucket is created in the same plan. The log bucket must let logging.s3.amazonaws.com write and must not use SSE-KMS default encryption (S3 log delivery supports SSE-S3 only)."
+  type = object({
+    bucket = string
+    prefix = optional(string)
+  })
+  default = null
 }
 
 variable "tags" {

@@ -69,6 +69,7 @@ module "staging" {
   bucket        = local.staging_bucket
   force_destroy = var.bucket_force_destroy
   kms_key_arn   = var.bucket_kms_key_arn
+  access_logs   = var.bucket_access_logs
   lifecycle_rules = var.staging_expiration_days == null ? [] : [{
     id                                 = "expire-copied-files"
     expiration_days                    = var.staging_expiration_days
@@ -85,6 +86,7 @@ module "lake" {
   bucket          = local.lake_bucket
   force_destroy   = var.bucket_force_destroy
   kms_key_arn     = var.bucket_kms_key_arn
+  access_logs     = var.bucket_access_logs
   lifecycle_rules = var.lake_lifecycle_rules
 
   tags = var.tags

@@ -41,6 +41,15 @@ variable "staging_kms_key_arn" {
   type        = string
 }
 
+variable "bucket_access_logs" {
+  description = "S3 server access logs of both buckets: { bucket, prefix } (see modules/bucket's access_logs; a null prefix logs under `<bucket name>/`); null turns them off."
+  type = object({
+    bucket = string
+    prefix = optional(string)
+  })
+  default = null
+}
+
 variable "bucket_kms_key_arn" {
   description = "Default encryption of both buckets: SSE-KMS with this key, or SSE-S3 when null (DMS's objects use `staging_kms_key_arn` either way)."
   type        = string

@@ -1,5 +1,25 @@
+output "notifications" {
+  description = "How the bucket's events travel: sns or eventbridge."
+  value       = var.notifications
+}
+
+output "rule_arn" {
+  description = "ARN of the EventBridge rule matching the bucket's events (notifications = eventbridge)."
+  value       = try(aws_cloudwatch_event_rule.this[0].arn, null)
+}
+
+output "rule_name" {
+  description = "Name of the EventBridge rule (notifications = eventbridge), on the default event bus."
+  value       = try(aws_cloudwatch_event_rule.this[0].name, null)
+}
+
+output "event_pattern" {
+  description = "Event pattern of the EventBridge rule (notifications = eventbridge)."
+  value       = try(aws_cloudwatch_event_rule.this[0].event_pattern, null)
+}
+
 output "topic_arn" {
-  description = "ARN of the SNS topic receiving the bucket's notifications."
+  description = "ARN of the SNS topic receiving the bucket's notifications (notifications = sns)."
   value       = try(aws_sns_topic.this[0].arn, null)
 }
 
@@ -9,7 +29,7 @@ output "topic_name" {
 }
 
 output "queue_arn" {
-  description = "ARN of the SQS queue subscribed to the topic."
+  description = "ARN of the SQS queue the topic or the rule delivers to."
   value       = try(aws_sqs_queue.this[0].arn, null)
 }
 
@@ -39,7 +59,7 @@ output "dlq_name" {
 }
 
 output "subscription_arn" {
-  description = "ARN of the topic -> queue subscription."
+  description = "ARN of the topic -> queue subscription (notifications = sns)."
   value       = try(aws_sns_topic_subscription.queue[0].arn, null)
 }
 

@@ -14,13 +14,25 @@ variable "name" {
   }
 }
 
+variable "notifications" {
+  description = "How the bucket's events travel: `sns` (S3 -> SNS topic -> the queue, or a function subscribed to the topic) or `eventbridge` (S3 -> EventBridge -> a rule matching the bucket, `events` and `filters` -> the queue, or a function: pass `rule_name` and `rule_arn` to modules/lambda_function's `eventbridge_rule`). With `eventbridge` the bucket sends all its events to the account's default event bus, where other consumers may add rules of their own."
+  type        = string
+  default     = "sns"
+  nullable    = false
+
+  validation {
+    condition     = contains(["sns", "eventbridge"], var.notifications)
+    error_message = "notifications must be \"sns\" or \"eventbridge\"."
+  }
+}
+
 variable "bucket_id" {
-  description = "Name of the source bucket whose notifications feed the topic. This module owns the bucket's notification configuration (S3 allows one per bucket)."
+  description = "Name of the source bucket whose notifications feed the topic or the rule. This module owns the bucket's notification configuration (S3 allows one per bucket)."
   type        = string
 }
 
 variable "bucket_arn" {
-  description = "ARN of the source bucket (the only publisher the topic accepts)."
+  description = "ARN of the source bucket (the only publisher the SNS topic accepts)."
   type        = string
 
   validation {
@@ -41,7 +53,7 @@ variable "events" {
 }
 
 variable "filters" {
-  description = "Key filters, one notification per entry. S3 rejects overlapping filters for the same events; an empty list (or one empty filter) publishes every key."
+  description = "Key filters: one SNS notification per entry (S3 rejects overlapping filters for the same events), or one key matcher each in the EventBridge rule (a prefix, a suffix, or both as a wildcard). An empty list (or one empty filter) publishes every key."
   type = list(object({
     prefix = optional(string, "")
     suffix = optional(string, "")
@@ -50,7 +62,7 @@ variable "filters" {
 }
 
 variable "kms_key_arn" {
-  description = "ARN of the customer managed KMS key encrypting the topic. Its key policy must let s3.amazonaws.com use it (AWS managed keys cannot: S3 could not publish)."
+  description = "ARN of the customer managed KMS key encrypting the SNS topic. Its key policy must let s3.amazonaws.com use it (AWS managed keys cannot: S3 could not publish). Unused with EventBridge."
   type        = string
 
   validation {
@@ -60,13 +72,13 @@ variable "kms_key_arn" {
 }
 
 variable "create_queue" {
-  description = "Subscribe an SQS queue to the topic. False leaves only the topic, for S3 -> SNS -> Lambda."
+  description = "Create the SQS queue the topic (or the rule) delivers to. False leaves only the topic (S3 -> SNS -> Lambda) or the rule (S3 -> EventBridge -> Lambda)."
   type        = bool
   default     = true
 }
 
 variable "create_dlq" {
-  description = "Create the dead-letter queue `<name>-dlq`: the queue's redrive target, or without a queue, the dead-letter target of the function subscribed to the topic (asynchronous invocations that failed every retry)."
+  description = "Create the dead-letter queue `<name>-dlq`: the queue's redrive target, or without a queue, the dead-letter target of the function fed by the topic or the rule (asynchronous invocations that failed every retry). With EventBridge it is also the rule target's dead-letter queue (events the rule could not deliver)."
   type        = bool
   default     = true
 }
@@ -112,6 +124,28 @@ variable "dlq_message_retention_seconds" {
   validation {
     condition     = var.dlq_message_retention_seconds >= 60 && var.dlq_message_retention_seconds <= 1209600
     error_message = "dlq_message_retention_seconds must be between 60 and 1209600."
+  }
+}
+
+variable "eventbridge_maximum_retry_attempts" {
+  description = "With EventBridge: how many times the rule retries delivering an event to the queue before dead-lettering it."
+  type        = number
+  default     = 185
+
+  validation {
+    condition     = var.eventbridge_maximum_retry_attempts >= 0 && var.eventbridge_maximum_retry_attempts <= 185
+    error_message = "eventbridge_maximum_retry_attempts must be between 0 and 185."
+  }
+}
+
+variable "eventbridge_maximum_event_age_in_seconds" {
+  description = "With EventBridge: how long the rule keeps retrying an event before dead-lettering it."
+  type        = number
+  default     = 86400
+
+  validation {
+    condition     = var.eventbridge_maximum_event_age_in_seconds >= 60 && var.eventbridge_maximum_event_age_in_seconds <= 86400
+    error_message = "eventbridge_maximum_event_age_in_seconds must be between 60 and 86400."
   }
 }
 

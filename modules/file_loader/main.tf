@@ -1,6 +1,8 @@
 locals {
   create      = var.create
   bucket_name = local.create ? coalesce(var.bucket_name, var.name) : null
+  # Known at plan time even when the key is created in the same plan.
+  bucket_kms = var.bucket_kms_encryption != null ? var.bucket_kms_encryption : var.bucket_kms_key_arn != null
 
   # The smallest set of prefixes covering every route: S3 rejects overlapping notification filters,
   # and objects under a covered prefix that match no route are reported by the function.
@@ -45,6 +47,8 @@ module "bucket" {
   bucket          = local.bucket_name
   force_destroy   = var.bucket_force_destroy
   kms_key_arn     = var.bucket_kms_key_arn
+  kms_encryption  = var.bucket_kms_encryption
+  access_logs     = var.bucket_access_logs
   lifecycle_rules = var.bucket_lifecycle_rules
 
   tags = var.tags
@@ -55,6 +59,7 @@ module "events" {
 
   create                     = local.create
   name                       = var.name
+  notifications              = var.notifications
   bucket_id                  = module.bucket.bucket_id
   bucket_arn                 = module.bucket.bucket_arn
   filters                    = [for p in local.notification_prefixes : { prefix = p }]
@@ -105,6 +110,7 @@ module "function" {
     bucket    = module.bucket.bucket_id
     prefixes  = local.notification_prefixes
     topic_arn = module.events.topic_arn
+    rule_arn  = module.events.rule_arn
     queue_url = module.events.queue_url
     dlq_url   = module.events.dlq_url
     dlq_arn   = module.events.dlq_arn
@@ -119,12 +125,17 @@ module "function" {
         conditions = []
       },
     ],
-    var.bucket_kms_key_arn == null ? [] : [
+    !local.bucket_kms ? [] : [
       {
-        sid        = "DecryptObjects"
-        actions    = ["kms:Decrypt"]
-        resources  = [var.bucket_kms_key_arn]
-        conditions = []
+        # SSE-KMS objects, read through S3 only (the key may encrypt other things too).
+        sid       = "DecryptObjects"
+        actions   = ["kms:Decrypt"]
+        resources = [var.bucket_kms_key_arn]
+        conditions = [{
+          test     = "StringLike"
+          variable = "kms:ViaService"
+          values   = ["s3.*.amazonaws.com"]
+        }]
       },
     ],
   )

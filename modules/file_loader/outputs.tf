@@ -9,8 +9,13 @@ output "bucket_arn" {
 }
 
 output "topic_arn" {
-  description = "SNS topic receiving the bucket's ObjectCreated notifications."
+  description = "SNS topic receiving the bucket's ObjectCreated notifications (notifications = sns)."
   value       = module.events.topic_arn
+}
+
+output "rule_arn" {
+  description = "EventBridge rule matching the bucket's ObjectCreated events under the route prefixes; it delivers to the queue (notifications = eventbridge)."
+  value       = module.events.rule_arn
 }
 
 output "queue_url" {

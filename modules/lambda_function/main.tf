@@ -59,6 +59,7 @@ locals {
     var.sqs_event_source != null ? "sqs" :
     var.dynamodb_event_source != null ? "dynamodb" :
     var.sns_subscription != null ? "sns" :
+    var.eventbridge_rule != null ? "eventbridge" :
     var.schedule != null ? "schedule" : "invoke"
   )
 }
@@ -209,6 +210,39 @@ resource "aws_sns_topic_subscription" "this" {
   filter_policy = var.sns_subscription.filter_policy
 
   depends_on = [aws_lambda_permission.sns]
+}
+
+resource "aws_lambda_permission" "eventbridge" {
+  count = local.create && var.eventbridge_rule != null ? 1 : 0
+
+  statement_id  = "AllowInvokeFromRule"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this[0].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = var.eventbridge_rule.rule_arn
+}
+
+resource "aws_cloudwatch_event_target" "this" {
+  count = local.create && var.eventbridge_rule != null ? 1 : 0
+
+  rule      = var.eventbridge_rule.rule_name
+  target_id = "function"
+  arn       = aws_lambda_function.this[0].arn
+
+  retry_policy {
+    maximum_retry_attempts       = var.eventbridge_rule.maximum_retry_attempts
+    maximum_event_age_in_seconds = var.eventbridge_rule.maximum_event_age_in_seconds
+  }
+
+  dynamic "dead_letter_config" {
+    for_each = var.eventbridge_rule.dead_letter == null ? [] : [var.eventbridge_rule.dead_letter]
+
+    content {
+      arn = dead_letter_config.value.arn
+    }
+  }
+
+  depends_on = [aws_lambda_permission.eventbridge]
 }
 
 resource "aws_scheduler_schedule" "this" {

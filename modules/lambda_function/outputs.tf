@@ -87,9 +87,10 @@ output "summary" {
   description = <<-EOT
     The function as local tools (the event router of `make demo`, the tests) read it: function_name,
     arn, role_arn, role_name, log_group_name, handler, timeout, memory_size, environment_variables,
-    trigger (sqs | dynamodb | sns | schedule | invoke) and event_source { bucket, prefixes,
-    topic_arn, queue_url, queue_arn, dlq_url, dlq_arn, batch_size, maximum_concurrency,
-    sns_topic_arn, schedule_expression, stream_arn }. Null when the function is not created.
+    trigger (sqs | dynamodb | sns | eventbridge | schedule | invoke) and event_source { bucket,
+    prefixes, topic_arn, rule_arn, queue_url, queue_arn, dlq_url, dlq_arn, batch_size,
+    maximum_concurrency, sns_topic_arn, schedule_expression, stream_arn }. Null when the function
+    is not created.
   EOT
   value = local.create ? {
     function_name         = aws_lambda_function.this[0].function_name
@@ -106,6 +107,7 @@ output "summary" {
       bucket     = var.event_source_details.bucket
       prefixes   = var.event_source_details.prefixes
       topic_arn  = var.event_source_details.topic_arn
+      rule_arn   = var.event_source_details.rule_arn != null ? var.event_source_details.rule_arn : try(var.eventbridge_rule.rule_arn, null)
       queue_url  = var.event_source_details.queue_url
       queue_arn  = try(var.sqs_event_source.queue_arn, null)
       dlq_url    = var.event_source_details.dlq_url

@@ -345,6 +345,25 @@ variable "sns_subscription" {
   default = null
 }
 
+variable "eventbridge_rule" {
+  description = "EventBridge rule invoking the function (S3 -> EventBridge -> Lambda, e.g. modules/event_queue's rule): the target and an invoke permission scoped to the rule, retried as set, with events the rule cannot deliver sent to `dead_letter` { arn } (an SQS queue whose policy admits the rule, as event_queue's dead-letter queue does; an object, so whether there is one is known at plan time even when its ARN is not)."
+  type = object({
+    rule_name = string
+    rule_arn  = string
+    dead_letter = optional(object({
+      arn = string
+    }))
+    maximum_retry_attempts       = optional(number, 185)
+    maximum_event_age_in_seconds = optional(number, 86400)
+  })
+  default = null
+
+  validation {
+    condition     = var.eventbridge_rule == null ? true : (var.eventbridge_rule.maximum_retry_attempts >= 0 && var.eventbridge_rule.maximum_retry_attempts <= 185 && var.eventbridge_rule.maximum_event_age_in_seconds >= 60 && var.eventbridge_rule.maximum_event_age_in_seconds <= 86400)
+    error_message = "eventbridge_rule.maximum_retry_attempts must be 0-185 and maximum_event_age_in_seconds 60-86400."
+  }
+}
+
 variable "schedule" {
   description = "EventBridge Scheduler schedule invoking the function, with its own role allowed to invoke only this function."
   type = object({
@@ -377,11 +396,12 @@ variable "schedule" {
 }
 
 variable "event_source_details" {
-  description = "What feeds the function beyond its trigger, reported in the `summary` output for local tools: the bucket and key prefixes of S3 events, the topic S3 publishes to, the queue's URL and its dead-letter queue."
+  description = "What feeds the function beyond its trigger, reported in the `summary` output for local tools: the bucket and key prefixes of S3 events, the topic S3 publishes to or the EventBridge rule matching them, the queue's URL and its dead-letter queue."
   type = object({
     bucket    = optional(string)
     prefixes  = optional(list(string), [])
     topic_arn = optional(string)
+    rule_arn  = optional(string)
     queue_url = optional(string)
     dlq_url   = optional(string)
     dlq_arn   = optional(string)

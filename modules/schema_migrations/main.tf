@@ -1,32 +1,38 @@
 locals {
   create      = var.create
   bucket_name = local.create ? coalesce(var.bucket_name, var.name) : null
+  # Known at plan time even when the key is created in the same plan.
+  bucket_kms = var.bucket_kms_encryption != null ? var.bucket_kms_encryption : var.bucket_kms_key_arn != null
 }
 
 module "bucket" {
   source = "../bucket"
 
-  create        = local.create
-  bucket        = local.bucket_name
-  force_destroy = var.bucket_force_destroy
-  kms_key_arn   = var.bucket_kms_key_arn
+  create         = local.create
+  bucket         = local.bucket_name
+  force_destroy  = var.bucket_force_destroy
+  kms_key_arn    = var.bucket_kms_key_arn
+  kms_encryption = var.bucket_kms_encryption
+  access_logs    = var.bucket_access_logs
 
   tags = var.tags
 }
 
-# S3 -> SNS only: the function subscribes to the topic directly. The dead-letter queue receives the
-# asynchronous invocations (from SNS) that failed every retry.
+# S3 -> SNS or EventBridge, no queue: the function subscribes to the topic, or is the rule's target.
+# The dead-letter queue receives the asynchronous invocations that failed every retry (and, with
+# EventBridge, the events the rule could not deliver).
 module "events" {
   source = "../event_queue"
 
-  create       = local.create
-  name         = var.name
-  bucket_id    = module.bucket.bucket_id
-  bucket_arn   = module.bucket.bucket_arn
-  filters      = [{ suffix = ".sql" }]
-  kms_key_arn  = var.kms_key_arn
-  create_queue = false
-  create_dlq   = true
+  create        = local.create
+  name          = var.name
+  notifications = var.notifications
+  bucket_id     = module.bucket.bucket_id
+  bucket_arn    = module.bucket.bucket_arn
+  filters       = [{ suffix = ".sql" }]
+  kms_key_arn   = var.kms_key_arn
+  create_queue  = false
+  create_dlq    = true
 
   tags = var.tags
 }
@@ -103,7 +109,12 @@ module "function" {
     LOGNAME            = "lambda"
   }
 
-  sns_subscription   = { topic_arn = module.events.topic_arn }
+  sns_subscription = var.notifications == "sns" ? { topic_arn = module.events.topic_arn } : null
+  eventbridge_rule = var.notifications == "eventbridge" ? {
+    rule_name   = module.events.rule_name
+    rule_arn    = module.events.rule_arn
+    dead_letter = { arn = module.events.dlq_arn }
+  } : null
   dead_letter_target = { arn = module.events.dlq_arn, type = "sqs" }
   event_source_details = {
     bucket    = module.bucket.bucket_id
@@ -145,12 +156,17 @@ module "function" {
         }]
       },
     ],
-    var.bucket_kms_key_arn == null ? [] : [
+    !local.bucket_kms ? [] : [
       {
-        sid        = "DecryptMigrations"
-        actions    = ["kms:Decrypt"]
-        resources  = [var.bucket_kms_key_arn]
-        conditions = []
+        # SSE-KMS objects, read through S3 only (the key may encrypt other things too).
+        sid       = "DecryptMigrations"
+        actions   = ["kms:Decrypt"]
+        resources = [var.bucket_kms_key_arn]
+        conditions = [{
+          test     = "StringLike"
+          variable = "kms:ViaService"
+          values   = ["s3.*.amazonaws.com"]
+        }]
       },
     ],
   )

@@ -9,8 +9,13 @@ output "bucket_arn" {
 }
 
 output "topic_arn" {
-  description = "SNS topic receiving the bucket's notifications; the function subscribes to it."
+  description = "SNS topic receiving the bucket's notifications; the function subscribes to it (notifications = sns)."
   value       = module.events.topic_arn
+}
+
+output "rule_arn" {
+  description = "EventBridge rule matching the bucket's `.sql` uploads; the function is its target (notifications = eventbridge)."
+  value       = module.events.rule_arn
 }
 
 output "results_topic_arn" {

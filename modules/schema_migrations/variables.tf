@@ -27,9 +27,36 @@ variable "bucket_force_destroy" {
 }
 
 variable "bucket_kms_key_arn" {
-  description = "KMS key for SSE-KMS on the migrations bucket (the function gets kms:Decrypt on it). Null uses SSE-S3."
+  description = "KMS key for SSE-KMS on the migrations bucket (the function gets kms:Decrypt on it, through S3 only). Null uses SSE-S3."
   type        = string
   default     = null
+}
+
+variable "bucket_kms_encryption" {
+  description = "Whether the migrations bucket uses SSE-KMS with `bucket_kms_key_arn`: set it when the key is created in the same plan (the root module does); null: SSE-KMS exactly when `bucket_kms_key_arn` is set."
+  type        = bool
+  default     = null
+}
+
+variable "bucket_access_logs" {
+  description = "S3 server access logs of the migrations bucket: { bucket, prefix } (see modules/bucket's access_logs); null turns them off."
+  type = object({
+    bucket = string
+    prefix = optional(string)
+  })
+  default = null
+}
+
+variable "notifications" {
+  description = "How the bucket's events reach the function: `sns` (S3 -> SNS -> Lambda) or `eventbridge` (S3 -> EventBridge rule on the bucket and `.sql` keys -> Lambda). See modules/event_queue."
+  type        = string
+  default     = "sns"
+  nullable    = false
+
+  validation {
+    condition     = contains(["sns", "eventbridge"], var.notifications)
+    error_message = "notifications must be \"sns\" or \"eventbridge\"."
+  }
 }
 
 variable "allowed_databases" {

@@ -1,15 +1,17 @@
 """Policy check of a Terraform plan: checkov on the plan JSON, failing on findings not in the baseline.
 
-    python3 -m scripts.ci.policy_check --plan tfplan.json [--baseline .checkov-plan-baseline.json] \
-        [--checkov .venv-checkov/bin/checkov] [--report policy.md]
+    python3 -m scripts.ci.policy_check --plan tfplan.json --environment dev \
+        [--baseline .checkov-plan-baseline.json] [--checkov .venv-checkov/bin/checkov] [--report policy.md]
 
 checkov runs with `--framework terraform_plan` and the repository's `.checkov.yaml` (the same
 skipped checks, each with its reason, as the scan of the code). A plan shows what the code scan
 cannot: the values of this environment's variables, and which resources really get created. It also
 cannot see what is unknown until apply (the ARN of a KMS key created in the same plan looks like no
 key at all), so some findings are expected; those are listed in the committed baseline, each with
-the reason it is accepted. Any other failed check fails this step: a change that makes the plan
-worse is caught in the pull request that makes it.
+the reason it is accepted, and, when the reason holds for some environments only (backups off in
+a throwaway environment), with those `environments`: the plan of another environment fails on the
+same finding. Any other failed check fails this step: a change that makes the plan worse is caught
+in the pull request that makes it. `make test` runs it on the plan of every environments/*.tfvars.
 
 Exit status: 0 no new finding, 1 new findings, 2 the check could not run (bad baseline, checkov failed).
 Baseline entries no plan produced any more are reported so they can be removed.
@@ -24,7 +26,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.ci.github import add_to_summary
@@ -54,6 +56,18 @@ class Finding:
 @dataclass(frozen=True)
 class Baseline:
     reasons: dict[tuple[str, str], str]  # (check id, resource address) -> why it is accepted
+    # (check id, resource address) -> the environments the reason holds for; absent: every one
+    environments: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+
+    def for_environment(self, environment: str | None) -> Baseline:
+        """The entries that apply to a plan of `environment` (None: only those for every environment)."""
+        return Baseline(
+            {
+                key: reason
+                for key, reason in self.reasons.items()
+                if key not in self.environments or environment in self.environments[key]
+            }
+        )
 
     @classmethod
     def load(cls, path: Path) -> Baseline:
@@ -67,6 +81,7 @@ class Baseline:
         if not isinstance(entries, list):
             raise PolicyError(f'baseline {path} must be an object with an "accepted" list')
         reasons: dict[tuple[str, str], str] = {}
+        scopes: dict[tuple[str, str], frozenset[str]] = {}
         for number, entry in enumerate(entries, start=1):
             where = f"baseline {path} entry {number}"
             if not isinstance(entry, dict):
@@ -78,9 +93,17 @@ class Baseline:
                 raise PolicyError(f"{where} ({check_id}): give the reason it is accepted ({MIN_REASON}+ characters)")
             if not isinstance(resources, list) or not resources or not all(isinstance(r, str) for r in resources):
                 raise PolicyError(f"{where} ({check_id}): resources must be a non-empty list of resource addresses")
+            environments = entry.get("environments")
+            names = environments if isinstance(environments, list) else []
+            if environments is not None and not (names and all(isinstance(e, str) for e in names)):
+                raise PolicyError(f"{where} ({check_id}): environments must be a non-empty list of names, or absent")
             for resource in resources:
+                if (check_id, resource) in reasons:
+                    raise PolicyError(f"{where}: {check_id} {resource} is accepted twice")
                 reasons[(check_id, resource)] = reason.strip()
-        return cls(reasons)
+                if environments is not None:
+                    scopes[(check_id, resource)] = frozenset(environments)
+        return cls(reasons, scopes)
 
 
 def run_checkov(plan: Path, checkov: str, config: Path = DEFAULT_CONFIG) -> tuple[list[Finding], str]:
@@ -150,6 +173,9 @@ def report_markdown(verdict: Verdict, baseline_name: str, version: str) -> str:
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plan", type=Path, default=Path("tfplan.json"), help="terraform show -json of the plan")
+    parser.add_argument(
+        "--environment", help="environment of the plan: baseline entries limited to other environments do not apply"
+    )
     parser.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE)
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="checkov configuration (skipped checks)")
     parser.add_argument("--checkov", default="checkov", help="checkov executable")
@@ -160,7 +186,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        baseline = Baseline.load(args.baseline)
+        baseline = Baseline.load(args.baseline).for_environment(args.environment)
         findings, version = run_checkov(args.plan, args.checkov, args.config)
     except PolicyError as error:
         print(f"policy_check: {error}", file=sys.stderr)

@@ -11,6 +11,10 @@
   of its own to the topic (with the subscription's filter policy) and invokes asynchronously:
   one message per invocation, retried `async_max_retries` times, then sent to the function's
   dead-letter target if it has one.
+- EventBridge rule -> Lambda targets: the same, with a queue of the router's own added as a
+  target of the rule (moto matches the rule's pattern and delivers to SQS targets); the function
+  gets the event itself, as a Lambda target does. Rules with SQS targets need nothing: moto
+  delivers to the queue, and the queue's mapping does the rest.
 - DynamoDB stream mappings: read every shard in order, retry from the first failed record,
   bisect on error when configured, send batch metadata to the on-failure destination once the
   retries are spent.
@@ -40,7 +44,15 @@ import boto3
 
 from scripts.localenv.environment import AwsTarget, LocalRewrites
 from scripts.localenv.sandbox import FunctionPool, Invocation, Package
-from scripts.localenv.wiring import FunctionSpec, QueueMapping, Schedule, StreamMapping, TopicSubscription, Wiring
+from scripts.localenv.wiring import (
+    FunctionSpec,
+    QueueMapping,
+    RuleTarget,
+    Schedule,
+    StreamMapping,
+    TopicSubscription,
+    Wiring,
+)
 
 logger = logging.getLogger("local_router")
 
@@ -125,6 +137,7 @@ class Router:
         )
         self.sqs = session.client("sqs", endpoint_url=aws.endpoint_url)
         self.sns = session.client("sns", endpoint_url=aws.endpoint_url)
+        self.events = session.client("events", endpoint_url=aws.endpoint_url)
         self.lambda_ = session.client("lambda", endpoint_url=aws.endpoint_url)
         self.streams = session.client("dynamodbstreams", endpoint_url=aws.endpoint_url)
         self.stats: dict[str, FunctionStats] = {name: FunctionStats() for name in wiring.functions}
@@ -138,6 +151,7 @@ class Router:
         self._threads: list[threading.Thread] = []
         self._taken_over: list[str] = []
         self._bridges: list[tuple[str, str]] = []  # (bridge queue url, subscription arn)
+        self._rule_bridges: list[tuple[str, RuleTarget, str]] = []  # (bridge queue url, rule, target id)
         self._watched_queues: list[str] = []
         self._stream_state = _StreamState()
 
@@ -157,6 +171,11 @@ class Router:
                 url = self._bridge(subscription)
                 self._watched_queues.append(url)
                 self._spawn(f"sns:{subscription.topic_arn}", self._poll_bridge, subscription, url)
+        for target in self.wiring.rules:
+            if target.function in self.wiring.functions:
+                url = self._rule_bridge(target)
+                self._watched_queues.append(url)
+                self._spawn(f"rule:{target.rule_name}", self._poll_rule_bridge, target, url)
         for stream in self.wiring.streams:
             if stream.enabled and stream.function in self.wiring.functions:
                 self._take_over(stream.uuid)
@@ -178,6 +197,11 @@ class Router:
             for url, subscription_arn in self._bridges:
                 with contextlib.suppress(Exception):
                     self.sns.unsubscribe(SubscriptionArn=subscription_arn)
+                with contextlib.suppress(Exception):
+                    self.sqs.delete_queue(QueueUrl=url)
+            for url, rule, target_id in self._rule_bridges:
+                with contextlib.suppress(Exception):
+                    self.events.remove_targets(Rule=rule.rule_name, EventBusName=rule.event_bus_name, Ids=[target_id])
                 with contextlib.suppress(Exception):
                     self.sqs.delete_queue(QueueUrl=url)
         for log in self._logs.values():
@@ -339,17 +363,21 @@ class Router:
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
 
-    # --- SNS --------------------------------------------------------------------------------
+    # --- SNS and EventBridge rules: bridge queues -------------------------------------------
 
-    def _bridge(self, subscription: TopicSubscription) -> str:
-        """A queue of the router's own subscribed to the topic in place of the function."""
-        digest = hashlib.sha256(subscription.topic_arn.encode()).hexdigest()[:10]
-        name = f"local-router-{subscription.function}"[:68] + f"-{digest}"
-        spec = self.wiring.function(subscription.function)
+    def _bridge_queue(self, function: str, source: str) -> tuple[str, str]:
+        """A queue of the router's own standing in for `function` as the target of `source`: URL, ARN."""
+        digest = hashlib.sha256(source.encode()).hexdigest()[:10]
+        name = f"local-router-{function}"[:68] + f"-{digest}"
+        spec = self.wiring.function(function)
         url = self.sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": str(max(30, spec.timeout + 5))})[
             "QueueUrl"
         ]
-        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return url, self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def _bridge(self, subscription: TopicSubscription) -> str:
+        """A queue of the router's own subscribed to the topic in place of the function."""
+        url, arn = self._bridge_queue(subscription.function, subscription.topic_arn)
         attributes = {"FilterPolicy": subscription.filter_policy} if subscription.filter_policy else {}
         response = self.sns.subscribe(
             TopicArn=subscription.topic_arn,
@@ -361,8 +389,29 @@ class Router:
         self._bridges.append((url, response["SubscriptionArn"]))
         return url
 
+    def _rule_bridge(self, target: RuleTarget) -> str:
+        """A queue of the router's own added as a target of the rule beside the function."""
+        url, arn = self._bridge_queue(target.function, f"{target.event_bus_name}/{target.rule_name}")
+        target_id = f"local-router-{target.function}"[:64]
+        self.events.put_targets(
+            Rule=target.rule_name, EventBusName=target.event_bus_name, Targets=[{"Id": target_id, "Arn": arn}]
+        )
+        self._rule_bridges.append((url, target, target_id))
+        return url
+
     def _poll_bridge(self, subscription: TopicSubscription, url: str) -> None:
-        pool = self._pool(subscription.function)
+        def event(message: dict[str, Any]) -> Any:
+            return {"Records": [sns_record(json.loads(message["Body"]), subscription)]}
+
+        trigger = f"sns:{subscription.topic_arn.rsplit(':', 1)[-1]}"
+        self._poll_async(subscription.function, url, trigger, event)
+
+    def _poll_rule_bridge(self, target: RuleTarget, url: str) -> None:
+        self._poll_async(target.function, url, f"rule:{target.rule_name}", lambda message: json.loads(message["Body"]))
+
+    def _poll_async(self, function: str, url: str, trigger: str, event: Callable[[dict[str, Any]], Any]) -> None:
+        """Invoke `function` asynchronously with `event(message)` for each message of a bridge queue."""
+        pool = self._pool(function)
         slots = threading.BoundedSemaphore(pool.limit)
         while not self._stop.is_set():
             if not slots.acquire(timeout=0.5):
@@ -372,7 +421,7 @@ class Router:
             except Exception:
                 slots.release()
                 if not self._stop.is_set():
-                    logger.exception("receiving from the bridge queue of %s failed", subscription.topic_arn)
+                    logger.exception("receiving from the bridge queue of %s failed", trigger)
                     time.sleep(1)
                 continue
             if not messages:
@@ -380,18 +429,23 @@ class Router:
                 continue
             with self._lock:
                 self._in_flight += 1
-            self._spawn("sns-delivery", self._deliver_notification, subscription, url, messages[0], slots)
+            self._spawn(f"{trigger}-delivery", self._deliver_async, function, url, messages[0], trigger, event, slots)
 
-    def _deliver_notification(
-        self, subscription: TopicSubscription, url: str, message: dict[str, Any], slots: threading.BoundedSemaphore
+    def _deliver_async(
+        self,
+        function: str,
+        url: str,
+        message: dict[str, Any],
+        trigger: str,
+        event: Callable[[dict[str, Any]], Any],
+        slots: threading.BoundedSemaphore,
     ) -> None:
         try:
-            event = {"Records": [sns_record(json.loads(message["Body"]), subscription)]}
-            self.invoke_async(subscription.function, event, trigger=f"sns:{subscription.topic_arn.rsplit(':', 1)[-1]}")
+            self.invoke_async(function, event(message), trigger=trigger)
             # The async invoke has run its retries (and dead-lettered a failure): the event is done.
             self._delete(url, [message])
         except Exception:
-            logger.exception("delivering a notification from %s failed", subscription.topic_arn)
+            logger.exception("delivering an event from %s failed", trigger)
         finally:
             slots.release()
             with self._lock:

@@ -2,7 +2,8 @@
 
 Only the attributes Lambda itself acts on are kept: a function's handler, package, timeout,
 memory, environment and concurrency; SQS and DynamoDB event source mappings with their batching
-and failure settings; SNS topic -> function subscriptions; EventBridge Scheduler schedules.
+and failure settings; SNS topic -> function subscriptions; EventBridge rule -> function targets;
+EventBridge Scheduler schedules.
 """
 
 from __future__ import annotations
@@ -87,6 +88,16 @@ class TopicSubscription:
 
 
 @dataclass(frozen=True)
+class RuleTarget:
+    """An EventBridge rule -> Lambda target (asynchronous invocation with the event as it is)."""
+
+    function: str
+    rule_name: str
+    event_bus_name: str = "default"
+    target_id: str = ""
+
+
+@dataclass(frozen=True)
 class Schedule:
     """An EventBridge Scheduler schedule targeting a function."""
 
@@ -108,6 +119,7 @@ class Wiring:
     queues: tuple[QueueMapping, ...] = ()
     streams: tuple[StreamMapping, ...] = ()
     topics: tuple[TopicSubscription, ...] = ()
+    rules: tuple[RuleTarget, ...] = ()
     schedules: tuple[Schedule, ...] = ()
     outputs: Mapping[str, Any] = field(default_factory=dict)
 
@@ -209,6 +221,16 @@ def wiring_from_state(state: Mapping[str, Any], base_dir: Path) -> Wiring:
         for values in by_type.get("aws_sns_topic_subscription", [])
         if values.get("protocol") == "lambda"
     ]
+    rules = [
+        RuleTarget(
+            function=_function_name(values["arn"]),
+            rule_name=values["rule"],
+            event_bus_name=values.get("event_bus_name") or "default",
+            target_id=values.get("target_id") or "",
+        )
+        for values in by_type.get("aws_cloudwatch_event_target", [])
+        if ":lambda:" in (values.get("arn") or "")
+    ]
     schedules = [
         schedule for values in by_type.get("aws_scheduler_schedule", []) if (schedule := _schedule(values)) is not None
     ]
@@ -218,6 +240,7 @@ def wiring_from_state(state: Mapping[str, Any], base_dir: Path) -> Wiring:
         queues=tuple(queues),
         streams=tuple(streams),
         topics=tuple(topics),
+        rules=tuple(rules),
         schedules=tuple(schedules),
         outputs=outputs,
     )

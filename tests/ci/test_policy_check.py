@@ -80,3 +80,46 @@ def test_a_check_that_cannot_run_exits_2_naming_why(tmp_path: Path, capsys: pyte
     assert "checkov not found" in capsys.readouterr().err
     assert policy_check.main(["--plan", str(plan), "--checkov", "false"]) == 2
     assert "without a JSON report" in capsys.readouterr().err
+
+
+def test_an_entry_naming_environments_applies_to_those_plans_only(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "baseline.json",
+        {
+            "accepted": [
+                {"check_id": "CKV_AWS_26", "reason": REASON, "resources": ["aws_sns_topic.a"]},
+                {
+                    "check_id": "CKV_AWS_133",
+                    "reason": "backups off in the throwaway local environment only",
+                    "environments": ["local"],
+                    "resources": ["aws_db_instance.x"],
+                },
+            ]
+        },
+    )
+    baseline = Baseline.load(path)
+    backups = Finding("CKV_AWS_133", "aws_db_instance.x", "RDS backups")
+    assert policy_check.compare([backups], baseline.for_environment("local")).new == []
+    # The same finding in prod (or a plan of no stated environment) is new: the reason does not hold there.
+    assert policy_check.compare([backups], baseline.for_environment("prod")).new == [backups]
+    assert policy_check.compare([backups], baseline.for_environment(None)).new == [backups]
+    assert set(baseline.for_environment("prod").reasons) == {("CKV_AWS_26", "aws_sns_topic.a")}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"environments": []}, "environments must be a non-empty list"),
+        ({"environments": "prod"}, "environments must be a non-empty list"),
+    ],
+)
+def test_malformed_environments_are_refused(tmp_path: Path, extra: dict, message: str) -> None:
+    entry = {"check_id": "CKV_AWS_26", "reason": REASON, "resources": ["a.b"], **extra}
+    with pytest.raises(PolicyError, match=message):
+        Baseline.load(write(tmp_path / "baseline.json", {"accepted": [entry]}))
+
+
+def test_an_entry_accepted_twice_is_refused(tmp_path: Path) -> None:
+    entry = {"check_id": "CKV_AWS_26", "reason": REASON, "resources": ["a.b"]}
+    with pytest.raises(PolicyError, match="accepted twice"):
+        Baseline.load(write(tmp_path / "baseline.json", {"accepted": [entry, entry]}))

@@ -12,7 +12,14 @@ import pymysql
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError
 
-from pipeline_common.errors import PermanentError, PipelineError, RetryableError, aws_error_code, is_retryable
+from pipeline_common.errors import (
+    PermanentError,
+    PipelineError,
+    RetryableError,
+    aws_error_code,
+    error_message,
+    is_retryable,
+)
 
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
 
@@ -113,3 +120,33 @@ def test_dynamodb_throttling_and_conflicts_are_retryable():
         assert not is_retryable(_client_error(code)), code
     assert aws_error_code(_client_error("ThrottlingException")) == "ThrottlingException"
     assert aws_error_code(ValueError("no response")) is None
+
+
+@pytest.mark.parametrize("sslmode", ["disable", "require"])
+def test_error_message_gives_the_servers_reason_for_ending_the_connection(pg_server, pg_database, sslmode):
+    """Killed mid-COPY, psycopg2 raises "invalid socket" (or the TLS layer's complaint); the
+    server's FATAL message is what an operator needs."""
+    conn = psycopg2.connect(pg_server.dsn(pg_database, sslmode=sslmode))
+    pid = conn.get_backend_pid()
+
+    class KilledMidway:
+        chunks = 0
+
+        def read(self, size: int = -1) -> bytes:
+            self.chunks += 1
+            if self.chunks == 3:
+                admin = psycopg2.connect(pg_server.dsn())
+                admin.autocommit = True
+                admin.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
+                admin.close()
+            return b"1\n" * 10_000 if self.chunks < 50 else b""
+
+    with conn.cursor() as cur:
+        cur.execute("CREATE TEMPORARY TABLE t (a int)")
+        with pytest.raises(psycopg2.OperationalError) as raised:
+            cur.copy_expert("COPY t FROM STDIN", KilledMidway())
+    message = error_message(raised.value)
+    assert message.startswith("terminating connection due to administrator command ("), message
+    assert str(raised.value).splitlines()[0] in message  # the client's words stay, in parentheses
+    assert error_message(ValueError("plain")) == "plain"
+    conn.close()

@@ -10,6 +10,7 @@ from pipeline_common.events import (
     EventError,
     S3Object,
     client_image,
+    is_s3_notification,
     s3_objects,
     sqs_batch_response,
     stream_batch_response,
@@ -97,6 +98,142 @@ def test_event_time_is_kept_as_sent():
 
 def _sqs(message: dict) -> dict:
     return {"eventSource": "aws:sqs", "messageId": message["MessageId"], "body": message["Body"]}
+
+
+# S3 -> EventBridge "Object Created", as the Amazon S3 user guide shows it (EventBridge event
+# message structure), and a real CompleteMultipartUpload event of a versioned bucket.
+EVENTBRIDGE_PUT = {
+    "version": "0",
+    "id": "17793124-05d4-b198-2fde-7ededc63b103",
+    "detail-type": "Object Created",
+    "source": "aws.s3",
+    "account": "111122223333",
+    "time": "2021-11-12T00:00:00Z",
+    "region": "ca-central-1",
+    "resources": ["arn:aws:s3:::amzn-s3-demo-bucket1"],
+    "detail": {
+        "version": "0",
+        "bucket": {"name": "amzn-s3-demo-bucket1"},
+        "object": {
+            "key": "example-key",
+            "size": 5,
+            "etag": "b1946ac92492d2347c6235b4d2611184",
+            "version-id": "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
+            "sequencer": "617f08299329d189",
+        },
+        "request-id": "N4N7GDK58NMKJ12R",
+        "requester": "123456789012",
+        "source-ip-address": "1.2.3.4",
+        "reason": "PutObject",
+    },
+}
+EVENTBRIDGE_MULTIPART = {
+    **EVENTBRIDGE_PUT,
+    "id": "c9888434-815d-c6f4-9fc2-4dd7bdeccaaf",
+    "time": "2023-08-09T13:09:50Z",
+    "region": "eu-west-1",
+    "detail": {
+        "version": "0",
+        "bucket": {"name": "landing"},
+        "object": {
+            "key": "raw/health check/2023-08-08T14:03:40+01.zip",
+            "size": 198524144,
+            "etag": "4af981f98d22a0b9979da24b259e5e42-12",
+            "version-id": "uhggCJ2_B6gU2JaXWXebnXFDstO0ID6G",
+            "sequencer": "0064D3901D00059242",
+        },
+        "request-id": "XRRTKJXSZQCWNQR1",
+        "requester": "528068194338",
+        "source-ip-address": "94.224.187.252",
+        "reason": "CompleteMultipartUpload",
+    },
+}
+
+
+def test_eventbridge_object_created_direct_and_inside_an_sqs_body():
+    """These were refused with `EventError: not an S3 notification` (issue 13)."""
+    [put] = s3_objects(EVENTBRIDGE_PUT)
+    assert put == S3Object(
+        "amzn-s3-demo-bucket1",
+        "example-key",
+        "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
+        "b1946ac92492d2347c6235b4d2611184",
+        5,
+        "ObjectCreated:Put",
+        "617f08299329d189",
+    )
+    sqs_event = {"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": json.dumps(EVENTBRIDGE_MULTIPART)}]}
+    [multipart] = s3_objects(sqs_event)
+    # EventBridge keys are not URL-encoded: spaces and `+` arrive as they are.
+    assert multipart.key == "raw/health check/2023-08-08T14:03:40+01.zip"
+    assert (multipart.event_name, multipart.etag, multipart.version) == (
+        "ObjectCreated:CompleteMultipartUpload",
+        "4af981f98d22a0b9979da24b259e5e42-12",
+        "uhggCJ2_B6gU2JaXWXebnXFDstO0ID6G",
+    )
+
+
+def test_eventbridge_events_that_are_not_object_created_keep_their_own_name():
+    deleted_detail = {**EVENTBRIDGE_PUT["detail"], "reason": "DeleteObject"}
+    deleted = {**EVENTBRIDGE_PUT, "detail-type": "Object Deleted", "detail": deleted_detail}
+    tagged = {**EVENTBRIDGE_PUT, "detail-type": "Object Tags Added"}
+    assert s3_objects(deleted)[0].event_name == "ObjectRemoved:Delete"
+    assert s3_objects(tagged)[0].event_name == "Object Tags Added"
+    with pytest.raises(EventError, match="without bucket and object key"):
+        s3_objects({**EVENTBRIDGE_PUT, "detail": {"bucket": {"name": "b"}}})
+
+
+NOT_S3 = [
+    {"action": "migrate", "database": "app"},
+    {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}},
+    {"detail-type": "Object Created", "source": "aws.s3"},  # no detail to read
+    {"hello": 1},
+]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        EVENTBRIDGE_PUT,
+        json.dumps(EVENTBRIDGE_MULTIPART),
+        {"Records": [_s3_record()]},
+        {"Type": "Notification", "Message": json.dumps({"Records": [_s3_record()]})},
+        {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "landing"},
+        *NOT_S3,
+    ],
+)
+def test_the_classifier_agrees_with_the_parser(payload):
+    """schema migrations' `is_s3_event` accepted `detail-type` events `s3_objects` could not read."""
+    try:
+        parsed = True
+        s3_objects(payload)
+    except EventError:
+        parsed = False
+    assert is_s3_notification(payload) is parsed
+
+
+def test_real_moto_eventbridge_delivery_to_sqs(aws):
+    """S3 -> EventBridge rule (bucket, key prefix, Object Created) -> SQS, as moto delivers it."""
+    s3, events, sqs = boto3.client("s3"), boto3.client("events"), boto3.client("sqs")
+    s3.create_bucket(Bucket="landing")
+    s3.put_bucket_notification_configuration(
+        Bucket="landing", NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    queue = sqs.create_queue(QueueName="eb")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": ["landing"]}, "object": {"key": [{"prefix": "in/"}]}},
+    }
+    events.put_rule(Name="landing", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="landing", Targets=[{"Id": "q", "Arn": queue_arn}])
+    s3.put_object(Bucket="landing", Key="elsewhere/x.csv", Body=b"a\n")
+    s3.put_object(Bucket="landing", Key=KEY, Body=b"a,b\n1,2\n")
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    objects = [o for m in messages for o in s3_objects({"Records": [_sqs(m)]})]
+    # moto's reason is "ObjectCreated" where AWS says "PutObject"; the kind is what consumers read.
+    assert [(o.bucket, o.key, o.event_name.split(":")[0]) for o in objects] == [("landing", KEY, "ObjectCreated")]
 
 
 def test_sqs_batch_reports_only_failed_messages():

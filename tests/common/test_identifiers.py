@@ -5,6 +5,7 @@ from pipeline_common.identifiers import (
     IdentifierError,
     QualifiedName,
     mysql_quote,
+    quotable_identifier,
     quote,
     tsql_quote,
     validate_identifier,
@@ -49,3 +50,13 @@ def test_quoted_mixed_case_names_round_trip_in_postgres(pg_conn):
         cur.execute(sql.SQL("CREATE TABLE {} (x int)").format(name.pg()))
         cur.execute("SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = 'Mixed_Case'")
         assert cur.fetchall() == [("Mixed_Case", "Table$1")]
+
+
+def test_quoting_takes_any_name_the_engine_accepts_and_escapes_its_quote():
+    assert tsql_quote("Order Details") == "[Order Details]" and tsql_quote("a]b") == "[a]]b]"
+    assert mysql_quote("order `items`") == "`order ``items```"
+    assert quote('say "hi"', "postgresql") == '"say ""hi"""'
+    assert quotable_identifier("é" * 31) == "é" * 31  # 62 bytes
+    for name, engine in [("", "postgresql"), ("a\x00b", "sqlserver"), ("é" * 32, "postgresql"), ("x ", "mysql")]:
+        with pytest.raises(IdentifierError, match="invalid"):
+            quotable_identifier(name, engine=engine)

@@ -197,9 +197,22 @@ def test_upsert_refuses_keys_outside_the_loaded_columns(items):
 
 
 def test_identifiers_are_validated_before_any_sql(items):
-    with items.cursor() as cur, pytest.raises(IdentifierError):
+    # Names PostgreSQL cannot take are refused before any SQL is built.
+    for name in ["", "nul\x00byte", "x" * 64]:
+        with items.cursor() as cur, pytest.raises(IdentifierError):
+            copy_in(cur, ITEMS, [name], [b"1\n"])
+    # Any other name is quoted by the driver as one identifier: SQL in it stays a (missing) name.
+    with items.cursor() as cur, pytest.raises(errors.UndefinedColumn, match='DROP TABLE items; --" of'):
         copy_in(cur, ITEMS, ['id"; DROP TABLE items; --'], [b"1\n"])
+    items.rollback()
     assert _rows(items, "SELECT count(*) FROM items") == [(0,)]
+
+
+def test_columns_postgresql_accepts_are_quoted_by_the_driver(items):
+    with items.cursor() as cur:
+        cur.execute('ALTER TABLE items ADD COLUMN "prénom ✓" text')
+        copy_in(cur, ITEMS, ["id", "region", "name", "prénom ✓"], ["1,eu,a,Zoé\n"], CopyFormat(format="csv"))
+    assert _rows(items, 'SELECT id, "prénom ✓" FROM items') == [(1, "Zoé")]
 
 
 def test_iter_stream_reads_in_requested_sizes():

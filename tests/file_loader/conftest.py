@@ -140,6 +140,18 @@ ROUTES = [
     {"prefix": "semi/", "table": "public.orders", "delimiter": ";", "quote": "'", "null": "NULL"},
     {"prefix": "latin/", "table": "public.orders", "encoding": "LATIN1"},
     {"prefix": "raw/", "table": "public.{name}", "on_error": "quarantine"},
+    {"prefix": "strict/", "table": "public.{name}"},
+    {"prefix": "jraw/", "table": "public.{name}", "format": "jsonl", "on_error": "quarantine"},
+    {"prefix": "jstrict/", "table": "public.{name}", "format": "jsonl"},
+    {"prefix": "people-upsert/", "table": "public.people", "mode": "upsert", "key_columns": ["order id"]},
+    {
+        "prefix": "jpeople-upsert/",
+        "table": "public.people",
+        "format": "jsonl",
+        "mode": "upsert",
+        "key_columns": ["order id"],
+        "on_error": "quarantine",
+    },
     {"prefix": "missing/", "table": "public.no_such_table"},
 ]
 

@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 
 from file_loader import batch, loader, reader
-from file_loader.load_csv import EndOfDataLine, without_end_of_data
+from file_loader.load_csv import EndOfDataLine, fast_path_chunks
 from file_loader.loader import ObjectBusy
 from file_loader.routes import parse_routes
 from pipeline_common.deadline import Deadline
@@ -26,13 +26,13 @@ def chunked(data, size):
 def test_end_of_data_line_is_seen_wherever_the_chunks_split_it(data):
     for size in range(1, len(data) + 1):
         with pytest.raises(EndOfDataLine):
-            list(without_end_of_data(chunked(data, size)))
+            list(fast_path_chunks(chunked(data, size)))
 
 
 @pytest.mark.parametrize("data", [b"1\n\\.x\n2\n", b"1\na\\.\n", b"1\n\\,\n", b"1\n.\\\n"])
 def test_lines_merely_containing_backslash_dot_pass_untouched(data):
     # Cut right after `\.` a chunk may be taken for a marker (a detour by the careful path, no harm).
-    assert b"".join(without_end_of_data([data])) == data
+    assert b"".join(fast_path_chunks([data])) == data
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 1024 * 1024])

@@ -179,6 +179,10 @@ def test_backend_killed_mid_copy_commits_nothing_and_the_next_invocation_reconne
     result = broken.run(event)
     assert len(result["batchItemFailures"]) == 1
     assert count(pipeline) == 0
+    # The server's reason, not only what the client saw last ("invalid socket", "SSL connection
+    # has been closed unexpectedly").
+    error = pipeline.ledger_row("orders/a.csv")["error"]
+    assert error.startswith("OperationalError: terminating connection due to administrator command ("), error
     assert pipeline.run(event)["objects"]["loaded"] == 1
     assert pipeline.db.opened == 2
     assert count(pipeline) == 2000

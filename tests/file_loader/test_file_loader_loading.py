@@ -37,12 +37,21 @@ def test_header_names_match_case_insensitively_and_in_any_order(pipeline):
     assert orders(pipeline) == [(7, "ann", None, None)]
 
 
-@pytest.mark.parametrize("body", ["", "id,customer\n", "id,customer"])
-def test_empty_and_header_only_files_load_zero_rows(pipeline, body):
-    result = pipeline.put_and_load("orders/empty.csv", body)
+def test_an_empty_object_loads_zero_rows(pipeline):
+    result = pipeline.put_and_load("orders/empty.csv", "")
     assert result["objects"] == {"loaded": 1, "failed_messages": 0}
     row = pipeline.ledger_row("orders/empty.csv")
     assert (row["status"], row["lines"], row["rows_loaded"], row["rows_rejected"]) == ("loaded", 0, 0, 0)
+
+
+@pytest.mark.parametrize("body", ["id,customer\n", "id,customer", "id,customer\r\n\r\n", "id,customer\r"])
+def test_a_header_without_records_is_rejected_not_recorded_as_loaded(pipeline, body):
+    """Bytes that hold no record are never `loaded` (issue 13): the ledger says what was there."""
+    result = pipeline.put_and_load("orders/empty.csv", body)
+    assert result["objects"] == {"rejected": 1, "failed_messages": 0}
+    row = pipeline.ledger_row("orders/empty.csv")
+    assert (row["status"], row["lines"], row["rows_loaded"], row["rows_rejected"]) == ("rejected", 0, 0, 0)
+    assert row["error"] == f"no records: the object's {len(body)} bytes hold a header row and no record"
 
 
 def test_gzip_by_suffix_and_by_content_encoding(pipeline):

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from scripts.localenv.router import Router
-from scripts.localenv.wiring import FunctionSpec, QueueMapping, Schedule, StreamMapping, TopicSubscription, Wiring
+from scripts.localenv.wiring import (
+    FunctionSpec,
+    QueueMapping,
+    RuleTarget,
+    Schedule,
+    StreamMapping,
+    TopicSubscription,
+    Wiring,
+)
 from tests.local.conftest import journal
 
 # Appends what it was given to $JOURNAL; fails records whose body says "bad" (partial batch
@@ -330,6 +338,51 @@ def test_sns_subscription_is_bridged_and_async_failures_are_retried_then_dead_le
     assert {entry["source"] for entry in journal(spec)} == {"aws:sns"}
     dead = drain(client, dlq_url)
     assert len(dead) == 1 and json.loads(dead[0])["Records"][0]["Sns"]["Message"] == "poison"
+
+
+def test_eventbridge_rule_targets_are_bridged_and_async_failures_are_retried_then_dead_lettered(
+    make_function, make_queue, make_router, client
+) -> None:
+    """S3 -> EventBridge rule -> function: the function gets the event itself; a failure is retried
+    and dead-lettered as any asynchronous invocation (issue 13)."""
+    spec_ok = make_function(
+        """
+        import json, os
+        def handler(event, context):
+            entry = {"type": event["detail-type"], "key": event["detail"]["object"]["key"]}
+            with open(os.environ["JOURNAL"], "a") as journal:
+                journal.write(json.dumps(entry) + "\\n")
+            if event["detail"]["object"]["key"].endswith("poison.sql"):
+                raise ValueError("poison upload")
+        """
+    )
+    dlq_url, dlq_arn, _ = make_queue()
+    spec = FunctionSpec(**{**spec_ok.__dict__, "dead_letter_arn": dlq_arn, "async_max_retries": 1})
+    s3, events = client("s3"), client("events")
+    bucket = "rule-" + spec.name.replace("_", "-")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
+    pattern = {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": [bucket]}, "object": {"key": [{"suffix": ".sql"}]}},
+    }
+    events.put_rule(Name=bucket, EventPattern=json.dumps(pattern))
+    router = make_router(
+        wiring_for(spec, rules=(RuleTarget(function=spec.name, rule_name=bucket),)), async_retry_delays=(0.2,)
+    )
+
+    for key in ("app/0001_ok.sql", "app/readme.txt", "app/0002_poison.sql"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"SELECT 1;")
+    assert router.wait_idle(60)
+
+    calls = Counter(entry["key"] for entry in journal(spec))
+    assert calls == {"app/0001_ok.sql": 1, "app/0002_poison.sql": 2}  # one attempt + one retry
+    assert {entry["type"] for entry in journal(spec)} == {"Object Created"}
+    dead = drain(client, dlq_url)
+    assert [json.loads(body)["detail"]["object"]["key"] for body in dead] == ["app/0002_poison.sql"]
+    router.stop()
+    assert [t["Id"] for t in events.list_targets_by_rule(Rule=bucket)["Targets"]] == []  # the bridge is removed
 
 
 def test_dynamodb_stream_records_arrive_in_order_and_failures_retry_from_the_reported_record(

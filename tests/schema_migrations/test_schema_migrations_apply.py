@@ -295,6 +295,30 @@ def test_unknown_database_is_reported(migration_env):
     assert "postgres/" in failed["error"]["message"]
 
 
+def test_a_database_name_with_a_dollar_sign_is_created_and_migrated(migration_env, create_db_sql):
+    """`$` is legal in PostgreSQL names; it used to reach the server as `%24` (issue 13)."""
+    env = migration_env
+    name = env.db_name("pay$roll")
+    env.put("postgres/0001_create.sql", create_db_sql(name))
+    result = env.upload(f"{name}/0001_t.sql", "CREATE TABLE t (id int);")
+    assert [(r["database"], r["status"], r["applied"]) for r in result["results"]] == [
+        ("postgres", "succeeded", ["0001_create"]),
+        (name, "succeeded", ["0001_t"]),
+    ]
+    assert "public.t" in env.tables(name)
+    status = env.invoke({"action": "status", "database": name})
+    assert status["results"][0]["status"] == "succeeded"
+
+
+def test_a_missing_database_with_a_dollar_sign_is_permanent_not_retried(migration_env):
+    env = migration_env
+    ghost = env.db_name("gh$ost")
+    result = env.upload(f"{ghost}/0001_t.sql", "CREATE TABLE t (id int);")
+    failed = result["results"][0]
+    assert failed["status"] == "failed" and failed["error"]["type"] == "DatabaseMissing"
+    assert failed["retryable"] is False, failed
+
+
 def test_lock_timeout_on_an_s3_event_is_raised_for_lambda_to_retry(migration_env, create_db_sql):
     env = migration_env
     app = env.db_name("app")

@@ -6,10 +6,9 @@ import dataclasses
 import getpass
 
 import pytest
-from yoyo.connections import parse_uri
 
-from pipeline_common.config import ConfigError
-from schema_migrations.backend import user_name, yoyo_uri
+from pipeline_common.config import ConfigError, DatabaseSettings
+from schema_migrations.backend import user_name, yoyo_database
 from schema_migrations.config import Settings
 from schema_migrations.keys import RequestRefused, parse_key
 
@@ -138,23 +137,25 @@ def test_password_with_url_special_characters_reaches_the_database(migration_env
         env.query("postgres", "DROP ROLE IF EXISTS smt_migrator")
 
 
-def test_yoyo_uri_round_trips_special_characters():
+def test_yoyo_gets_every_connection_value_exactly_as_given():
+    """No URI in between: yoyo decodes a URI's user and password but not its database name, so
+    `app$1` reached the server as `app%241` (issue 13)."""
     params = {
-        "host": "db.internal",
+        "host": "fd00::5",
         "port": 5432,
-        "database": "app",
+        "database": "app$1",
         "user": "ad@min",
         "password": "a:b/c@d?e#f%g&h+ i",
     }
-    parsed = parse_uri(yoyo_uri(params, "verify-full", 7))
-    assert (parsed.username, parsed.password, parsed.hostname, parsed.port, parsed.database) == (
+    database = yoyo_database(params, "verify-full", 7)
+    assert (database.username, database.password, database.hostname, database.port, database.database) == (
         "ad@min",
         "a:b/c@d?e#f%g&h+ i",
-        "db.internal",
+        "fd00::5",
         5432,
-        "app",
+        "app$1",
     )
-    assert parsed.args["sslmode"] == "verify-full" and parsed.args["connect_timeout"] == "7"
+    assert database.args["sslmode"] == "verify-full" and database.args["connect_timeout"] == "7"
 
 
 def test_user_name_falls_back_when_getpass_cannot_tell(monkeypatch):
@@ -203,3 +204,24 @@ def test_settings_from_environment():
 def test_bad_settings_name_the_variable(overrides, variable):
     with pytest.raises(ConfigError, match=variable):
         Settings.from_env({**_ENV, **overrides})
+
+
+def test_a_missing_database_is_recognised_whatever_name_the_server_quotes(monkeypatch):
+    """The check used to look for the unencoded name, missed `smt_x%24y`, and the failure was
+    classified retryable (issue 13)."""
+    import psycopg2
+
+    from schema_migrations import connections
+    from schema_migrations.connections import Connector, DatabaseMissing
+
+    def refuse(*args, **kwargs):
+        raise psycopg2.OperationalError(
+            'connection to server at "db" (10.0.0.5), port 5432 failed: FATAL:  database "smt_x%24y" does not exist'
+        )
+
+    monkeypatch.setattr(connections, "open_backend", refuse)
+    monkeypatch.setattr(Connector, "params", lambda self, database: {})
+    settings = DatabaseSettings(engine="postgresql", host="db", port=5432, database=None, secret_arn="arn:secret")
+    with pytest.raises(DatabaseMissing) as raised:
+        Connector(settings, secrets=None).backend("smt_x$y")  # type: ignore[arg-type]
+    assert not raised.value.retryable

@@ -159,3 +159,68 @@ def test_encode_on_source_is_opt_in_for_sql_server_only(engine, value, expected)
 def test_encode_on_source_must_be_a_boolean():
     with pytest.raises(ConfigError, match=r"SYNC_TABLES\[0\] \(sales.orders\): 'encode_on_source' must be true"):
         parse_tables([{**BASE, "encode_on_source": "yes"}], "sqlserver")
+
+
+@pytest.mark.parametrize(
+    ("engine", "query", "kept"),
+    [
+        ("sqlserver", "SELECT * FROM dbo.Orders WHERE Note <> 'a;b'", "SELECT * FROM dbo.Orders WHERE Note <> 'a;b'"),
+        ("sqlserver", "SELECT * FROM dbo.Orders -- recent only", "SELECT * FROM dbo.Orders"),
+        ("sqlserver", "SELECT [a;b] FROM dbo.[Order Details];\n-- done\n", "SELECT [a;b] FROM dbo.[Order Details]"),
+        ("sqlserver", "/* sync /* nested */ */ WITH x AS (SELECT 1 AS a) SELECT a FROM x;;", None),
+        ("postgresql", "SELECT 1 /* a /* b */ ; SELECT 2 */", "SELECT 1"),
+        ("postgresql", "SELECT $$;$$ AS s, E'\\';' AS e FROM t -- x", "SELECT $$;$$ AS s, E'\\';' AS e FROM t"),
+        ("mysql", "SELECT 'it\\'s;' AS s FROM t # mysql comment", "SELECT 'it\\'s;' AS s FROM t"),
+        ("mysql", "SELECT a--b FROM t", "SELECT a--b FROM t"),
+    ],
+)
+def test_a_query_may_hold_semicolons_in_literals_and_comments_after_it(engine, query, kept):
+    """A `;` in a literal used to be refused; a trailing `--` comment passed and broke the
+    wrapping SELECT at run time (issue 13)."""
+    (spec,) = parse_tables([{**BASE, "source": None, "query": query}], engine)
+    assert spec.query == (kept or "WITH x AS (SELECT 1 AS a) SELECT a FROM x")
+
+
+@pytest.mark.parametrize(
+    ("engine", "query", "message"),
+    [
+        ("sqlserver", "SELECT 1; DROP TABLE dbo.Orders", "must be a single SELECT statement"),
+        ("sqlserver", "SELECT 1; -- a\nSELECT 2", "must be a single SELECT statement"),
+        ("sqlserver", "SELECT 'never closed", "unterminated string literal"),
+        ("sqlserver", "SELECT [never closed", "unterminated quoted name"),
+        ("postgresql", "SELECT 1 /* never closed", "unterminated /* comment"),
+        ("postgresql", "SELECT $x$ never closed", "unterminated dollar-quoted string"),
+        # MySQL ends a comment at the first */ (no nesting): `; SELECT 2 */` is a second statement.
+        ("mysql", "SELECT 1 /* a /* b */ ; SELECT 2 */", "must be a single SELECT"),
+        ("sqlserver", "-- only a comment", "holds no statement"),
+        ("sqlserver", "/* x */ UPDATE t SET a = 1", "must start with SELECT or WITH"),
+    ],
+)
+def test_a_query_that_is_not_one_select_is_refused_naming_why(engine, query, message):
+    with pytest.raises(ConfigError) as caught:
+        parse_tables([{**BASE, "source": None, "query": query}], engine)
+    assert message in str(caught.value) and str(caught.value).startswith("SYNC_TABLES[0] (sales.orders)")
+
+
+@pytest.mark.parametrize(
+    ("engine", "source", "expected"),
+    [
+        ("sqlserver", "dbo.[Order Details]", ("dbo", "Order Details")),
+        ("sqlserver", '"Sales"."Order ]Items"', ("Sales", "Order ]Items")),
+        ("sqlserver", "dbo.[a]]b]", ("dbo", "a]b")),
+        ("postgresql", 'public."order items"', ("public", "order items")),
+        ("mysql", "shop.`order items`", ("shop", "order items")),
+    ],
+)
+def test_a_source_name_may_be_quoted_as_its_engine_quotes_names(engine, source, expected):
+    (spec,) = parse_tables([{**BASE, "source": source}], engine)
+    assert (spec.source.schema, spec.source.name) == expected
+
+
+@pytest.mark.parametrize(
+    ("engine", "source"),
+    [("sqlserver", "dbo.Order Details"), ("postgresql", "public.[order items]"), ("sqlserver", "dbo.[x")],
+)
+def test_an_unquoted_or_badly_quoted_source_name_is_refused(engine, source):
+    with pytest.raises(ConfigError, match="invalid table name"):
+        parse_tables([{**BASE, "source": source}], engine)

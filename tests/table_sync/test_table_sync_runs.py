@@ -714,3 +714,27 @@ def test_long_values_arrive_whole(source, target, sync):
     result = sync([_ts_table(source)]).tables[0]
     assert (result.status, result.rows_upserted) == ("finished", 1)
     assert target.execute("SELECT name FROM public.items") == [(long_text,)]
+
+
+def test_a_quoted_source_name_and_a_query_with_a_semicolon_literal_and_a_trailing_comment(source, target, sync):
+    """Issue 13: `source` names a table only quoted SQL can spell; a `;` inside a literal is text;
+    a trailing `--` comment no longer swallows the parenthesis the sync wraps the query in."""
+    _setup_items(source, target)
+    _insert(source, _rows(5))
+    source.execute("UPDATE items SET name = %s WHERE id = 2", ("a;b",))
+    quote = '"' if source.engine == "postgresql" else "`"
+    source.execute(f"CREATE TABLE {quote}Order Details{quote} AS SELECT * FROM items")
+    schema = _source_name(source).split(".")[0]
+    target.execute("CREATE TABLE public.named (LIKE public.items INCLUDING ALL)")
+    details = _ts_table(source, source=f"{schema}.{quote}Order Details{quote}")
+    query = {
+        "name": "named",
+        "query": "SELECT id, name, amount, updated_at FROM items WHERE name <> 'a;b'; -- all but the odd one\n",
+        "target": "public.named",
+        "primary_key": ["id"],
+        "cursor": {"column": "updated_at", "type": "timestamp"},
+    }
+    report = sync([details, query])
+    assert [(t.status, t.rows_read) for t in report.tables] == [("finished", 5), ("finished", 4)]
+    assert [r[0] for r in target.execute("SELECT id FROM public.named ORDER BY id")] == [1, 3, 4, 5]
+    assert [r[0] for r in target.execute("SELECT id FROM public.items ORDER BY id")] == [1, 2, 3, 4, 5]

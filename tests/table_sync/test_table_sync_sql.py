@@ -286,3 +286,15 @@ def test_a_table_is_read_encoded_only_when_allowed_and_every_column_has_a_known_
     # The cursor (At) and key (Id) are synced columns: an encoded read parses them from the line.
     assert (plan.cursor_index, plan.key_indexes) == (1, (0,))
     assert plan.position_kinds == (("datetime", "integer") if encoded else None)
+
+
+def test_a_bracketed_source_name_is_quoted_by_the_dialect_and_parses():
+    shape = dataclasses.replace(
+        _shape("rowversion", ("OrderId",), False, False),
+        relation=QualifiedName.parse_quoted("dbo.[Order Details]", "sqlserver"),
+    )
+    statement, _ = read_sql(TSQL, shape, Lower("after", 42))
+    assert "FROM [dbo].[Order Details]" in statement
+    table = _parse(statement).find(exp.Table)
+    assert (table.db, table.name) == ("dbo", "Order Details")
+    _parse(probe_sql(TSQL, shape))

@@ -1,6 +1,10 @@
 """`terraform apply` of environments/local.tfvars and of examples/minimal to a moto server, the
 deployed wiring read back through boto3, then `terraform destroy` of both.
 
+The two cover both ways S3 events travel (`notifications`): the local environment is applied with
+the file loader and the schema migrations on EventBridge (S3 -> rule -> queue, S3 -> rule ->
+function; `make demo` applies it as written, on SNS), the minimal example's file loader on SNS.
+
 The real provider talks to moto over HTTP exactly as it would to AWS (endpoints injected by a
 provider block, as tflocal does for LocalStack). The local environment's resource names get their
 own prefix (`-var name=tfcheck`) so nothing collides with other users of the session's moto server;
@@ -24,13 +28,16 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus, urlparse
+from urllib.parse import urlparse
 
 import boto3
+import hcl2
 import pytest
 
+from pipeline_common.events import s3_objects
 from scripts.localdb import free_port
 from scripts.localenv.dynamodb_source import create_source_table, local_settings, terraform_value
+from scripts.localenv.wiring import wiring_from_state
 from scripts.localstack import check_deployment, localstack_clients
 from tests.terraform import tfkit
 from tests.terraform.tfkit import Deployment
@@ -71,6 +78,31 @@ def example_moto_server() -> Iterator[str]:
         process.wait(10)
 
 
+def eventbridge_tfvars(directory: Path) -> Path:
+    """A var-file putting the local environment's file loader and schema migrations on EventBridge
+    (their settings from local.tfvars with `notifications = "eventbridge"` added). S3 access logs
+    stay off: moto 5's PutBucketLogging fails with a 500 on a log bucket whose policy has a
+    statement with `Principal: "*"` (the TLS-only deny), so they are checked in the plan only."""
+    settings = hcl2.loads((tfkit.REPO / "environments" / "local.tfvars").read_text())
+
+    def plain(value: Any) -> Any:  # python-hcl2 keeps the quotes of string literals
+        if isinstance(value, str) and value.startswith('"') and value.endswith('"'):
+            return json.loads(value)
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return {k: plain(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    overrides: dict[str, Any] = {
+        name: {**plain(settings[name]), "notifications": "eventbridge"} for name in PIPELINES_ON_EVENTBRIDGE
+    }
+    path = directory / "eventbridge.tfvars.json"
+    path.write_text(json.dumps(overrides))
+    return path
+
+
+PIPELINES_ON_EVENTBRIDGE = ("file_loader", "schema_migrations")
+
+
 @pytest.fixture(scope="module")
 def deployments(
     moto_server: str,
@@ -96,6 +128,7 @@ def deployments(
             moto_server,
             [
                 "-var-file=environments/local.tfvars",
+                f"-var-file={eventbridge_tfvars(local)}",
                 f"-var=build_dir={build_dir}",
                 f"-var=name={NAME}",
                 f'-var=endpoint_allowed_account_ids=["{OTHER_ACCOUNT}"]',
@@ -162,7 +195,7 @@ def test_outputs_describe_every_function(deployment: Deployment) -> None:
         assert function["handler"] in {f"{package}.handler.handler" for package in pipeline["packages"]}
         assert name in pipeline["functions"]
     assert functions["file_loader"]["trigger"] == functions["cdc_lake"]["trigger"] == "sqs"
-    assert functions["schema_migrations"]["trigger"] == "sns"
+    assert functions["schema_migrations"]["trigger"] == "eventbridge"
     assert functions["table_sync"]["trigger"] == "schedule"
     assert functions["dynamodb_migration_sync"]["trigger"] == "dynamodb"
     assert (
@@ -267,43 +300,57 @@ def test_every_vpc_endpoint_has_the_data_perimeter_policy(deployment: Deployment
             assert sorted(values) == sorted(allowed), f"{where} {key}: {values}"
 
 
-def test_file_loader_wiring_bucket_topic_queue_mapping_function(deployment: Deployment) -> None:
+def _rule(deployment: Deployment, rule_arn: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The EventBridge rule (its pattern decoded) and its targets."""
+    events = deployment.client("events")
+    name = rule_arn.rsplit("/", 1)[-1]
+    rule = events.describe_rule(Name=name)
+    return {**rule, "EventPattern": json.loads(rule["EventPattern"])}, events.list_targets_by_rule(Rule=name)["Targets"]
+
+
+def _allow(policy: str) -> dict[str, Any]:
+    (statement,) = [s for s in json.loads(policy)["Statement"] if s["Effect"] == "Allow"]
+    return statement
+
+
+def test_file_loader_wiring_bucket_rule_queue_mapping_function(deployment: Deployment) -> None:
     function = deployment.functions["file_loader"]
     source = function["event_source"]
-    s3, sns, sqs = deployment.client("s3"), deployment.client("sns"), deployment.client("sqs")
+    s3, sqs = deployment.client("s3"), deployment.client("sqs")
 
-    # bucket notification -> topic, one filter per route prefix
+    # bucket -> EventBridge (every event; rules pick) -> one rule on the bucket and the route prefixes
+    # moto sends the bucket's events to EventBridge (test_an_object_under_a_route_prefix_reaches_the_queue
+    # follows one to the queue) but leaves EventBridgeConfiguration out of the GET; the plan tests
+    # check eventbridge = true. No topic is notified.
     notification = s3.get_bucket_notification_configuration(Bucket=source["bucket"])
-    topics = notification["TopicConfigurations"]
-    assert {t["TopicArn"] for t in topics} == {source["topic_arn"]}
-    prefixes = sorted(
-        rule["Value"] for t in topics for rule in t["Filter"]["Key"]["FilterRules"] if rule["Name"].lower() == "prefix"
-    )
-    assert prefixes == ["customers/", "sales/"]
-    assert all(t["Events"] == ["s3:ObjectCreated:*"] for t in topics)
+    assert "TopicConfigurations" not in notification
+    assert source["topic_arn"] is None and source["rule_arn"]
+    rule, targets = _rule(deployment, source["rule_arn"])
+    assert rule["EventPattern"] == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [source["bucket"]]},
+            "object": {"key": [{"prefix": "sales/"}, {"prefix": "customers/"}]},
+        },
+    }
+    # rule -> queue, undeliverable events to the DLQ
+    (target,) = targets
+    assert target["Arn"] == source["queue_arn"]
+    assert target["DeadLetterConfig"]["Arn"] == source["dlq_arn"]
 
-    # topic -> queue (raw delivery), topic policy scoped to the bucket and the account
-    subscriptions = sns.list_subscriptions_by_topic(TopicArn=source["topic_arn"])["Subscriptions"]
-    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("sqs", source["queue_arn"])]
-    attributes = sns.get_subscription_attributes(SubscriptionArn=subscriptions[0]["SubscriptionArn"])["Attributes"]
-    assert attributes["RawMessageDelivery"] == "true"
-    topic = sns.get_topic_attributes(TopicArn=source["topic_arn"])["Attributes"]
-    assert topic["KmsMasterKeyId"] == deployment.outputs["kms_key_arn"]
-    publish = next(s for s in json.loads(topic["Policy"])["Statement"] if s["Effect"] == "Allow")
-    assert publish["Principal"] == {"Service": "s3.amazonaws.com"}
-    assert publish["Condition"]["ArnLike"]["aws:SourceArn"] == f"arn:aws:s3:::{source['bucket']}"
-    assert publish["Condition"]["StringEquals"]["aws:SourceAccount"] == source["topic_arn"].split(":")[4]
-
-    # queue -> DLQ redrive, encryption, policy letting only the topic send
+    # queue -> DLQ redrive, encryption, policy letting only the rule send
     queue = sqs.get_queue_attributes(QueueUrl=source["queue_url"], AttributeNames=["All"])["Attributes"]
     redrive = json.loads(queue["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"] == source["dlq_arn"]
     assert int(redrive["maxReceiveCount"]) == 5
     assert int(queue["VisibilityTimeout"]) == 6 * function["timeout"]
     assert queue["SqsManagedSseEnabled"] == "true"
-    allow = next(s for s in json.loads(queue["Policy"])["Statement"] if s["Effect"] == "Allow")
-    assert allow["Principal"] == {"Service": "sns.amazonaws.com"}
-    assert allow["Condition"]["ArnEquals"]["aws:SourceArn"] == source["topic_arn"]
+    allow = _allow(queue["Policy"])
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Condition"]["ArnEquals"]["aws:SourceArn"] == source["rule_arn"]
+    dlq = sqs.get_queue_attributes(QueueUrl=source["dlq_url"], AttributeNames=["Policy"])["Attributes"]
+    assert _allow(dlq["Policy"])["Condition"]["ArnEquals"]["aws:SourceArn"] == source["rule_arn"]
 
     # queue -> event source mapping -> function, with partial batch failures and bounded concurrency
     mappings = deployment.client("lambda").list_event_source_mappings()["EventSourceMappings"]
@@ -320,6 +367,50 @@ def test_file_loader_wiring_bucket_topic_queue_mapping_function(deployment: Depl
         ("customers/", "staging.customers", "upsert"),
     ]
     assert function["environment_variables"]["SOURCE_BUCKET"] == source["bucket"]
+
+
+def _state_resources(state: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
+    """The values of every managed resource of a type in a `terraform show -json` state."""
+    found, modules = [], [state["values"]["root_module"]]
+    while modules:
+        module = modules.pop()
+        found += [r["values"] for r in module.get("resources", []) if r["type"] == resource_type]
+        modules += module.get("child_modules", [])
+    return found
+
+
+def test_the_minimal_examples_file_loader_is_wired_through_sns(deployments: dict[str, Deployment]) -> None:
+    example = deployments["minimal"]
+    source = example.functions["file_loader"]["event_source"]
+    s3, sns, sqs = example.client("s3"), example.client("sns"), example.client("sqs")
+
+    # bucket notification -> topic, one filter per route prefix
+    topics = s3.get_bucket_notification_configuration(Bucket=source["bucket"])["TopicConfigurations"]
+    assert {t["TopicArn"] for t in topics} == {source["topic_arn"]} and source["rule_arn"] is None
+    prefixes = [
+        rule["Value"] for t in topics for rule in t["Filter"]["Key"]["FilterRules"] if rule["Name"].lower() == "prefix"
+    ]
+    assert prefixes == source["prefixes"] == ["incoming/"]
+    assert all(t["Events"] == ["s3:ObjectCreated:*"] for t in topics)
+
+    # topic -> queue (raw delivery), topic policy scoped to the bucket and the account
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=source["topic_arn"])["Subscriptions"]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("sqs", source["queue_arn"])]
+    attributes = sns.get_subscription_attributes(SubscriptionArn=subscriptions[0]["SubscriptionArn"])["Attributes"]
+    assert attributes["RawMessageDelivery"] == "true"
+    topic = sns.get_topic_attributes(TopicArn=source["topic_arn"])["Attributes"]
+    (key_arn,) = [k["arn"] for k in _state_resources(example.state, "aws_kms_key")]
+    assert topic["KmsMasterKeyId"] == key_arn
+    publish = _allow(topic["Policy"])
+    assert publish["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert publish["Condition"]["ArnLike"]["aws:SourceArn"] == f"arn:aws:s3:::{source['bucket']}"
+    assert publish["Condition"]["StringEquals"]["aws:SourceAccount"] == source["topic_arn"].split(":")[4]
+
+    # only the topic may send to the queue
+    queue = sqs.get_queue_attributes(QueueUrl=source["queue_url"], AttributeNames=["Policy"])["Attributes"]
+    allow = _allow(queue["Policy"])
+    assert allow["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert allow["Condition"]["ArnEquals"]["aws:SourceArn"] == source["topic_arn"]
 
 
 def _keys_reaching_the_queue(
@@ -343,14 +434,14 @@ def _keys_reaching_the_queue(
     while time.monotonic() < deadline and expected not in arrived:
         response = sqs.receive_message(QueueUrl=source["queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=2)
         for message in response.get("Messages", []):
-            body = json.loads(message["Body"])  # raw delivery: the S3 event itself, no SNS envelope
-            arrived += [unquote_plus(r["s3"]["object"]["key"]) for r in body.get("Records", [])]
+            # The S3 event itself (SNS raw delivery) or the EventBridge event: the loader's parser reads both.
+            arrived += [o.key for o in s3_objects(message["Body"]) if o.event_name.startswith("ObjectCreated")]
             sqs.delete_message(QueueUrl=source["queue_url"], ReceiptHandle=message["ReceiptHandle"])
     return arrived
 
 
 def test_an_object_under_a_route_prefix_reaches_the_queue(deployment: Deployment) -> None:
-    """The deployed wiring carries a real event: S3 -> SNS -> SQS."""
+    """The deployed wiring carries a real event: S3 -> EventBridge -> SQS."""
     arrived = _keys_reaching_the_queue(
         deployment, ["elsewhere/ignored.csv", "sales/2026 day 1.csv"], "sales/2026 day 1.csv"
     )
@@ -358,25 +449,35 @@ def test_an_object_under_a_route_prefix_reaches_the_queue(deployment: Deployment
     assert "elsewhere/ignored.csv" not in arrived
 
 
-def test_schema_migrations_wiring_bucket_topic_function(deployment: Deployment) -> None:
+def test_schema_migrations_wiring_bucket_rule_function(deployment: Deployment) -> None:
     function = deployment.functions["schema_migrations"]
     source = function["event_source"]
-    s3, sns = deployment.client("s3"), deployment.client("sns")
+    s3 = deployment.client("s3")
 
+    # bucket -> EventBridge -> a rule on the bucket's .sql keys -> the function, undeliverable events to the DLQ
     notification = s3.get_bucket_notification_configuration(Bucket=source["bucket"])
-    (topic,) = notification["TopicConfigurations"]
-    assert topic["TopicArn"] == source["sns_topic_arn"]
-    rules = {r["Name"].lower(): r["Value"] for r in topic["Filter"]["Key"]["FilterRules"]}
-    assert rules == {"suffix": ".sql"}
-
-    subscriptions = sns.list_subscriptions_by_topic(TopicArn=source["sns_topic_arn"])["Subscriptions"]
-    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("lambda", function["arn"])]
+    assert "TopicConfigurations" not in notification  # EventBridge: see the file loader's wiring test
+    rule, targets = _rule(deployment, source["rule_arn"])
+    assert rule["EventPattern"]["detail"] == {
+        "bucket": {"name": [source["bucket"]]},
+        "object": {"key": [{"suffix": ".sql"}]},
+    }
+    (target,) = targets
+    assert target["Arn"] == function["arn"] and target["DeadLetterConfig"]["Arn"] == source["dlq_arn"]
     policy = json.loads(deployment.client("lambda").get_policy(FunctionName=function["function_name"])["Policy"])
     (statement,) = policy["Statement"]
-    assert statement["Principal"] in ({"Service": "sns.amazonaws.com"}, "sns.amazonaws.com")
+    assert statement["Principal"] in ({"Service": "events.amazonaws.com"}, "events.amazonaws.com")
     assert statement["Action"] == "lambda:InvokeFunction"
     conditions = {k.lower(): v for c in statement["Condition"].values() for k, v in c.items()}
-    assert conditions["aws:sourcearn"] == source["sns_topic_arn"]
+    assert conditions["aws:sourcearn"] == source["rule_arn"]
+    dlq = deployment.client("sqs").get_queue_attributes(QueueUrl=source["dlq_url"], AttributeNames=["Policy"])
+    assert _allow(dlq["Attributes"]["Policy"])["Condition"]["ArnEquals"]["aws:SourceArn"] == source["rule_arn"]
+
+    # The local router follows the rule to the function, as it follows topics.
+    wiring = wiring_from_state(deployment.state, deployment.directory)
+    assert [(r.function, r.rule_name) for r in wiring.rules] == [
+        (function["function_name"], source["rule_arn"].rsplit("/", 1)[-1])
+    ]
 
     config = _function(deployment, "schema_migrations")["Configuration"]
     # moto keeps no DeadLetterConfig (test_plan.py checks the planned one); the role may send to

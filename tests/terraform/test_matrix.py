@@ -8,9 +8,11 @@ pipeline. A pipeline added to the table joins the matrix with no change here.
 
 Combinations: no pipeline, each pipeline alone (a pipeline leaning on another one's resources fails
 there) and all of them, each with a created and with an adopted VPC; all against an existing
-database (create_database = false); the root with create = false; the README's example. The "all"
-instance also sets user tags over the module's defaults, an IAM role path and a permissions
-boundary. Each pipeline adds two small instances, so the one plan grows slowly with the table.
+database (create_database = false); all with S3 events through EventBridge instead of SNS and server
+access logs to an existing bucket, without a KMS key of the module's own; the root with
+create = false; the README's example. The "all" instance also sets user tags over the module's
+defaults, an IAM role path and a permissions boundary. Each pipeline adds two small instances, so
+the one plan grows slowly with the table.
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ EXISTING_DATABASE = {
     "db_master_user_secret_kms_key_arn": f'"{MASTER_SECRET_KEY}"',
     "db_security_group_id": '"sg-0a1b2c3d4e5f60799"',
 }
+# Every pipeline fed by S3 on EventBridge (settings objects with a `notifications` attribute),
+# access logs to a bucket of the user's, and a customer key given instead of created.
+EVENTBRIDGE = {
+    "s3_access_logs": '{ bucket = "central-access-logs-111122223333" }',
+    "create_kms_key": "false",
+    "kms_key_arn": f'"{MASTER_SECRET_KEY}"',
+}
 CONVENTIONS = {
     # User tags win over the module's Environment and ManagedBy.
     "tags": 'merge(local.tags, { Environment = "staging", ManagedBy = "platform-team" })',
@@ -74,8 +83,20 @@ def _instances() -> dict[str, dict[str, str]]:
     instances["all"] = {**_toggles(everything), **CONVENTIONS}
     instances["all_adopted_vpc"] = {**_toggles(everything), **ADOPTED_VPC}
     instances["all_existing_database"] = {**_toggles(everything), **ADOPTED_VPC, **EXISTING_DATABASE}
+    instances["all_eventbridge"] = {**_toggles(everything), **EVENTBRIDGE, **_on_eventbridge()}
     instances["create_false"] = {**_toggles(everything), "create": "false"}
     return instances
+
+
+def _on_eventbridge() -> dict[str, str]:
+    """`notifications = "eventbridge"` merged into the dev settings of every pipeline that has it."""
+    settings = hcl2.loads(DEV_TFVARS.read_text())
+    variables = {v.name: v for v in tf_docs.read_module(tfkit.REPO)[0]}
+    return {
+        name: f'merge(local.{name}, {{ notifications = "eventbridge" }})'
+        for name in settings
+        if name in variables and "notifications" in variables[name].type
+    }
 
 
 INSTANCES = _instances()
@@ -201,7 +222,7 @@ def test_each_combination_deploys_exactly_its_pipelines(instance: str, matrix: d
     needs_network = needs_database or any(table[p]["vpc"] for p in enabled)
     adopted = INSTANCES[instance].get("create_vpc") == "false"
     created_database = needs_database and INSTANCES[instance].get("create_database") != "false"
-    assert counts["aws_kms_key"] == 1
+    assert counts["aws_kms_key"] == (0 if INSTANCES[instance].get("create_kms_key") == "false" else 1)
     assert counts["aws_vpc"] == (1 if needs_network and not adopted else 0)
     assert counts["aws_security_group"] >= (1 if needs_network else 0)
     assert counts["aws_db_instance"] == (1 if created_database else 0)
@@ -319,3 +340,40 @@ def test_every_combination_is_least_privilege(matrix: dict[str, Any]) -> None:
     statements, _ = tfkit.plan_statements(matrix)
     findings = tfkit.iam_findings(statements)
     assert not findings, "over-broad IAM statements:\n" + "\n".join(findings)
+
+
+def test_s3_events_through_eventbridge_and_access_logs_to_an_existing_bucket(matrix: dict[str, Any]) -> None:
+    """notifications = "eventbridge": each bucket sends its events to EventBridge, one rule per
+    pipeline matches them, no SNS topic carries them; s3_access_logs names the user's bucket, so
+    none is created; without a key of the module's own the buckets use SSE-S3."""
+    resources = _resources(matrix, "all_eventbridge")
+    notified = [r for r in resources if r["type"] == "aws_s3_bucket_notification"]
+    rules = [r for r in resources if r["type"] == "aws_cloudwatch_event_rule"]
+    assert notified and all(tfkit.after(n)["eventbridge"] is True for n in notified)
+    assert len(rules) == len(notified)
+    assert not [r["address"] for r in resources if r["type"] == "aws_sns_topic" and ".module.events." in r["address"]]
+    targets = [tfkit.after(t) for t in resources if t["type"] == "aws_cloudwatch_event_target"]
+    assert len(targets) == len(rules) and {t["target_id"] for t in targets} <= {"queue", "function"}
+    logging = [tfkit.after(r) for r in resources if r["type"] == "aws_s3_bucket_logging"]
+    assert len(logging) == len(notified)
+    assert {entry["target_bucket"] for entry in logging} == {"central-access-logs-111122223333"}
+    assert not [r for r in resources if r["address"].startswith("module.all_eventbridge.module.access_logs.")]
+    encryption = [r for r in resources if r["type"] == "aws_s3_bucket_server_side_encryption_configuration"]
+    algorithms = {
+        tfkit.after(r)["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"] for r in encryption
+    }
+    assert algorithms == {"AES256"}
+
+
+def test_buckets_use_the_modules_own_key_by_default(matrix: dict[str, Any]) -> None:
+    """The module creates a key (create_kms_key): every pipeline bucket is SSE-KMS with it, known at plan time."""
+    encryption = [
+        r for r in _resources(matrix, "all") if r["type"] == "aws_s3_bucket_server_side_encryption_configuration"
+    ]
+    assert encryption
+    for resource in encryption:
+        (rule,) = tfkit.after(resource)["rule"]
+        assert rule["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "aws:kms", resource["address"]
+        assert rule["bucket_key_enabled"] is True
+        unknown = tfkit.after_unknown(resource)["rule"][0]["apply_server_side_encryption_by_default"][0]
+        assert unknown["kms_master_key_id"] is True  # the key created in the same plan

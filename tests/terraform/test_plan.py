@@ -43,6 +43,7 @@ COMMON_INVENTORY = {
     "aws_s3_bucket_server_side_encryption_configuration": 4,
     "aws_s3_bucket_versioning": 4,
     "aws_s3_bucket_ownership_controls": 4,
+    "aws_s3_bucket_logging": 0,
     "aws_s3_bucket_notification": 3,
     # landing events, migrations events, migration results, DynamoDB verify results, CDC staging
     # events, alarms
@@ -77,9 +78,17 @@ INVENTORY = {
     # table sync's and the backfill's schedulers, flow logs, DMS's source and target roles.
     "dev": {**COMMON_INVENTORY, "aws_db_proxy": 0, "aws_vpc_endpoint": 7, "aws_subnet": 2, "aws_iam_role": 13},
     # prod: three AZs, RDS Proxy (+ its role), Enhanced Monitoring role, an e-mail subscription, the
-    # DynamoDB copy on a schedule (+ its scheduler role).
+    # DynamoDB copy on a schedule (+ its scheduler role), S3 server access logs of the four pipeline
+    # buckets into a log bucket of their own.
     "prod": {
         **COMMON_INVENTORY,
+        "aws_s3_bucket": 5,
+        "aws_s3_bucket_policy": 5,
+        "aws_s3_bucket_public_access_block": 5,
+        "aws_s3_bucket_server_side_encryption_configuration": 5,
+        "aws_s3_bucket_versioning": 5,
+        "aws_s3_bucket_ownership_controls": 5,
+        "aws_s3_bucket_logging": 4,
         "aws_db_proxy": 1,
         "aws_db_proxy_target": 1,
         "aws_vpc_endpoint": 7,
@@ -698,7 +707,9 @@ def test_pipeline_secrets_reach_the_functions_their_roles_and_the_proxy(
     assert all(u.endswith((".policy", ".assume_role_policy")) for u in unchecked)
     document = ".data.aws_iam_policy_document.this"
     modules = tfkit.function_modules(plan)
-    assert _secret_reads(statements, modules["file_loader"] + document) == ({loader_secret}, {loader_key})
+    # Besides the secret's key, the loader decrypts with the key of its SSE-KMS landing bucket: the
+    # module's own, created in the same plan ("?"), through S3 only.
+    assert _secret_reads(statements, modules["file_loader"] + document) == ({loader_secret}, {loader_key, "?"})
     assert _secret_reads(statements, modules["table_sync"] + document) == ({source_secret, sync_secret}, set())
     assert _secret_reads(statements, modules["schema_migrations"] + document)[0] == {"?"}
 
@@ -728,3 +739,33 @@ def test_pipeline_secrets_reach_the_functions_their_roles_and_the_proxy(
     assert tfkit.referencing_types(plan, "module.database", "data.aws_iam_policy_document.proxy") == {
         "aws_iam_role_policy"
     }
+
+
+def test_prod_logs_every_pipeline_bucket_to_a_log_bucket_only_s3_log_delivery_writes(
+    plans: dict[str, dict[str, Any]],
+) -> None:
+    """s3_access_logs = {} in prod (issue 13, point 8): the pipeline buckets log into the created
+    log bucket, which is SSE-S3 (log delivery accepts nothing else), does not log itself, and admits
+    only S3 log delivery for exactly those buckets, a policy known at plan time."""
+    plan = plans["prod"]
+    buckets = {tfkit.module_of(b["address"]): tfkit.after(b)["bucket"] for b in tfkit.of_type(plan, "aws_s3_bucket")}
+    log_bucket = buckets.pop("module.access_logs")
+    logging = tfkit.of_type(plan, "aws_s3_bucket_logging")
+    assert sorted(tfkit.module_of(r["address"]) for r in logging) == sorted(buckets)
+    for resource in logging:
+        assert tfkit.after(resource)["target_prefix"] == f"{buckets[tfkit.module_of(resource['address'])]}/"
+        # The log bucket's name once its policy admits log delivery: known, or set at apply.
+        assert tfkit.after(resource).get("target_bucket") in (log_bucket, None)
+        assert _set_at_apply(resource, "target_bucket")
+    (encryption,) = _in_module(plan, "module.access_logs", "aws_s3_bucket_server_side_encryption_configuration")
+    rule = tfkit.after(encryption)["rule"][0]["apply_server_side_encryption_by_default"][0]
+    assert rule["sse_algorithm"] == "AES256"
+    (policy_resource,) = _in_module(plan, "module.access_logs", "aws_s3_bucket_policy")
+    (delivery,) = [s for s in json.loads(tfkit.after(policy_resource)["policy"])["Statement"] if s["Effect"] == "Allow"]
+    assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"} and delivery["Action"] == "s3:PutObject"
+    assert delivery["Resource"] == f"arn:aws:s3:::{log_bucket}/*"
+    assert sorted(delivery["Condition"]["ArnEquals"]["aws:SourceArn"]) == sorted(
+        f"arn:aws:s3:::{name}" for name in buckets.values()
+    )
+    for environment in ("dev", "local"):
+        assert not tfkit.of_type(plans[environment], "aws_s3_bucket_logging"), environment
