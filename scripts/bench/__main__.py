@@ -1,13 +1,17 @@
 """Run every pipeline benchmark: `python -m scripts.bench [name ...]`.
 
 Each module in this package named after a pipeline exposes `main() -> None`, which measures the
-pipeline and a baseline in the same run and prints the ratio.
+pipeline and a baseline in the same run, prints the ratio and records it with
+`scripts.bench._results.record`. The run ends with the table of every entry in
+`build/bench/results.json` (this run's and earlier ones').
 """
 
 import importlib
 import pkgutil
 import sys
 from pathlib import Path
+
+from scripts.bench._results import summary_table
 
 
 def main(argv: list[str]) -> None:
@@ -19,6 +23,8 @@ def main(argv: list[str]) -> None:
     for name in wanted:
         print(f"== bench {name}", flush=True)
         importlib.import_module(f"scripts.bench.{name}").main()
+    print("== results", flush=True)
+    print(summary_table())
 
 
 if __name__ == "__main__":

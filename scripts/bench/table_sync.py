@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scripts.bench._results import record
 from scripts.localdb import PostgresServer, postgres_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -263,11 +264,31 @@ STATES = {
 }
 
 
-def _summary(label: str, baseline_seconds: float, seconds: float) -> None:
+def _summary(label: str, baseline_seconds: float, measured: dict[str, Any], case: str) -> None:
+    seconds = measured["seconds"]
     ratio = baseline_seconds / seconds
     verdict = "OK" if ratio >= TARGET_RATIO else "BELOW TARGET"
     rate = ROWS / baseline_seconds
     print(f"    {label}: {baseline_seconds:8.2f} s  {rate:12,.0f} rows/s  ratio {ratio:.2f}x  {verdict}")
+    record(
+        "table_sync",
+        case,
+        unit="rows/s",
+        ours=ROWS / seconds,
+        baseline=rate,
+        baseline_what=label.strip(),
+        target=TARGET_RATIO,
+        peak_rss_mb=measured["peak_rss_mb"],
+        rss_target_mb=TARGET_RSS_MB,
+        details={
+            "rows": ROWS,
+            "seconds": round(seconds, 2),
+            "baseline_seconds": round(baseline_seconds, 2),
+            "cpu_seconds": round(measured["cpu_seconds"], 2),
+            "chunk_size": CHUNK_SIZE,
+            "rounds": ROUNDS,
+        },
+    )
 
 
 def main() -> None:
@@ -304,9 +325,9 @@ def main() -> None:
         seconds, peak = measured["seconds"], max(m["peak_rss_mb"] for m in syncs[state])
         print(f"  {label}:")
         print(f"    table sync (pyodbc psqlODBC): {seconds:8.2f} s  {ROWS / seconds:12,.0f} rows/s")
-        _summary("baseline psql \\copy | \\copy", min(baselines[state]), seconds)
+        _summary("baseline psql \\copy | \\copy", min(baselines[state]), measured, state)
         if state == "updates":
-            _summary("psql \\copy | \\copy + upsert", min(like_for_like), seconds)
+            _summary("psql \\copy | \\copy + upsert", min(like_for_like), measured, "updates_like_for_like")
         verdict = "OK" if peak < TARGET_RSS_MB else "ABOVE TARGET"
         print(f"    peak RSS {peak:.0f} MB (target < {TARGET_RSS_MB} MB)  {verdict}")
 
