@@ -1,0 +1,135 @@
+"""The file loader's event path on this machine, for the benchmarks at scale.
+
+A moto server in its own process (`scripts.demo.processes.moto_server`: its own interpreter lock,
+so serving S3 does not slow the process being measured), a throwaway PostgreSQL, a bucket whose
+ObjectCreated notifications go to an SQS queue, and the secret. Objects are put with real
+`PutObject` calls; `receive_batches` takes the notifications S3 sent off the queue in batches of
+up to 10, as the Lambda event source mapping does, and turns each batch into the handler's event
+(`scripts.localenv.router.sqs_record`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+from scripts.bench.file_loader import BUCKET, COLUMNS, REGION, TABLE_DDL, csv_lines, handler_env
+from scripts.demo.processes import aws_client, moto_server
+from scripts.localdb import PostgresServer, postgres_server
+from scripts.localenv.router import sqs_record
+
+DATABASE = "bench"
+HEADER = (",".join(COLUMNS) + "\n").encode()
+
+
+@dataclass
+class LoaderEnvironment:
+    server: PostgresServer
+    endpoint: str
+    s3: Any
+    sqs: Any
+    queue_url: str
+    queue_arn: str
+    secret_arn: str
+
+    @property
+    def dsn(self) -> str:
+        return self.server.dsn(DATABASE)
+
+    def handler_env(self, routes: list[dict[str, Any]]) -> dict[str, str]:
+        return handler_env(self.server, DATABASE, self.endpoint, self.secret_arn, routes)
+
+    def sql(self, statement: str) -> Any:
+        with contextlib.closing(psycopg2.connect(self.dsn)) as conn:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(statement)
+                return cur.fetchall() if cur.description else None
+
+    def create_tables(self, *names: str, primary_key: bool = False) -> None:
+        for name in names:
+            self.sql(TABLE_DDL.format(name=name, pk="PRIMARY KEY" if primary_key else ""))
+
+    def put_objects(self, keys: list[str], body: Callable[[int], bytes], threads: int = 8) -> int:
+        """Put `body(i)` under `keys[i]`; returns the bytes put."""
+
+        def put(i: int) -> int:
+            data = body(i)
+            self.s3.put_object(Bucket=BUCKET, Key=keys[i], Body=data)
+            return len(data)
+
+        with ThreadPoolExecutor(threads) as pool:
+            return sum(pool.map(put, range(len(keys))))
+
+    def receive_batches(self, objects: int, batch_size: int = 10) -> list[dict[str, Any]]:
+        """The SQS events carrying the notifications of `objects` objects, `batch_size` messages each."""
+        messages: list[dict[str, Any]] = []
+        seen = 0
+        empty_polls = 0
+        while seen < objects:
+            answer = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=batch_size, WaitTimeSeconds=1
+            ).get("Messages", [])
+            if not answer:
+                empty_polls += 1
+                if empty_polls > 20:
+                    raise RuntimeError(f"only {seen} of {objects} notifications arrived")
+                continue
+            empty_polls = 0
+            for message in answer:
+                body = json.loads(message["Body"])
+                if body.get("Event") == "s3:TestEvent":
+                    self.delete([message])
+                    continue
+                seen += len(body.get("Records", []))
+                messages.append(message)
+        return [
+            {"Records": [sqs_record(m, self.queue_arn, REGION) for m in messages[i : i + batch_size]]}
+            for i in range(0, len(messages), batch_size)
+        ]
+
+    def delete(self, messages: list[dict[str, Any]]) -> None:
+        """Delete handled messages (what the event source mapping does after a successful batch)."""
+        self.sqs.delete_message_batch(
+            QueueUrl=self.queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m.get("ReceiptHandle") or m["receiptHandle"]}
+                for i, m in enumerate(messages)
+            ],
+        )
+
+
+def csv_object(rows: int, start: int) -> bytes:
+    return HEADER + b"".join(csv_lines(rows, start))
+
+
+@contextlib.contextmanager
+def loader_environment(pg_settings: dict[str, str] | None = None) -> Iterator[LoaderEnvironment]:
+    with contextlib.ExitStack() as stack:
+        run_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-loader-")))
+        endpoint = stack.enter_context(moto_server(run_dir))
+        server = stack.enter_context(postgres_server(settings=pg_settings))
+        server.psql("postgres", "-c", f"CREATE DATABASE {DATABASE}")
+        s3, sqs = aws_client("s3", endpoint), aws_client("sqs", endpoint)
+        s3.create_bucket(Bucket=BUCKET)
+        # Messages stay invisible while they wait for their turn: no redelivery mid-benchmark.
+        queue_url = sqs.create_queue(QueueName="bench-landing", Attributes={"VisibilityTimeout": "43200"})["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        s3.put_bucket_notification_configuration(
+            Bucket=BUCKET,
+            NotificationConfiguration={
+                "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]
+            },
+        )
+        secret_arn = aws_client("secretsmanager", endpoint).create_secret(
+            Name="bench/db", SecretString=json.dumps({"username": server.superuser, "password": server.password})
+        )["ARN"]
+        yield LoaderEnvironment(server, endpoint, s3, sqs, queue_url, queue_arn, secret_arn)
