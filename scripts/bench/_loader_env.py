@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,12 @@ class LoaderEnvironment:
     queue_url: str
     queue_arn: str
     secret_arn: str
+    moto_pid: int
+
+    def moto_cpu_seconds(self) -> float:
+        """CPU time the moto server process has used so far (user + system)."""
+        fields = Path(f"/proc/{self.moto_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     @property
     def dsn(self) -> str:
@@ -57,6 +64,11 @@ class LoaderEnvironment:
     def create_tables(self, *names: str, primary_key: bool = False) -> None:
         for name in names:
             self.sql(TABLE_DDL.format(name=name, pk="PRIMARY KEY" if primary_key else ""))
+
+    def copy_objects(self, keys: list[str], new_keys: list[str]) -> None:
+        """Server-side copies (each sends its own ObjectCreated notification)."""
+        for key, new_key in zip(keys, new_keys, strict=True):
+            self.s3.copy_object(Bucket=BUCKET, Key=new_key, CopySource={"Bucket": BUCKET, "Key": key})
 
     def put_objects(self, keys: list[str], body: Callable[[int], bytes], threads: int = 8) -> int:
         """Put `body(i)` under `keys[i]`; returns the bytes put."""
@@ -132,4 +144,5 @@ def loader_environment(pg_settings: dict[str, str] | None = None) -> Iterator[Lo
         secret_arn = aws_client("secretsmanager", endpoint).create_secret(
             Name="bench/db", SecretString=json.dumps({"username": server.superuser, "password": server.password})
         )["ARN"]
-        yield LoaderEnvironment(server, endpoint, s3, sqs, queue_url, queue_arn, secret_arn)
+        moto_pid = json.loads((run_dir / "pids.json").read_text())["moto"]
+        yield LoaderEnvironment(server, endpoint, s3, sqs, queue_url, queue_arn, secret_arn, moto_pid)
