@@ -127,7 +127,7 @@ def _number(value: float | None, unit: str = "") -> str:
 
 
 def _row(result: Result) -> str:
-    ratio = "-" if result.ratio is None else f"{result.ratio:.2f}x"
+    ratio = "-" if result.ratio is None else f"{result.ratio:.3g}x"
     target = "-" if result.target is None else f">= {result.target:g}x"
     rss = _number(result.peak_rss_mb, "MB")
     if result.rss_target_mb is not None:
