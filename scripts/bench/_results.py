@@ -105,13 +105,15 @@ def record(
     return result
 
 
-def load(path: Path = RESULTS) -> dict[str, Result]:
+def load(path: Path | None = None) -> dict[str, Result]:
+    path = path or RESULTS
     if not path.exists():
         return {}
     return {key: Result(**entry) for key, entry in json.loads(path.read_text())["results"].items()}
 
 
-def save(entries: dict[str, Result], path: Path = RESULTS) -> None:
+def save(entries: dict[str, Result], path: Path | None = None) -> None:
+    path = path or RESULTS
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {"results": {key: asdict(entries[key]) for key in sorted(entries)}}
     temporary = path.with_suffix(".tmp")
