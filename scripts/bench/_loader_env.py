@@ -3,7 +3,7 @@
 A moto server in its own process (`scripts.demo.processes.moto_server`: its own interpreter lock,
 so serving S3 does not slow the process being measured), a throwaway PostgreSQL, a bucket whose
 ObjectCreated notifications go to an SQS queue, and the secret. Objects are put with real
-`PutObject` calls; `receive_batches` takes the notifications S3 sent off the queue in batches of
+`PutObject` calls; `put_and_receive` takes the notifications S3 sent off the queue in batches of
 up to 10, as the Lambda event source mapping does, and turns each batch into the handler's event
 (`scripts.localenv.router.sqs_record`).
 """
@@ -65,37 +65,31 @@ class LoaderEnvironment:
         for name in names:
             self.sql(TABLE_DDL.format(name=name, pk="PRIMARY KEY" if primary_key else ""))
 
-    def copy_objects(self, keys: list[str], new_keys: list[str]) -> None:
-        """Server-side copies (each sends its own ObjectCreated notification)."""
-        for key, new_key in zip(keys, new_keys, strict=True):
-            self.s3.copy_object(Bucket=BUCKET, Key=new_key, CopySource={"Bucket": BUCKET, "Key": key})
-
-    def put_objects(self, keys: list[str], body: Callable[[int], bytes], threads: int = 8) -> int:
-        """Put `body(i)` under `keys[i]`; returns the bytes put."""
-
-        def put(i: int) -> int:
-            data = body(i)
-            self.s3.put_object(Bucket=BUCKET, Key=keys[i], Body=data)
-            return len(data)
-
+    def put_and_receive(
+        self, count: int, put: Callable[[int], int], batch_size: int = 10, threads: int = 8
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Call `put(i)` (which puts or copies object i and returns its bytes) for every object,
+        `batch_size` at a time, taking each group's notifications off the queue as one event
+        before the next group: moto's ReceiveMessage slows down with the queue's length (about
+        3 s per call at 1,000 waiting messages), AWS's does not. Returns the bytes and the events."""
+        size, events = 0, []
         with ThreadPoolExecutor(threads) as pool:
-            return sum(pool.map(put, range(len(keys))))
+            for start in range(0, count, batch_size):
+                group = range(start, min(start + batch_size, count))
+                size += sum(pool.map(put, group))
+                events.append({"Records": [sqs_record(m, self.queue_arn, REGION) for m in self._receive(len(group))]})
+        return size, events
 
-    def receive_batches(self, objects: int, batch_size: int = 10) -> list[dict[str, Any]]:
-        """The SQS events carrying the notifications of `objects` objects, `batch_size` messages each."""
+    def _receive(self, objects: int) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
-        seen = 0
-        empty_polls = 0
+        seen = empty_polls = 0
         while seen < objects:
             answer = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=batch_size, WaitTimeSeconds=1
+                QueueUrl=self.queue_url, MaxNumberOfMessages=min(10, objects - seen), WaitTimeSeconds=1
             ).get("Messages", [])
-            if not answer:
-                empty_polls += 1
-                if empty_polls > 20:
-                    raise RuntimeError(f"only {seen} of {objects} notifications arrived")
-                continue
-            empty_polls = 0
+            empty_polls = 0 if answer else empty_polls + 1
+            if empty_polls > 20:
+                raise RuntimeError(f"only {seen} of {objects} notifications arrived")
             for message in answer:
                 body = json.loads(message["Body"])
                 if body.get("Event") == "s3:TestEvent":
@@ -103,10 +97,7 @@ class LoaderEnvironment:
                     continue
                 seen += len(body.get("Records", []))
                 messages.append(message)
-        return [
-            {"Records": [sqs_record(m, self.queue_arn, REGION) for m in messages[i : i + batch_size]]}
-            for i in range(0, len(messages), batch_size)
-        ]
+        return messages
 
     def delete(self, messages: list[dict[str, Any]]) -> None:
         """Delete handled messages (what the event source mapping does after a successful batch)."""

@@ -41,7 +41,7 @@ import psycopg2
 
 from scripts.bench._loader_env import HEADER, LoaderEnvironment, loader_environment
 from scripts.bench._results import record
-from scripts.bench.file_loader import COLUMNS
+from scripts.bench.file_loader import BUCKET, COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = int(os.environ.get("FILE_LOADER_CONCURRENT_ROWS", "1000000"))
@@ -283,11 +283,19 @@ def main() -> None:
         os.chmod(workdir, 0o755)  # psql runs as this user, the server as postgres: only psql reads the files
         started = time.perf_counter()
         paths = list(_files(Path(workdir)))
-        keys = {name: [f"{name}/{p.name}" for p in paths] for name in ("append", "upsert")}
-        env.put_objects(keys["append"], lambda i: paths[i].read_bytes(), threads=LOADERS)
-        events = {"append": env.receive_batches(LOADERS, batch_size=1)}
-        env.copy_objects(keys["append"], keys["upsert"])
-        events["upsert"] = env.receive_batches(LOADERS, batch_size=1)
+
+        def put(i: int) -> int:
+            body = paths[i].read_bytes()  # one PutObject: a multipart upload would notify twice
+            env.s3.put_object(Bucket=BUCKET, Key=f"append/{paths[i].name}", Body=body)
+            return len(body)
+
+        def copy(i: int) -> int:  # a server-side copy: its own notification, no second upload
+            source = {"Bucket": BUCKET, "Key": f"append/{paths[i].name}"}
+            env.s3.copy_object(Bucket=BUCKET, Key=f"upsert/{paths[i].name}", CopySource=source)
+            return 0
+
+        events = {"append": env.put_and_receive(LOADERS, put, batch_size=1)[1]}
+        events["upsert"] = env.put_and_receive(LOADERS, copy, batch_size=1)[1]
         size = sum(p.stat().st_size for p in paths)
         print(
             f"wrote and put {LOADERS} files of {ROWS:,} rows ({size / 1e6:,.0f} MB) twice in "

@@ -85,8 +85,13 @@ def _shape(env: LoaderEnvironment, timer: PhaseTimer, name: str, objects: int, r
     env.create_tables(table, f"{table}_baseline")
     keys = [f"{table}/part-{i:05d}.csv" for i in range(objects)]
     started = time.perf_counter()
-    size = env.put_objects(keys, lambda i: csv_object(rows, i * rows))
-    events = env.receive_batches(objects)
+
+    def put(i: int) -> int:
+        body = csv_object(rows, i * rows)
+        env.s3.put_object(Bucket=BUCKET, Key=keys[i], Body=body)
+        return len(body)
+
+    size, events = env.put_and_receive(objects, put)
     print(
         f"{name}: put {objects:,} objects ({size / 1e6:,.0f} MB) and received {len(events)} batches in "
         f"{time.perf_counter() - started:.0f} s",
