@@ -6,6 +6,7 @@ handler's through `pipeline_common.db`, the baseline's directly) time each `exec
 (`lock`, `ledger check`, `ledger write`, ...); `timed_s3(client)` does the same for `get_object`.
 A timer costs about a microsecond, against the milliseconds of a round trip. psycopg2 sends the
 implicit `BEGIN` with the first statement of a transaction, so its round trip counts there.
+`get_object` returns once the headers are in; the body streams during the COPY that reads it.
 """
 
 from __future__ import annotations
@@ -38,18 +39,18 @@ def phase_of(statement: str) -> str:
 
 
 class PhaseTimer:
+    """Seconds per phase, kept apart per `side` (set `timer.side` before running one)."""
+
     def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.calls: dict[str, int] = defaultdict(int)
+        self.side = "ours"
+        self.seconds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._connect: Callable[..., Any] | None = None
 
     def add(self, phase: str, started: float) -> None:
-        self.seconds[phase] += time.perf_counter() - started
-        self.calls[phase] += 1
+        self.seconds[self.side][phase] += time.perf_counter() - started
 
     def reset(self) -> None:
         self.seconds.clear()
-        self.calls.clear()
 
     def install(self) -> None:
         timer = self
@@ -117,5 +118,5 @@ class PhaseTimer:
         client.get_object = timed
         return client
 
-    def per_object_ms(self, objects: int) -> dict[str, float]:
-        return {phase: round(seconds * 1000 / objects, 3) for phase, seconds in sorted(self.seconds.items())}
+    def per_object_ms(self, side: str, objects: int) -> dict[str, float]:
+        return {phase: round(seconds * 1000 / objects, 3) for phase, seconds in sorted(self.seconds[side].items())}
