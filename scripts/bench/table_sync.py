@@ -134,13 +134,14 @@ def _baseline(server: PostgresServer, upsert: str | None = None) -> float:
 
 
 def _sync(server: PostgresServer) -> dict[str, Any]:
-    return _run_worker(server, "worker")
+    return run_worker(server, "scripts.bench.table_sync")
 
 
-def _run_worker(server: PostgresServer, kind: str) -> dict[str, Any]:
+def run_worker(server: PostgresServer, module: str) -> dict[str, Any]:
+    """Run `python -m module worker <server>` (a `sync_worker`), return the JSON it prints last."""
     args = json.dumps({"host": server.host, "port": server.port, "user": server.superuser, "password": server.password})
     result = subprocess.run(
-        [sys.executable, "-m", "scripts.bench.table_sync", kind, args],
+        [sys.executable, "-m", module, "worker", args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -195,6 +196,24 @@ def _upsert_statement(server: PostgresServer) -> str:
 
 
 def _worker(raw: str) -> None:
+    sync_worker(
+        raw,
+        [
+            {
+                "source": "public.orders",
+                "target": "public.orders",
+                "primary_key": ["id"],
+                "cursor": {"column": "updated_at", "type": "timestamp"},
+                "initial_value": SINCE.replace(" ", "T"),
+                "chunk_size": CHUNK_SIZE,
+            }
+        ],
+    )
+
+
+def sync_worker(raw: str, table_configs: list[dict[str, Any]]) -> None:
+    """In the worker process: one `run_sync` over `table_configs` from bench_src (pyodbc, psqlODBC)
+    into bench_tgt; prints its seconds, CPU seconds, peak RSS and report as JSON."""
     sys.path.insert(0, str(ROOT / "lambda_src"))
     from pipeline_common.config import DatabaseSettings
     from pipeline_common.deadline import Deadline
@@ -209,19 +228,7 @@ def _worker(raw: str) -> None:
             "postgresql", server["host"], server["port"], database, "bench", "require", odbc_driver=driver
         )
 
-    tables = parse_tables(
-        [
-            {
-                "source": "public.orders",
-                "target": "public.orders",
-                "primary_key": ["id"],
-                "cursor": {"column": "updated_at", "type": "timestamp"},
-                "initial_value": SINCE.replace(" ", "T"),
-                "chunk_size": CHUNK_SIZE,
-            }
-        ],
-        "postgresql",
-    )
+    tables = parse_tables(table_configs, "postgresql")
     source = _Provider(settings("bench_src", "PostgreSQL Unicode"), secret)
     target = _Provider(settings("bench_tgt", None), secret)
     started, cpu_started = time.perf_counter(), time.process_time()

@@ -19,17 +19,14 @@ overhead: (sync time - baseline time) / 50.
 
 from __future__ import annotations
 
-import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from scripts.bench._results import record
-from scripts.bench.table_sync import COLUMNS, SINCE, TABLE_DDL
+from scripts.bench.table_sync import COLUMNS, SINCE, TABLE_DDL, run_worker, sync_worker
 from scripts.localdb import PostgresServer, postgres_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,22 +68,8 @@ def _baseline(server: PostgresServer, workdir: Path) -> float:
 
 
 def _worker(raw: str) -> None:
-    sys.path.insert(0, str(ROOT / "lambda_src"))
-    from pipeline_common.config import DatabaseSettings
-    from pipeline_common.deadline import Deadline
-    from scripts.bench.table_sync import _Provider
-    from table_sync.config import parse_tables
-    from table_sync.sync import run_sync
-
-    server = json.loads(raw)
-    secret = {"username": server["user"], "password": server["password"]}
-
-    def settings(database: str, driver: str | None) -> DatabaseSettings:
-        return DatabaseSettings(
-            "postgresql", server["host"], server["port"], database, "bench", "require", odbc_driver=driver
-        )
-
-    tables = parse_tables(
+    sync_worker(
+        raw,
         [
             {
                 "source": f"public.{name}",
@@ -97,31 +80,7 @@ def _worker(raw: str) -> None:
             }
             for name in NAMES
         ],
-        "postgresql",
     )
-    source = _Provider(settings("bench_src", "PostgreSQL Unicode"), secret)
-    target = _Provider(settings("bench_tgt", None), secret)
-    started = time.perf_counter()
-    report = run_sync(
-        tables, source, target, engine="postgresql", state_schema="pipeline_state", deadline=Deadline.in_seconds(900)
-    )
-    seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "result": report.to_json()}))
-
-
-def _sync(server: PostgresServer) -> dict:
-    args = json.dumps({"host": server.host, "port": server.port, "user": server.superuser, "password": server.password})
-    result = subprocess.run(
-        [sys.executable, "-m", "scripts.bench.table_sync_tables", "worker", args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"sync worker failed:\n{result.stderr[-4000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _check(server: PostgresServer, measured: dict) -> None:
@@ -138,7 +97,7 @@ def main() -> None:
         _prepare(server)
         baseline = _baseline(server, Path(workdir))
         _empty_targets(server)
-        measured = _sync(server)
+        measured = run_worker(server, "scripts.bench.table_sync_tables")
         _check(server, measured)
     seconds = measured["seconds"]
     overhead_ms = (seconds - baseline) * 1000 / TABLES
