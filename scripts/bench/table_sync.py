@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -237,7 +236,10 @@ def sync_worker(raw: str, table_configs: list[dict[str, Any]]) -> None:
     )
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec, so after other benchmarks
+    # grew the parent, ru_maxrss would report the parent's peak.
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak_mb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
     print(
         json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": peak_mb, "result": report.to_json()})
     )
