@@ -2,12 +2,15 @@
 
 Each module in this package named after a pipeline exposes `main() -> None`, which measures the
 pipeline and a baseline in the same run, prints the ratio and records it with
-`scripts.bench._results.record`. The run ends with the table of every entry in
+`scripts.bench._results.record`. Several benchmarks run one process each, so a peak RSS read in
+the benchmark's own process (`ru_maxrss`) is its own and not an earlier benchmark's, and one that
+fails does not stop the others. The run ends with the table of every entry in
 `build/bench/results.json` (this run's and earlier ones').
 """
 
 import importlib
 import pkgutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,12 +23,26 @@ def main(argv: list[str]) -> None:
     unknown = sorted(set(wanted) - set(available))
     if unknown:
         raise SystemExit(f"unknown benchmark(s) {unknown}; available: {available}")
-    for name in wanted:
-        print(f"== bench {name}", flush=True)
-        importlib.import_module(f"scripts.bench.{name}").main()
+    if len(wanted) == 1:
+        run(wanted[0])
+        failed = []
+    else:
+        failed = [
+            name for name in wanted if subprocess.run([sys.executable, "-m", "scripts.bench", "--one", name]).returncode
+        ]
     print("== results", flush=True)
     print(summary_table())
+    if failed:
+        raise SystemExit(f"benchmark(s) failed: {failed}")
+
+
+def run(name: str) -> None:
+    print(f"== bench {name}", flush=True)
+    importlib.import_module(f"scripts.bench.{name}").main()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["--one"]:
+        run(sys.argv[2])
+    else:
+        main(sys.argv[1:])
