@@ -3,10 +3,10 @@
     python -m scripts.bench file_loader_concurrent
     FILE_LOADER_CONCURRENT_ROWS=200000 python -m scripts.bench file_loader_concurrent    # quick run
 
-5 CSV files of FILE_LOADER_CONCURRENT_ROWS rows (default 1,000,000, ~90 MB each) whose keys
+5 CSV files of FILE_LOADER_CONCURRENT_ROWS rows (default 1,000,000, ~79 MB each) whose keys
 overlap: file i holds ids [0.8 i N, 0.8 i N + N), so neighbours share a fifth of their keys, with
-values that differ per file. Each file is put into the moto S3 bucket twice (`append/` and
-`upsert/`); the notifications reach the SQS queue and are received one per batch, one batch per
+values that differ per file. Each file is put into the moto S3 bucket under `append/` and copied
+server-side under `upsert/`; the notifications reach the SQS queue and are received one per batch, one batch per
 handler process. The 5 handler processes (5 sandboxes: `maximum_concurrency` = 5) start, import,
 wait, and are released at once; each fetches the secret, connects and loads its file.
 
@@ -298,7 +298,7 @@ def main() -> None:
         events["upsert"] = env.put_and_receive(LOADERS, copy, batch_size=1)[1]
         size = sum(p.stat().st_size for p in paths)
         print(
-            f"wrote and put {LOADERS} files of {ROWS:,} rows ({size / 1e6:,.0f} MB) twice in "
+            f"wrote, put and copied {LOADERS} files of {ROWS:,} rows ({size / 1e6:,.0f} MB) in "
             f"{time.perf_counter() - started:.0f} s",
             flush=True,
         )
