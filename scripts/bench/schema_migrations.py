@@ -40,25 +40,22 @@ def _migration(n: int) -> str:
 def _upload(s3, bucket: str) -> None:
     create = "-- transactional: false\n" + "".join(f"CREATE DATABASE {name};\n" for name in DATABASES)
     s3.put_object(Bucket=bucket, Key="postgres/0001_create_databases.sql", Body=create.encode())
-    for n in range(TOTAL - 1):  # 49 here + the postgres one = 50
-        database = DATABASES[n % len(DATABASES)]
+    for database, n in _migrations():
         s3.put_object(Bucket=bucket, Key=f"{database}/{n:04d}_t{n}.sql", Body=_migration(n).encode())
 
 
-def _files() -> dict[str, list[str]]:
-    """The per-database migrations `_upload` puts in S3, in order."""
-    files: dict[str, list[str]] = {database: [] for database in DATABASES}
-    for n in range(TOTAL - 1):
-        files[DATABASES[n % len(DATABASES)]].append(_migration(n))
-    return files
+def _migrations() -> list[tuple[str, int]]:
+    """(database, number) of each migration after the `postgres/` one: 49 + 1 = 50."""
+    return [(DATABASES[n % len(DATABASES)], n) for n in range(TOTAL - 1)]
 
 
 def _psql_baseline(server: PostgresServer) -> float:
     """Create the databases and apply each one's files in one `psql -1` session, as by hand."""
     started = time.perf_counter()
     server.psql("postgres", *(arg for name in DATABASES for arg in ("-c", f"CREATE DATABASE {name}_psql")))
-    for database, migrations in _files().items():
-        server.psql(f"{database}_psql", "-1", "-v", "ON_ERROR_STOP=1", "-f", "-", input_text="".join(migrations))
+    for database in DATABASES:
+        migrations = "".join(_migration(n) for owner, n in _migrations() if owner == database)
+        server.psql(f"{database}_psql", "-1", "-f", "-", input_text=migrations)
     return time.perf_counter() - started
 
 
