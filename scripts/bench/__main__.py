@@ -27,13 +27,21 @@ def main(argv: list[str]) -> None:
         run(wanted[0])
         failed = []
     else:
-        failed = [
-            name for name in wanted if subprocess.run([sys.executable, "-m", "scripts.bench", "--one", name]).returncode
-        ]
+        failed = [name for name in wanted if _run_alone(name)]
     print("== results", flush=True)
     print(summary_table())
     if failed:
         raise SystemExit(f"benchmark(s) failed: {failed}")
+
+
+def _run_alone(name: str) -> int:
+    child = subprocess.Popen([sys.executable, "-m", "scripts.bench", "--one", name])
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C reached the child too: let it stop its servers (subprocess.run would kill it).
+        child.wait()
+        raise
 
 
 def run(name: str) -> None:
