@@ -9,7 +9,7 @@ Two shapes, each measured against its baseline in the same run on the same serve
 - 1,000 CSV objects of 10,000 rows (~0.8 MB each).
 
 By default a tenth of each count (FILE_LOADER_SMALL_SCALE=0.1): putting 10,000 objects into moto
-alone takes ~10 minutes here, which does not fit the 15 minutes all new benchmarks may take.
+alone takes longer here than the 15 minutes all new benchmarks may take.
 
 The real event path: every object is put into a moto S3 bucket (a server in its own process)
 whose ObjectCreated notifications go to an SQS queue; the notifications are received in batches of
@@ -47,8 +47,9 @@ from scripts.bench._results import own_peak_rss_mb, record
 from scripts.bench.file_loader import BUCKET, COLUMNS
 from scripts.demo.processes import aws_client
 
-# A tenth of the counts by default: moto's PutObject (~16/s on this shared 2-core machine)
-# would take ~10 minutes to put 10,000 objects, more than the 15 the new benchmarks may take in all.
+# A tenth of the counts by default: moto's PutObject slows as the bucket fills (~14/s
+# falling to ~6/s here), so putting 10,000 objects alone takes longer than the 15 minutes all the
+# new benchmarks may take (docs/benchmarks.md).
 SCALE = float(os.environ.get("FILE_LOADER_SMALL_SCALE", "0.1"))
 SHAPES = (("objects_of_100_rows", 10_000, 100), ("objects_of_10000_rows", 1_000, 10_000))
 TARGET = 0.7
