@@ -25,7 +25,7 @@ export TF_IN_AUTOMATION := 1
 # Terraform source besides the root's own files; build/ holds generated copies and stays out.
 TF_FMT_DIRS := modules environments examples tests
 
-.PHONY: help setup system-packages package-prerequisites package test tf-check lint fmt bench clean plan apply tflocal-apply docs demo demo-down
+.PHONY: help setup system-packages package-prerequisites package test tf-check lint fmt bench bench-readme clean plan apply tflocal-apply docs demo demo-down
 
 # Variables the target descriptions mention: `make help` prints their values, not their names.
 HELP_VARS := BUILD_DIR ENV RUNTIME ARCH
@@ -121,8 +121,11 @@ tflocal-apply: setup package ## Deploy environments/local.tfvars to a running Lo
 docs: setup ## Regenerate module READMEs' input/output tables
 	$(PY) scripts/tf_docs.py
 
-bench: setup package ## Run the pipeline benchmarks (BENCH=name for one); each prints a ratio against a baseline measured in the same run
+bench: setup package ## Run the pipeline benchmarks (BENCH=name for one); each prints a ratio against a baseline measured in the same run and records it in build/bench/results.json
 	PYTHONPATH=lambda_src $(PY) -m scripts.bench $(BENCH)
+
+bench-readme: setup ## Rewrite README.md's performance table from build/bench/results.json (run `make bench` first)
+	$(PY) -m scripts.bench._readme
 
 demo: setup ## Every pipeline end to end on this machine: moto + local PostgreSQL + terraform apply + event router (KEEP=1 leaves it up)
 	$(PY) -m scripts.demo $(if $(KEEP),--keep)

@@ -198,6 +198,8 @@ def is_alive(connection: Any) -> bool:
         return False
     try:
         rollback_quietly(connection)
+        if type(connection).__module__.startswith("psycopg2"):
+            return _ping_outside_transaction(connection)
         cursor = connection.cursor()
         try:
             cursor.execute("SELECT 1")
@@ -208,6 +210,20 @@ def is_alive(connection: Any) -> bool:
         return True
     except Exception:  # noqa: BLE001 - any driver error means "reconnect"
         return False
+
+
+def _ping_outside_transaction(connection: Any) -> bool:
+    """`SELECT 1` in autocommit: one round trip, where psycopg2 would otherwise send BEGIN before it
+    and ROLLBACK after it (the file loader pings before every object, so this is per object)."""
+    autocommit = connection.autocommit
+    connection.autocommit = True  # sends nothing: the connection is idle after the rollback
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+    finally:
+        connection.autocommit = autocommit
+    return True
 
 
 def rollback_quietly(connection: Any) -> None:

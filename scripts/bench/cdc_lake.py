@@ -50,6 +50,7 @@ from pipeline_common.deadline import Deadline
 from pipeline_common.events import S3Object
 from pipeline_common.ledger import ObjectId
 from pipeline_common.secrets import SecretCache
+from scripts.bench._results import record
 from scripts.demo.processes import moto_server
 from scripts.localdb import PostgresServer, postgres_server
 
@@ -423,3 +424,38 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print("cdc_lake results: " + json.dumps(results), flush=True)
+    partitioner, apply = results["partitioner"], results["apply"]
+    record(
+        "cdc_lake",
+        "partitioner",
+        unit="objects/s",
+        ours=partitioner["partitioner_objects_per_s"],
+        baseline=partitioner["bare_objects_per_s"],
+        baseline_what=f"a bare copy_object loop over the same files at concurrency {concurrency}",
+        target=0.9,
+        details={"s3_calls_per_object": partitioner["s3_calls_per_object"]},
+    )
+    record(
+        "cdc_lake",
+        "apply",
+        unit="s",
+        ours=apply["apply_seconds"],
+        baseline=apply["manual_seconds"],
+        baseline_what="hand-written COPY into a staging table + one merge statement",
+        target=0.8,
+        lower_is_better=True,
+        details={"changes": apply["changes"], "file_mb": apply["file_mb"]},
+    )
+    memory = results["memory"]
+    record(
+        "cdc_lake",
+        "memory",
+        unit="MB peak RSS",
+        ours=max(m["peak_rss_mb"] for m in memory.values()),
+        baseline=None,
+        baseline_what=None,
+        target=None,
+        peak_rss_mb=max(m["peak_rss_mb"] for m in memory.values()),
+        rss_target_mb=256,
+        details={"by_changes": memory},
+    )

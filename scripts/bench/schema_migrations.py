@@ -3,6 +3,9 @@
 A throwaway PostgreSQL server; `postgres/` creates the three databases, then each gets its share
 of table, index and seed-data migrations. Prints the total and the split between downloading from
 S3 and applying with yoyo (locks, checksum validation and marking included in "apply").
+
+Baseline, measured in the same run on the same server: the same SQL files applied by hand, one
+`psql -1 -f` per database (no S3, no lock, no bookkeeping), into databases of their own.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from pathlib import Path
 import boto3
 from moto import mock_aws
 
-from scripts.localdb import postgres_server
+from scripts.bench._results import own_peak_rss_mb, record
+from scripts.localdb import PostgresServer, postgres_server
 
 REGION = "us-east-1"
 DATABASES = ("bench_app", "bench_reports", "bench_audit")
 TOTAL = 50
+TARGET = 0.2  # of psql's speed: yoyo's lock, checksums and marking, plus the S3 download, cost something
 
 
 def _migration(n: int) -> str:
@@ -35,9 +40,23 @@ def _migration(n: int) -> str:
 def _upload(s3, bucket: str) -> None:
     create = "-- transactional: false\n" + "".join(f"CREATE DATABASE {name};\n" for name in DATABASES)
     s3.put_object(Bucket=bucket, Key="postgres/0001_create_databases.sql", Body=create.encode())
-    for n in range(TOTAL - 1):  # 49 here + the postgres one = 50
-        database = DATABASES[n % len(DATABASES)]
+    for database, n in _migrations():
         s3.put_object(Bucket=bucket, Key=f"{database}/{n:04d}_t{n}.sql", Body=_migration(n).encode())
+
+
+def _migrations() -> list[tuple[str, int]]:
+    """(database, number) of each migration after the `postgres/` one: 49 + 1 = 50."""
+    return [(DATABASES[n % len(DATABASES)], n) for n in range(TOTAL - 1)]
+
+
+def _psql_baseline(server: PostgresServer) -> float:
+    """Create the databases and apply each one's files in one `psql -1` session, as by hand."""
+    started = time.perf_counter()
+    server.psql("postgres", *(arg for name in DATABASES for arg in ("-c", f"CREATE DATABASE {name}_psql")))
+    for database in DATABASES:
+        migrations = "".join(_migration(n) for owner, n in _migrations() if owner == database)
+        server.psql(f"{database}_psql", "-1", "-f", "-", input_text=migrations)
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -98,3 +117,17 @@ def main() -> None:
             f"  total {total:.2f} s (download {download:.2f} s, apply {apply:.2f} s, rest: connect/lock/list/publish)"
         )
         print(f"  Lambda timeout budget used: {total / 60:.1%} of 60 s")
+        baseline = _psql_baseline(server)
+        print(f"  baseline: the same files through psql -1 -f, one session per database: {baseline:.2f} s")
+        record(
+            "schema_migrations",
+            "50_migrations",
+            unit="s",
+            ours=total,
+            baseline=baseline,
+            baseline_what="the same SQL files through psql -1 -f, one session per database",
+            target=TARGET,
+            lower_is_better=True,
+            peak_rss_mb=own_peak_rss_mb(),
+            details={"migrations": applied, "download_seconds": round(download, 3), "apply_seconds": round(apply, 3)},
+        )

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from scripts.bench._results import record
 from scripts.localdb import PostgresServer, postgres_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,13 +133,14 @@ def _baseline(server: PostgresServer, upsert: str | None = None) -> float:
 
 
 def _sync(server: PostgresServer) -> dict[str, Any]:
-    return _run_worker(server, "worker")
+    return run_worker(server, "scripts.bench.table_sync")
 
 
-def _run_worker(server: PostgresServer, kind: str) -> dict[str, Any]:
+def run_worker(server: PostgresServer, module: str) -> dict[str, Any]:
+    """Run `python -m module worker <server>` (a `sync_worker`), return the JSON it prints last."""
     args = json.dumps({"host": server.host, "port": server.port, "user": server.superuser, "password": server.password})
     result = subprocess.run(
-        [sys.executable, "-m", "scripts.bench.table_sync", kind, args],
+        [sys.executable, "-m", module, "worker", args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -194,6 +195,24 @@ def _upsert_statement(server: PostgresServer) -> str:
 
 
 def _worker(raw: str) -> None:
+    sync_worker(
+        raw,
+        [
+            {
+                "source": "public.orders",
+                "target": "public.orders",
+                "primary_key": ["id"],
+                "cursor": {"column": "updated_at", "type": "timestamp"},
+                "initial_value": SINCE.replace(" ", "T"),
+                "chunk_size": CHUNK_SIZE,
+            }
+        ],
+    )
+
+
+def sync_worker(raw: str, table_configs: list[dict[str, Any]]) -> None:
+    """In the worker process: one `run_sync` over `table_configs` from bench_src (pyodbc, psqlODBC)
+    into bench_tgt; prints its seconds, CPU seconds, peak RSS and report as JSON."""
     sys.path.insert(0, str(ROOT / "lambda_src"))
     from pipeline_common.config import DatabaseSettings
     from pipeline_common.deadline import Deadline
@@ -208,19 +227,7 @@ def _worker(raw: str) -> None:
             "postgresql", server["host"], server["port"], database, "bench", "require", odbc_driver=driver
         )
 
-    tables = parse_tables(
-        [
-            {
-                "source": "public.orders",
-                "target": "public.orders",
-                "primary_key": ["id"],
-                "cursor": {"column": "updated_at", "type": "timestamp"},
-                "initial_value": SINCE.replace(" ", "T"),
-                "chunk_size": CHUNK_SIZE,
-            }
-        ],
-        "postgresql",
-    )
+    tables = parse_tables(table_configs, "postgresql")
     source = _Provider(settings("bench_src", "PostgreSQL Unicode"), secret)
     target = _Provider(settings("bench_tgt", None), secret)
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -229,7 +236,10 @@ def _worker(raw: str) -> None:
     )
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec, so after other benchmarks
+    # grew the parent, ru_maxrss would report the parent's peak.
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak_mb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
     print(
         json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": peak_mb, "result": report.to_json()})
     )
@@ -263,11 +273,31 @@ STATES = {
 }
 
 
-def _summary(label: str, baseline_seconds: float, seconds: float) -> None:
+def _summary(label: str, baseline_seconds: float, measured: dict[str, Any], case: str) -> None:
+    seconds = measured["seconds"]
     ratio = baseline_seconds / seconds
     verdict = "OK" if ratio >= TARGET_RATIO else "BELOW TARGET"
     rate = ROWS / baseline_seconds
     print(f"    {label}: {baseline_seconds:8.2f} s  {rate:12,.0f} rows/s  ratio {ratio:.2f}x  {verdict}")
+    record(
+        "table_sync",
+        case,
+        unit="rows/s",
+        ours=ROWS / seconds,
+        baseline=rate,
+        baseline_what=label.strip(),
+        target=TARGET_RATIO,
+        peak_rss_mb=measured["peak_rss_mb"],
+        rss_target_mb=TARGET_RSS_MB,
+        details={
+            "rows": ROWS,
+            "seconds": round(seconds, 2),
+            "baseline_seconds": round(baseline_seconds, 2),
+            "cpu_seconds": round(measured["cpu_seconds"], 2),
+            "chunk_size": CHUNK_SIZE,
+            "rounds": ROUNDS,
+        },
+    )
 
 
 def main() -> None:
@@ -304,9 +334,9 @@ def main() -> None:
         seconds, peak = measured["seconds"], max(m["peak_rss_mb"] for m in syncs[state])
         print(f"  {label}:")
         print(f"    table sync (pyodbc psqlODBC): {seconds:8.2f} s  {ROWS / seconds:12,.0f} rows/s")
-        _summary("baseline psql \\copy | \\copy", min(baselines[state]), seconds)
+        _summary("baseline psql \\copy | \\copy", min(baselines[state]), measured, state)
         if state == "updates":
-            _summary("psql \\copy | \\copy + upsert", min(like_for_like), seconds)
+            _summary("psql \\copy | \\copy + upsert", min(like_for_like), measured, "updates_like_for_like")
         verdict = "OK" if peak < TARGET_RSS_MB else "ABOVE TARGET"
         print(f"    peak RSS {peak:.0f} MB (target < {TARGET_RSS_MB} MB)  {verdict}")
 

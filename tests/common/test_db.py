@@ -5,7 +5,7 @@ import psycopg2
 import pytest
 
 from pipeline_common.config import ConfigError, DatabaseSettings
-from pipeline_common.db import ManagedConnection, connection_parameters, odbc_connection_string
+from pipeline_common.db import ManagedConnection, connection_parameters, is_alive, odbc_connection_string
 from pipeline_common.secrets import SecretCache
 
 
@@ -53,6 +53,17 @@ def test_postgres_reconnects_after_the_server_drops_the_connection(pg_server, pg
     assert _backend_pid(conn) != pid
     assert managed.opened == 2
     managed.close()
+
+
+@pytest.mark.parametrize("autocommit", [False, True])
+def test_health_check_leaves_the_connection_idle_and_its_mode_unchanged(pg_server, pg_database, autocommit):
+    conn = psycopg2.connect(pg_server.dsn(pg_database))
+    conn.autocommit = autocommit
+    assert is_alive(conn)
+    assert conn.autocommit is autocommit
+    assert conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+    conn.close()
+    assert not is_alive(conn)
 
 
 def test_transaction_left_open_by_a_crashed_invocation_is_rolled_back(pg_server, pg_database, make_secret):
