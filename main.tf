@@ -792,7 +792,8 @@ module "cdc_lake" {
   bucket_access_logs      = local.bucket_access_logs
   bucket_force_destroy    = var.bucket_force_destroy
   staging_kms_key_arn     = var.s3_kms_key_arn != null ? var.s3_kms_key_arn : local.kms_key_arn
-  bucket_kms_key_arn      = var.s3_kms_key_arn
+  bucket_kms_key_arn      = local.bucket_kms_key_arn
+  bucket_kms_encryption   = local.bucket_kms_encryption
   staging_expiration_days = var.cdc_lake.staging_expiration_days
   lake_lifecycle_rules    = var.cdc_lake.lake_lifecycle_rules
   kms_key_arn             = local.kms_key_arn

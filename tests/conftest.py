@@ -46,10 +46,12 @@ os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "tests")
 _SHARED_TERRAFORM_FIXTURES = {"validated", "plan_root", "plans", "pipeline_secrets_plan"}
 
 
+# tryfirst: xdist's worker reads the marks in its own hook, which would otherwise run before this one.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         shared = _SHARED_TERRAFORM_FIXTURES.intersection(getattr(item, "fixturenames", ()))
-        group = "terraform-shared-plans" if shared else item.path.as_posix()
+        group = "terraform-shared-plans" if shared else item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))
 
 

@@ -29,8 +29,10 @@ from typing import Any
 from psycopg2 import errors, sql
 
 from cdc_lake.config import ApplyTable
+from cdc_lake.merge import Columns, merge_sql
 from cdc_lake.reading import OP_COLUMN, FileFormatError, ObjectVersion, header_columns, open_stream
 from pipeline_common.catalog import table_columns, unique_keys
+from pipeline_common.db import rollback_quietly
 from pipeline_common.deadline import Deadline, DeadlineExceeded, bound_statements
 from pipeline_common.errors import RetryableError
 from pipeline_common.identifiers import IdentifierError
@@ -94,17 +96,6 @@ class Tombstones:
 
     def ensure(self, conn: Any) -> None:
         self._ddl.ensure(conn)
-
-
-@dataclass(frozen=True)
-class _Columns:
-    """The file's columns as they map onto the target."""
-
-    copied: list[str]  # in file order, as COPY receives them (Op included when the file has it)
-    written: list[str]  # what the target receives: everything but Op
-    keys: list[str]
-    timestamp: str
-    sequence: str | None
 
 
 def apply_file(
@@ -189,26 +180,24 @@ def apply_file(
             )
         conn.commit()
     except (FileFormatError, IdentifierError) as exc:
-        _rollback(conn)
+        rollback_quietly(conn)
         result.status, result.error = "rejected", str(exc)
         result.error_line = getattr(exc, "line", None)
-        _record_attempt(
+        ledger.record_attempt_quietly(
             db,
-            ledger,
             object_id,
             Outcome("rejected", target_table=str(target), error=str(exc), error_line=result.error_line),
         )
     except ApplyBusy:
         raise
     except Exception as exc:
-        _rollback(conn)
+        rollback_quietly(conn)
         failure: Exception = exc
         if isinstance(exc, errors.QueryCanceled):  # the statement_timeout set above
             failure = DeadlineExceeded(f"stopping before the Lambda timeout: {str(exc).strip()}")
         status = "deferred" if isinstance(failure, DeadlineExceeded) else "failed"
-        _record_attempt(
+        ledger.record_attempt_quietly(
             db,
-            ledger,
             object_id,
             Outcome(status, target_table=str(target), error=f"{type(failure).__name__}: {failure}"),
         )
@@ -222,7 +211,7 @@ def apply_file(
 
 def _map_columns(
     cur: Any, table: ApplyTable, header: list[str], timestamp_column: str, sequence_column: str | None, where: str
-) -> _Columns:
+) -> Columns:
     if timestamp_column not in header:
         raise FileFormatError(f"{where}: the header has no {timestamp_column!r} column: {header[:20]}", 1)
     target_columns = {c.name for c in table_columns(cur, table.target)}
@@ -245,10 +234,10 @@ def _map_columns(
     if absent:
         raise FileFormatError(f"{where}: the header lacks the key column(s) {absent} of {table.target}", 1)
     sequence = sequence_column if sequence_column in header else None
-    return _Columns(header, written, keys, timestamp_column, sequence)
+    return Columns(header, written, keys, timestamp_column, sequence)
 
 
-def _staging(cur: Any, table: ApplyTable, columns: _Columns, *, has_op: bool) -> sql.Composable:
+def _staging(cur: Any, table: ApplyTable, columns: Columns, *, has_op: bool) -> sql.Composable:
     """The file's columns typed like the target's; keys and the commit time NOT NULL, the Op
     column limited to I, U and D, so a bad row stops the COPY with its line number."""
     staging = create_staging(cur, table.target, columns.written, STAGING, not_null=[*columns.keys, columns.timestamp])
@@ -261,7 +250,7 @@ def _staging(cur: Any, table: ApplyTable, columns: _Columns, *, has_op: bool) ->
     return staging
 
 
-def _file_stats(cur: Any, staging: sql.Composable, columns: _Columns) -> dict[str, Any]:
+def _file_stats(cur: Any, staging: sql.Composable, columns: Columns) -> dict[str, Any]:
     op, ts = sql.Identifier(OP_COLUMN), sql.Identifier(columns.timestamp)
     cur.execute(
         sql.SQL(
@@ -285,7 +274,7 @@ def _merge(
     cur: Any,
     staging: sql.Composable,
     table: ApplyTable,
-    columns: _Columns,
+    columns: Columns,
     result: ApplyResult,
     tombstones: sql.Composable,
 ) -> None:
@@ -312,123 +301,5 @@ def _merge(
     result.unchanged = changes - result.deleted - result.inserted - result.updated
 
 
-def merge_sql(
-    staging: sql.Composable, table: ApplyTable, columns: _Columns, tombstones: sql.Composable, *, last_per_key: bool
-) -> sql.Composable:
-    """The merge as one statement (parameter `target`: the target's name in the tombstones):
-    returns rows deleted, inserted, updated and the changes considered (one per key with
-    `last_per_key`, else every row)."""
-    ident = sql.Identifier
-    keys = sql.SQL(", ").join(ident(k) for k in columns.keys)
-    written = sql.SQL(", ").join(ident(c) for c in columns.written)
-    ts, op = ident(columns.timestamp), ident(OP_COLUMN)
-    seq = ident(columns.sequence) if columns.sequence else None
-    if last_per_key:
-        order = [sql.SQL("{} DESC").format(ts)]
-        if seq is not None:
-            order.append(sql.SQL("{} DESC NULLS LAST").format(seq))
-        order.append(sql.SQL("ctid DESC"))  # a fresh temp table is append-only: ctid order is file order
-        changes = sql.SQL("SELECT DISTINCT ON ({keys}) {written}, {op} FROM {staging} ORDER BY {keys}, {order}").format(
-            keys=keys, written=written, op=op, staging=staging, order=sql.SQL(", ").join(order)
-        )
-    else:
-        changes = sql.SQL("SELECT {written}, {op} FROM {staging}").format(written=written, op=op, staging=staging)
-    key_array = sql.SQL("jsonb_build_array({})").format(
-        sql.SQL(", ").join(sql.SQL("l.{}").format(ident(k)) for k in columns.keys)
-    )
-    if seq is None:
-        tie = sql.SQL("true")
-        tombstone_seq = sql.SQL("NULL::numeric")
-    else:
-        tie = sql.SQL("(d.change_seq IS NULL OR l.{seq} IS NULL OR d.change_seq >= l.{seq}::numeric)").format(seq=seq)
-        tombstone_seq = sql.SQL("l.{}::numeric").format(seq)
-    key_match = sql.SQL(" AND ").join(sql.SQL("t.{k} = l.{k}").format(k=ident(k)) for k in columns.keys)
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{c} = EXCLUDED.{c}").format(c=ident(c)) for c in columns.written if c not in columns.keys
-    )
-    statement = sql.SQL(
-        """
-        WITH changes AS ({changes}),
-        live AS (
-            SELECT l.* FROM changes l
-            WHERE NOT EXISTS (
-                SELECT 1 FROM {tombstones} d
-                WHERE d.target_table = %(target)s AND d.key = {key_array}
-                  AND (d.commit_ts > l.{ts} OR (d.commit_ts = l.{ts} AND {tie})))
-        ),
-        deleted AS (
-            DELETE FROM {target} t USING live l
-            WHERE l.{op} = 'D' AND {key_match} AND {delete_guard}
-            RETURNING 1
-        ),
-        tombstoned AS (
-            INSERT INTO {tombstones} AS d (target_table, key, commit_ts, change_seq)
-            SELECT %(target)s, {key_array}, l.{ts}, {tombstone_seq} FROM live l WHERE l.{op} = 'D'
-            ON CONFLICT (target_table, key) DO UPDATE
-                SET commit_ts = EXCLUDED.commit_ts, change_seq = EXCLUDED.change_seq, deleted_at = now()
-                WHERE d.commit_ts < EXCLUDED.commit_ts
-                   OR (d.commit_ts = EXCLUDED.commit_ts AND d.change_seq < EXCLUDED.change_seq)
-            RETURNING 1
-        ),
-        upserted AS (
-            INSERT INTO {target} AS t ({written})
-            SELECT {written} FROM live WHERE {op} <> 'D'
-            ON CONFLICT ({keys}) DO UPDATE SET {assignments}
-            WHERE {upsert_guard}
-            RETURNING (xmax = 0) AS inserted
-        )
-        SELECT (SELECT count(*) FROM deleted), (SELECT count(*) FILTER (WHERE inserted) FROM upserted),
-               (SELECT count(*) FILTER (WHERE NOT inserted) FROM upserted), (SELECT count(*) FROM changes)
-        """
-    )
-    return statement.format(
-        changes=changes,
-        tombstones=tombstones,
-        key_array=key_array,
-        ts=ts,
-        tie=tie,
-        target=table.target.pg(),
-        op=op,
-        key_match=key_match,
-        delete_guard=_not_newer(sql.SQL("t"), sql.SQL("l"), ts, seq),
-        tombstone_seq=tombstone_seq,
-        written=written,
-        keys=keys,
-        assignments=assignments
-        if columns.written != columns.keys
-        else sql.SQL("{k} = EXCLUDED.{k}").format(k=ident(columns.keys[0])),
-        upsert_guard=_not_newer(sql.SQL("t"), sql.SQL("EXCLUDED"), ts, seq),
-    )
-
-
-def _not_newer(
-    stored: sql.Composable, incoming: sql.Composable, ts: sql.Composable, seq: sql.Composable | None
-) -> sql.Composable:
-    """The stored row is not newer than the incoming change: no commit time yet (written before
-    the apply), an older one, or the same one with a change sequence not above it (a tie without
-    sequences goes to the change applied last)."""
-    values = {"s": stored, "i": incoming, "ts": ts, "seq": seq}
-    if seq is None:
-        return sql.SQL("({s}.{ts} IS NULL OR {s}.{ts} <= {i}.{ts})").format(**values)
-    return sql.SQL(
-        "({s}.{ts} IS NULL OR {s}.{ts} < {i}.{ts} OR ({s}.{ts} = {i}.{ts} "
-        "AND ({s}.{seq} IS NULL OR {i}.{seq} IS NULL OR {s}.{seq} <= {i}.{seq})))"
-    ).format(**values)
-
-
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def _record_attempt(db: Any, ledger: Ledger, object_id: ObjectId, outcome: Outcome) -> None:
-    try:
-        ledger.record_attempt(db.get(), object_id, outcome)
-    except Exception:  # the original error matters more; the message returns anyway
-        logger.exception("could not record the attempt in the ledger", extra={"key": object_id.key})
-
-
-def _rollback(conn: Any) -> None:
-    try:
-        conn.rollback()
-    except Exception:  # noqa: BLE001 - a dead connection has nothing to roll back
-        logger.warning("rollback failed; the connection is gone and will be reopened")

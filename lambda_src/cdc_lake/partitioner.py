@@ -35,6 +35,7 @@ from cdc_lake.layout import (
     staged_file,
 )
 from cdc_lake.reading import FileFormatError, ObjectVersion, file_stats, first_commit_time, open_stream
+from pipeline_common.db import rollback_quietly
 from pipeline_common.deadline import Deadline, bound_statements
 from pipeline_common.errors import PermanentError, RetryableError
 from pipeline_common.events import S3Object
@@ -144,19 +145,21 @@ def partition_object(
             )
         conn.commit()
     except (ObjectBusy, TargetTaken):
-        _rollback(conn)
+        rollback_quietly(conn)
         raise
     except PermanentError as exc:
         # The file cannot be copied whatever happens next (its version is gone, its event is
         # unreadable): recorded as rejected, never retried.
-        _rollback(conn)
+        rollback_quietly(conn)
         result.status, result.error = "rejected", str(exc)
-        _record_attempt(db, ledger, object_id, Outcome("rejected", bytes=obj.size, error=str(exc)))
+        ledger.record_attempt_quietly(db, object_id, Outcome("rejected", bytes=obj.size, error=str(exc)))
         logger.error("staged file rejected", extra={"key": obj.key, "error": str(exc)})
         return result
     except Exception as exc:
-        _rollback(conn)
-        _record_attempt(db, ledger, object_id, Outcome("failed", bytes=obj.size, error=f"{type(exc).__name__}: {exc}"))
+        rollback_quietly(conn)
+        ledger.record_attempt_quietly(
+            db, object_id, Outcome("failed", bytes=obj.size, error=f"{type(exc).__name__}: {exc}")
+        )
         raise
     result.target_key, result.details = target, details
     if result.restart:
@@ -268,17 +271,3 @@ def _delete_staged(
     if config.delete_staged and result.target_key:
         copier.delete_source(source, size, config.lake_bucket, result.target_key)
     return result
-
-
-def _record_attempt(db: Any, ledger: Ledger, object_id: ObjectId, outcome: Outcome) -> None:
-    try:
-        ledger.record_attempt(db.get(), object_id, outcome)
-    except Exception:  # the original error matters more; the message returns anyway
-        logger.exception("could not record the attempt in the ledger", extra={"key": object_id.key})
-
-
-def _rollback(conn: Any) -> None:
-    try:
-        conn.rollback()
-    except Exception:  # noqa: BLE001 - a dead connection has nothing to roll back
-        logger.warning("rollback failed; the connection is gone and will be reopened")

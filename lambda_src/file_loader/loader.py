@@ -37,6 +37,7 @@ from file_loader.routes import Route, RouteError
 from file_loader.target import UpsertRefused
 from file_loader.throughput import Throughput
 from pipeline_common.catalog import Column, table_columns
+from pipeline_common.db import rollback_quietly
 from pipeline_common.deadline import Deadline, DeadlineExceeded, bound_statements
 from pipeline_common.errors import PipelineError, RetryableError, error_message
 from pipeline_common.identifiers import QualifiedName
@@ -102,7 +103,9 @@ def load_object(
         try:
             deadline.check(need_ms, f"loading {size} bytes")
         except DeadlineExceeded as exc:
-            _record_attempt(db, ledger, obj, Outcome("deferred", route.index, str(target), bytes=size, error=str(exc)))
+            ledger.record_attempt_quietly(
+                db, obj, Outcome("deferred", route.index, str(target), bytes=size, error=str(exc))
+            )
             raise
 
     conn = db.get()
@@ -137,7 +140,7 @@ def load_object(
             ledger.record(cur, obj, outcome)
         conn.commit()
     except Superseded as exc:
-        _rollback(conn)
+        rollback_quietly(conn)
         result.status = "superseded"
         result.error = str(exc)
         return result
@@ -146,15 +149,14 @@ def load_object(
     except Exception as exc:
         # Read before the rollback: a dropped connection still holds the server's reason.
         message = error_message(exc, conn)
-        _rollback(conn)
+        rollback_quietly(conn)
         failure = exc
         if isinstance(exc, errors.QueryCanceled):  # the statement_timeout above
             failure = DeadlineExceeded(f"stopping before the Lambda timeout: {message}")
             message = str(failure)
         status = "deferred" if isinstance(failure, DeadlineExceeded) else "failed"
-        _record_attempt(
+        ledger.record_attempt_quietly(
             db,
-            ledger,
             obj,
             Outcome(
                 status,
@@ -247,22 +249,6 @@ def _reject_permanently(
     result.status = "rejected"
     result.error = error
     return result
-
-
-def _record_attempt(db: Any, ledger: Ledger, obj: ObjectId, outcome: Outcome) -> None:
-    try:
-        conn = db.get()
-        ledger.ensure(conn)
-        ledger.record_attempt(conn, obj, outcome)
-    except Exception:  # the original error matters more; the message returns anyway
-        logger.exception("could not record the failed attempt in the ledger", extra={"key": obj.key})
-
-
-def _rollback(conn: Any) -> None:
-    try:
-        conn.rollback()
-    except Exception:  # noqa: BLE001 - a dead connection has nothing to roll back
-        logger.warning("rollback failed; the connection is gone and will be reopened")
 
 
 def _ms(started: float) -> int:

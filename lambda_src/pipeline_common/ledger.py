@@ -14,6 +14,7 @@ ledger table: two ledgers never share locks.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
@@ -24,6 +25,8 @@ from psycopg2.extras import Json
 from pipeline_common.identifiers import validate_identifier
 from pipeline_common.locks import Ddl, LegacyKey, LockKey, Scope, ddl_key, try_lock
 from pipeline_common.pgload import copy_in
+
+logger = logging.getLogger(__name__)
 
 TERMINAL = ("loaded", "rejected")
 
@@ -182,6 +185,17 @@ class Ledger:
         """Record a failed or deferred attempt in its own transaction."""
         with conn, conn.cursor() as cur:
             self.record(cur, obj, outcome)
+
+    def record_attempt_quietly(self, db: Any, obj: ObjectId, outcome: Outcome) -> None:
+        """Record a failed or deferred attempt while its error is being handled, on `db`'s connection
+        (reopened when the failure broke it): a ledger that cannot be written is logged, never raised
+        over the error that matters."""
+        try:
+            conn = db.get()
+            self.ensure(conn)
+            self.record_attempt(conn, obj, outcome)
+        except Exception:
+            logger.exception("could not record the attempt in the ledger", extra={"key": obj.key})
 
     def copy_rejects(self, cur: Any, spool: IO[bytes]) -> None:
         """Load rejected rows spooled as CSV (bucket, key, version, table, line, raw, reason)."""

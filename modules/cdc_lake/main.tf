@@ -1,4 +1,6 @@
 locals {
+  # Known at plan time even while the key is created in the same plan.
+  bucket_kms     = var.bucket_kms_encryption != null ? var.bucket_kms_encryption : var.bucket_kms_key_arn != null
   create         = var.create
   staging_bucket = local.create ? coalesce(var.staging_bucket_name, "${var.name}-staging") : null
   lake_bucket    = local.create ? coalesce(var.lake_bucket_name, "${var.name}-lake") : null
@@ -65,11 +67,12 @@ resource "terraform_data" "checks" {
 module "staging" {
   source = "../bucket"
 
-  create        = local.create
-  bucket        = local.staging_bucket
-  force_destroy = var.bucket_force_destroy
-  kms_key_arn   = var.bucket_kms_key_arn
-  access_logs   = var.bucket_access_logs
+  create         = local.create
+  bucket         = local.staging_bucket
+  force_destroy  = var.bucket_force_destroy
+  kms_key_arn    = var.bucket_kms_key_arn
+  kms_encryption = var.bucket_kms_encryption
+  access_logs    = var.bucket_access_logs
   lifecycle_rules = var.staging_expiration_days == null ? [] : [{
     id                                 = "expire-copied-files"
     expiration_days                    = var.staging_expiration_days
@@ -86,6 +89,7 @@ module "lake" {
   bucket          = local.lake_bucket
   force_destroy   = var.bucket_force_destroy
   kms_key_arn     = var.bucket_kms_key_arn
+  kms_encryption  = var.bucket_kms_encryption
   access_logs     = var.bucket_access_logs
   lifecycle_rules = var.lake_lifecycle_rules
 
@@ -311,7 +315,7 @@ locals {
         conditions = []
       },
     ],
-    var.bucket_kms_key_arn == null ? [] : [
+    !local.bucket_kms ? [] : [
       {
         sid       = "EncryptTheLake"
         actions   = ["kms:GenerateDataKey", "kms:Decrypt"]

@@ -41,6 +41,12 @@ variable "staging_kms_key_arn" {
   type        = string
 }
 
+variable "bucket_kms_encryption" {
+  description = "Whether both buckets use SSE-KMS with `bucket_kms_key_arn`. Set it when the key is created in the same plan (an ARN not known yet cannot tell); null: SSE-KMS exactly when `bucket_kms_key_arn` is set."
+  type        = bool
+  default     = null
+}
+
 variable "bucket_access_logs" {
   description = "S3 server access logs of both buckets: { bucket, prefix } (see modules/bucket's access_logs; a null prefix logs under `<bucket name>/`); null turns them off."
   type = object({

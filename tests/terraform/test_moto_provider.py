@@ -48,6 +48,7 @@ SERVICE_OF_TYPE: dict[str, str | None] = {
     "aws_rds_": "rds",
     "aws_dms_": "dms",
     "aws_dynamodb_": "dynamodb",
+    "aws_glue_": "glue",
     "aws_iam_": "iam",
     "aws_kms_": "kms",
     "aws_lambda_": "lambda",
