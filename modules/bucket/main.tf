@@ -19,6 +19,11 @@ locals {
 }
 
 resource "aws_s3_bucket" "this" {
+  # The code scan cannot resolve the encryption rule below (SSE-KMS or, for the access-log bucket,
+  # which S3 log delivery requires, SSE-S3); the plan-based policy check (scripts/ci/policy_check.py)
+  # sees every bucket's planned algorithm and holds each to these checks.
+  #checkov:skip=CKV_AWS_145:checked per bucket on the plan (scripts/ci/policy_check.py)
+  #checkov:skip=CKV_AWS_19:checked per bucket on the plan (scripts/ci/policy_check.py)
   count = local.create ? 1 : 0
 
   bucket        = var.bucket
