@@ -268,7 +268,7 @@ def measure(dynamodb: Any, endpoint: str, size: int) -> dict[str, Any]:
 
 def main() -> None:
     from scripts.bench._results import record
-    from scripts.demo import moto_server
+    from scripts.demo.processes import moto_server
 
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-dynamodb-") as run_dir, moto_server(Path(run_dir)) as endpoint:
