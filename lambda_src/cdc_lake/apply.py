@@ -5,7 +5,7 @@ Order without waiting for it. Files arrive out of order and may be replayed, so 
 the commit time of the change that wrote it, in the target's own timestamp column (the DMS
 `timestamp_column_name`, plus the change sequence column when DMS adds one), and a change is
 applied only when it is not older than what the row holds. A delete leaves a tombstone (key,
-commit time) in `<STATE_SCHEMA>.cdc_lake_deleted`, so an older insert or update arriving after it
+commit time) in the target's `<STATE_SCHEMA>.cdc_lake_deleted_*` table, so an older insert or update arriving after it
 cannot bring the row back. Within a file the last change per key wins (commit time, change
 sequence, then file order).
 
@@ -29,7 +29,7 @@ from typing import Any
 from psycopg2 import errors, sql
 
 from cdc_lake.config import ApplyTable
-from cdc_lake.merge import Columns, merge_sql
+from cdc_lake.merge import Columns, FileChanges, Tombstones, merge
 from cdc_lake.reading import OP_COLUMN, FileFormatError, ObjectVersion, header_columns, open_stream
 from pipeline_common.catalog import table_columns, unique_keys
 from pipeline_common.db import rollback_quietly
@@ -37,24 +37,12 @@ from pipeline_common.deadline import Deadline, DeadlineExceeded, bound_statement
 from pipeline_common.errors import RetryableError
 from pipeline_common.identifiers import IdentifierError
 from pipeline_common.ledger import TERMINAL, Ledger, ObjectId, Outcome
-from pipeline_common.locks import Ddl, ddl_key
 from pipeline_common.pgload import CopyFormat, copy_error_line, copy_in, create_staging, is_row_error
 
 logger = logging.getLogger(__name__)
 
 STAGING = "cdc_lake_changes"
 SAVEPOINT = "cdc_lake_apply"
-TOMBSTONES = "cdc_lake_deleted"
-TOMBSTONES_DDL = """
-CREATE TABLE IF NOT EXISTS {table} (
-    target_table text NOT NULL,
-    key jsonb NOT NULL,
-    commit_ts timestamptz NOT NULL,
-    change_seq numeric,
-    deleted_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (target_table, key)
-)
-"""
 # Sorting a file's changes per key is the merge's largest cost: give it memory, for this
 # transaction only.
 MERGE_WORK_MEM = "128MB"
@@ -87,17 +75,6 @@ def applied_ledger(schema: str) -> Ledger:
     return Ledger(schema, "cdc_lake_applied", "cdc_lake_rejects")
 
 
-class Tombstones:
-    """`<schema>.cdc_lake_deleted`: the key and commit time of every applied delete, per target."""
-
-    def __init__(self, schema: str) -> None:
-        self.table = sql.Identifier(schema, TOMBSTONES)
-        self._ddl = Ddl(ddl_key(schema), [sql.SQL(TOMBSTONES_DDL).format(table=self.table)])
-
-    def ensure(self, conn: Any) -> None:
-        self._ddl.ensure(conn)
-
-
 def apply_file(
     *,
     table: ApplyTable,
@@ -119,10 +96,11 @@ def apply_file(
     where = f"s3://{source.bucket}/{source.key}"
     conn = db.get()
     ledger.ensure(conn)
-    tombstones.ensure(conn)
     started = time.monotonic()
     try:
         with conn.cursor() as cur:
+            keys = _merge_keys(cur, table)
+            deleted = tombstones.ensure(conn, target, keys)
             if not ledger.try_lock(cur, object_id):
                 conn.rollback()
                 raise ApplyBusy(f"{object_id} is being applied by another invocation")
@@ -136,7 +114,7 @@ def apply_file(
             )
             with open_stream(s3, source, deadline, compressed=compressed) as stream:
                 header = header_columns(stream.readline(), where)
-                columns = _map_columns(cur, table, header, timestamp_column, sequence_column, where)
+                columns = _map_columns(cur, table, keys, header, timestamp_column, sequence_column, where)
                 cur.execute(f"SAVEPOINT {SAVEPOINT}")
                 staging = _staging(cur, table, columns, has_op=header[0] == OP_COLUMN)
                 try:
@@ -149,9 +127,8 @@ def apply_file(
                     result.error_line = None if line is None else line + 1  # the header is line 1
                     result.error = f"line {result.error_line}: {_first_line(exc)}"
             if result.error is None:
-                result.details = _file_stats(cur, staging, columns)
-                result.rows = result.details["rows"]
-                _merge(cur, staging, table, columns, result, tombstones.table)
+                changes = _file_stats(cur, staging, columns, result)
+                _merge(cur, staging, table, columns, changes, result, deleted)
                 outcome = Outcome(
                     "loaded",
                     target_table=str(target),
@@ -209,8 +186,25 @@ def apply_file(
     return result
 
 
+def _merge_keys(cur: Any, table: ApplyTable) -> list[str]:
+    """The configured key columns, or the target's primary key (else first unique index)."""
+    unique = unique_keys(cur, table.target)
+    keys = list(table.key_columns)
+    if keys and keys not in unique:
+        raise TargetNotReady(f"{table.target} has no primary key or unique index on {keys}, which the merge needs")
+    if not keys and not unique:
+        raise TargetNotReady(f"{table.target} has no primary key: give it one or set key_columns")
+    return keys or unique[0]
+
+
 def _map_columns(
-    cur: Any, table: ApplyTable, header: list[str], timestamp_column: str, sequence_column: str | None, where: str
+    cur: Any,
+    table: ApplyTable,
+    keys: list[str],
+    header: list[str],
+    timestamp_column: str,
+    sequence_column: str | None,
+    where: str,
 ) -> Columns:
     if timestamp_column not in header:
         raise FileFormatError(f"{where}: the header has no {timestamp_column!r} column: {header[:20]}", 1)
@@ -222,14 +216,6 @@ def _map_columns(
             f"{table.target} lacks the column(s) {missing} that {where} carries (add them, e.g. in a migration; "
             f"the file waits)"
         )
-    keys = list(table.key_columns)
-    if not keys:
-        unique = unique_keys(cur, table.target)
-        keys = unique[0] if unique else []
-    elif keys not in unique_keys(cur, table.target):
-        raise TargetNotReady(f"{table.target} has no primary key or unique index on {keys}, which the merge needs")
-    if not keys:
-        raise TargetNotReady(f"{table.target} has no primary key: give it one or set key_columns")
     absent = [k for k in keys if k not in header]
     if absent:
         raise FileFormatError(f"{where}: the header lacks the key column(s) {absent} of {table.target}", 1)
@@ -250,17 +236,19 @@ def _staging(cur: Any, table: ApplyTable, columns: Columns, *, has_op: bool) -> 
     return staging
 
 
-def _file_stats(cur: Any, staging: sql.Composable, columns: Columns) -> dict[str, Any]:
+def _file_stats(cur: Any, staging: sql.Composable, columns: Columns, result: ApplyResult) -> FileChanges:
+    """The file's counts and commit time range, into `result` for the ledger."""
     op, ts = sql.Identifier(OP_COLUMN), sql.Identifier(columns.timestamp)
     cur.execute(
         sql.SQL(
             "SELECT count(*), count(*) FILTER (WHERE {op} = 'I'), count(*) FILTER (WHERE {op} = 'U'), "
-            "count(*) FILTER (WHERE {op} = 'D'), to_char(min({ts}), 'YYYY-MM-DD HH24:MI:SS.US'), "
+            "count(*) FILTER (WHERE {op} = 'D'), min({ts}), to_char(min({ts}), 'YYYY-MM-DD HH24:MI:SS.US'), "
             "to_char(max({ts}), 'YYYY-MM-DD HH24:MI:SS.US') FROM {staging}"
         ).format(op=op, ts=ts, staging=staging)
     )
-    rows, inserts, updates, deletes, low, high = cur.fetchone()
-    return {
+    rows, inserts, updates, deletes, oldest, low, high = cur.fetchone()
+    result.rows = rows
+    result.details = {
         "rows": rows,
         "inserts": inserts,
         "updates": updates,
@@ -268,6 +256,7 @@ def _file_stats(cur: Any, staging: sql.Composable, columns: Columns) -> dict[str
         "min_commit_ts": low,
         "max_commit_ts": high,
     }
+    return FileChanges(rows, deletes, oldest)
 
 
 def _merge(
@@ -275,6 +264,7 @@ def _merge(
     staging: sql.Composable,
     table: ApplyTable,
     columns: Columns,
+    changes: FileChanges,
     result: ApplyResult,
     tombstones: sql.Composable,
 ) -> None:
@@ -282,23 +272,18 @@ def _merge(
     straight in (each row at most once per key, which a full load always is); a key changed twice
     makes PostgreSQL refuse that ("cannot affect row a second time") and the file goes in as its
     last change per key instead."""
-    parameters = {"target": str(table.target)}
-    if result.details["deletes"] == 0:
+    counts = None
+    if changes.deletes == 0:
         cur.execute("SAVEPOINT cdc_lake_merge")
         try:
-            cur.execute(merge_sql(staging, table, columns, tombstones, last_per_key=False), parameters)
-            counts = cur.fetchone()
+            counts = merge(cur, staging, table, columns, tombstones, changes, last_per_key=False)
             cur.execute("RELEASE SAVEPOINT cdc_lake_merge")
         except errors.CardinalityViolation:
             cur.execute("ROLLBACK TO SAVEPOINT cdc_lake_merge")
-            counts = None
-    else:
-        counts = None
     if counts is None:
-        cur.execute(merge_sql(staging, table, columns, tombstones, last_per_key=True), parameters)
-        counts = cur.fetchone()
-    result.deleted, result.inserted, result.updated, changes = counts
-    result.unchanged = changes - result.deleted - result.inserted - result.updated
+        counts = merge(cur, staging, table, columns, tombstones, changes, last_per_key=True)
+    result.deleted, result.inserted, result.updated = counts.deleted, counts.inserted, counts.updated
+    result.unchanged = counts.changes - counts.deleted - counts.inserted - counts.updated
 
 
 def _first_line(exc: BaseException) -> str:

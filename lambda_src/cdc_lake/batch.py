@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdc_lake.apply import ApplyResult, Tombstones, apply_file
+from cdc_lake.apply import ApplyResult, apply_file
 from cdc_lake.config import LakeConfig
 from cdc_lake.copier import Copier
+from cdc_lake.merge import Tombstones
 from cdc_lake.partitioner import CopyResult, partition_object
 from cdc_lake.reading import ObjectVersion
 from pipeline_common.deadline import Deadline

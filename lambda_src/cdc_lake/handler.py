@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdc_lake.apply import Tombstones, applied_ledger
+from cdc_lake.apply import applied_ledger
 from cdc_lake.batch import Ledgers, process_batch
 from cdc_lake.config import LakeConfig
 from cdc_lake.copier import Copier
+from cdc_lake.merge import Tombstones
 from cdc_lake.partitioner import copies_ledger
 from pipeline_common.deadline import Deadline
 from pipeline_common.log import get_logger

@@ -1,15 +1,79 @@
 """The set-based merge of a DMS file's changes into a PostgreSQL table (cdc_lake.apply runs it):
-one statement that applies deletes (leaving tombstones) and upserts, each only when the change
-is not older than what the row holds."""
+deletes (leaving tombstones) and upserts, each only when the change is not older than what the
+row holds, as a few statements over the staged changes in the apply's transaction."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg2 import sql
 
 from cdc_lake.config import ApplyTable
 from cdc_lake.reading import OP_COLUMN
+from pipeline_common.identifiers import QualifiedName
+from pipeline_common.locks import Ddl, ddl_key
+
+LAST_CHANGES = "cdc_lake_last_changes"
+TOMBSTONE_PREFIX = "cdc_lake_deleted_"
+# A tombstone's own columns, beside the target's key columns.
+DELETED_COMMIT_TS, DELETED_CHANGE_SEQ, DELETED_AT = "deleted_commit_ts", "deleted_change_seq", "deleted_at"
+
+
+class Tombstones:
+    """The key and commit time of every applied delete, one table per target in the state schema
+    (`cdc_lake_deleted_<table>_<hash of schema.table>`), keyed by the target's key columns with
+    their types: a typed key is compared and indexed at a fraction of the cost of a generic one."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        self._ddl: dict[tuple[QualifiedName, tuple[str, ...]], Ddl] = {}
+
+    def table(self, target: QualifiedName) -> sql.Identifier:
+        return sql.Identifier(self.schema, tombstone_table_name(target))
+
+    def ensure(self, conn: Any, target: QualifiedName, keys: list[str]) -> sql.Identifier:
+        """Create the target's tombstone table once per session (it commits)."""
+        tombstones = self.table(target)
+        ddl = self._ddl.get((target, tuple(keys)))
+        if ddl is None:
+            name = tombstone_table_name(target)
+            key_list = sql.SQL(", ").join(sql.Identifier(k) for k in keys)
+            statements = [
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {tombstones} AS SELECT {keys}, NULL::timestamptz AS {ts}, "
+                    "NULL::numeric AS {seq}, NULL::timestamptz AS {at} FROM {target} WITH NO DATA"
+                ).format(
+                    tombstones=tombstones,
+                    keys=key_list,
+                    ts=sql.Identifier(DELETED_COMMIT_TS),
+                    seq=sql.Identifier(DELETED_CHANGE_SEQ),
+                    at=sql.Identifier(DELETED_AT),
+                    target=target.pg(),
+                ),
+                sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                    sql.Identifier(f"{name}_key"), tombstones, key_list
+                ),
+                # The merge asks whether any tombstone is as new as a file's first change.
+                sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                    sql.Identifier(f"{name}_by_time"), tombstones, sql.Identifier(DELETED_COMMIT_TS)
+                ),
+                sql.SQL("COMMENT ON TABLE {} IS {}").format(
+                    tombstones, sql.Literal(f"CDC lake: the deletes applied to {target}")
+                ),
+            ]
+            ddl = self._ddl[(target, tuple(keys))] = Ddl(ddl_key(self.schema), statements)
+        ddl.ensure(conn)
+        return tombstones
+
+
+def tombstone_table_name(target: QualifiedName) -> str:
+    """Readable and within PostgreSQL's 63 bytes with an index suffix; the hash tells apart
+    targets whose names only differ past the cut or by schema."""
+    digest = hashlib.blake2b(str(target).encode(), digest_size=4).hexdigest()
+    readable = target.name.encode()[:29].decode(errors="ignore")
+    return f"{TOMBSTONE_PREFIX}{readable}_{digest}"
 
 
 @dataclass(frozen=True)
@@ -23,105 +87,196 @@ class Columns:
     sequence: str | None
 
 
-def merge_sql(
-    staging: sql.Composable, table: ApplyTable, columns: Columns, tombstones: sql.Composable, *, last_per_key: bool
-) -> sql.Composable:
-    """The merge as one statement (parameter `target`: the target's name in the tombstones):
-    returns rows deleted, inserted, updated and the changes considered (one per key with
-    `last_per_key`, else every row)."""
+@dataclass(frozen=True)
+class MergeCounts:
+    deleted: int
+    inserted: int
+    updated: int
+    changes: int  # the changes considered: one per key with `last_per_key`, else every row
+
+
+@dataclass(frozen=True)
+class FileChanges:
+    """What the staged file holds, from one pass over it."""
+
+    rows: int
+    deletes: int
+    oldest: Any  # the earliest commit time, as the timestamp column's type
+
+
+def merge(
+    cur: Any,
+    staging: sql.Composable,
+    table: ApplyTable,
+    columns: Columns,
+    tombstones: sql.Composable,
+    changes: FileChanges,
+    *,
+    last_per_key: bool,
+) -> MergeCounts:
+    """Apply the staged changes. With `last_per_key` only the last change per key counts (a key
+    changed twice otherwise makes the upsert fail with CardinalityViolation).
+
+    A change is dropped when a tombstone of its key is at least as new. That check costs a join
+    per change, so it runs only when some tombstone of the target is not older than the file's
+    first change: files applied in commit order skip it.
+    """
+    source = staging
+    considered = changes.rows
+    if last_per_key:
+        source = sql.Identifier(LAST_CHANGES)
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(source))
+        cur.execute(_last_changes_sql(source, staging, columns))
+        considered = cur.rowcount
+    live = _not_shadowed(tombstones, columns) if _tombstones_reach(cur, tombstones, changes) else None
+    parts = _Statement(source, table, columns, tombstones, live)
+    deleted = inserted = updated = 0
+    if changes.deletes:
+        cur.execute(parts.delete())
+        deleted = cur.rowcount
+    if changes.rows > changes.deletes:
+        cur.execute(parts.upsert())
+        inserted, updated = cur.fetchone()
+    if changes.deletes:
+        # After the upsert: its tombstone check then sees only earlier files' deletes.
+        cur.execute(parts.tombstone())
+    return MergeCounts(deleted, inserted, updated, considered)
+
+
+def _last_changes_sql(target: sql.Composable, staging: sql.Composable, columns: Columns) -> sql.Composable:
     ident = sql.Identifier
     keys = sql.SQL(", ").join(ident(k) for k in columns.keys)
-    written = sql.SQL(", ").join(ident(c) for c in columns.written)
-    ts, op = ident(columns.timestamp), ident(OP_COLUMN)
-    seq = ident(columns.sequence) if columns.sequence else None
-    if last_per_key:
-        order = [sql.SQL("{} DESC").format(ts)]
-        if seq is not None:
-            order.append(sql.SQL("{} DESC NULLS LAST").format(seq))
-        order.append(sql.SQL("ctid DESC"))  # a fresh temp table is append-only: ctid order is file order
-        changes = sql.SQL("SELECT DISTINCT ON ({keys}) {written}, {op} FROM {staging} ORDER BY {keys}, {order}").format(
-            keys=keys, written=written, op=op, staging=staging, order=sql.SQL(", ").join(order)
-        )
-    else:
-        changes = sql.SQL("SELECT {written}, {op} FROM {staging}").format(written=written, op=op, staging=staging)
-    key_array = sql.SQL("jsonb_build_array({})").format(
-        sql.SQL(", ").join(sql.SQL("l.{}").format(ident(k)) for k in columns.keys)
-    )
-    if seq is None:
-        tie = sql.SQL("true")
-        tombstone_seq = sql.SQL("NULL::numeric")
-    else:
-        tie = sql.SQL("(d.change_seq IS NULL OR l.{seq} IS NULL OR d.change_seq >= l.{seq}::numeric)").format(seq=seq)
-        tombstone_seq = sql.SQL("l.{}::numeric").format(seq)
-    key_match = sql.SQL(" AND ").join(sql.SQL("t.{k} = l.{k}").format(k=ident(k)) for k in columns.keys)
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{c} = EXCLUDED.{c}").format(c=ident(c)) for c in columns.written if c not in columns.keys
-    )
-    statement = sql.SQL(
-        """
-        WITH changes AS ({changes}),
-        live AS (
-            SELECT l.* FROM changes l
-            WHERE NOT EXISTS (
-                SELECT 1 FROM {tombstones} d
-                WHERE d.target_table = %(target)s AND d.key = {key_array}
-                  AND (d.commit_ts > l.{ts} OR (d.commit_ts = l.{ts} AND {tie})))
-        ),
-        deleted AS (
-            DELETE FROM {target} t USING live l
-            WHERE l.{op} = 'D' AND {key_match} AND {delete_guard}
-            RETURNING 1
-        ),
-        tombstoned AS (
-            INSERT INTO {tombstones} AS d (target_table, key, commit_ts, change_seq)
-            SELECT %(target)s, {key_array}, l.{ts}, {tombstone_seq} FROM live l WHERE l.{op} = 'D'
-            ON CONFLICT (target_table, key) DO UPDATE
-                SET commit_ts = EXCLUDED.commit_ts, change_seq = EXCLUDED.change_seq, deleted_at = now()
-                WHERE d.commit_ts < EXCLUDED.commit_ts
-                   OR (d.commit_ts = EXCLUDED.commit_ts AND d.change_seq < EXCLUDED.change_seq)
-            RETURNING 1
-        ),
-        upserted AS (
-            INSERT INTO {target} AS t ({written})
-            SELECT {written} FROM live WHERE {op} <> 'D'
-            ON CONFLICT ({keys}) DO UPDATE SET {assignments}
-            WHERE {upsert_guard}
-            RETURNING (xmax = 0) AS inserted
-        )
-        SELECT (SELECT count(*) FROM deleted), (SELECT count(*) FILTER (WHERE inserted) FROM upserted),
-               (SELECT count(*) FILTER (WHERE NOT inserted) FROM upserted), (SELECT count(*) FROM changes)
-        """
-    )
-    return statement.format(
-        changes=changes,
-        tombstones=tombstones,
-        key_array=key_array,
-        ts=ts,
-        tie=tie,
-        target=table.target.pg(),
-        op=op,
-        key_match=key_match,
-        delete_guard=_not_newer(sql.SQL("t"), sql.SQL("l"), ts, seq),
-        tombstone_seq=tombstone_seq,
-        written=written,
+    order = [sql.SQL("{} DESC").format(ident(columns.timestamp))]
+    if columns.sequence:
+        order.append(sql.SQL("{} DESC NULLS LAST").format(ident(columns.sequence)))
+    order.append(sql.SQL("ctid DESC"))  # a fresh temp table is append-only: ctid order is file order
+    return sql.SQL(
+        "CREATE TEMPORARY TABLE {target} ON COMMIT DROP AS "
+        "SELECT DISTINCT ON ({keys}) {written}, {op} FROM {staging} ORDER BY {keys}, {order}"
+    ).format(
+        target=target,
         keys=keys,
-        assignments=assignments
-        if columns.written != columns.keys
-        else sql.SQL("{k} = EXCLUDED.{k}").format(k=ident(columns.keys[0])),
-        upsert_guard=_not_newer(sql.SQL("t"), sql.SQL("EXCLUDED"), ts, seq),
+        written=sql.SQL(", ").join(ident(c) for c in columns.written),
+        op=ident(OP_COLUMN),
+        staging=staging,
+        order=sql.SQL(", ").join(order),
     )
 
 
-def _not_newer(
-    stored: sql.Composable, incoming: sql.Composable, ts: sql.Composable, seq: sql.Composable | None
-) -> sql.Composable:
+def _tombstones_reach(cur: Any, tombstones: sql.Composable, changes: FileChanges) -> bool:
+    if changes.oldest is None:
+        return False
+    cur.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} >= %s)").format(
+            tombstones, sql.Identifier(DELETED_COMMIT_TS)
+        ),
+        (changes.oldest,),
+    )
+    return bool(cur.fetchone()[0])
+
+
+def _prefixed(alias: str, names: list[str]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.SQL(alias + ".{}").format(sql.Identifier(n)) for n in names)
+
+
+def _not_shadowed(tombstones: sql.Composable, columns: Columns) -> sql.Composable:
+    """The change `l` is newer than its key's tombstone, if any (a tie goes to the delete unless
+    change sequences say otherwise)."""
+    ident = sql.Identifier
+    d_ts, d_seq = ident(DELETED_COMMIT_TS), ident(DELETED_CHANGE_SEQ)
+    if columns.sequence is None:
+        tie = sql.SQL("true")
+    else:
+        tie = sql.SQL("(d.{d_seq} IS NULL OR l.{seq} IS NULL OR d.{d_seq} >= l.{seq}::numeric)").format(
+            d_seq=d_seq, seq=ident(columns.sequence)
+        )
+    key_match = sql.SQL(" AND ").join(sql.SQL("d.{k} = l.{k}").format(k=ident(k)) for k in columns.keys)
+    return sql.SQL(
+        "NOT EXISTS (SELECT 1 FROM {tombstones} d WHERE {key_match} "
+        "AND (d.{d_ts} > l.{ts} OR (d.{d_ts} = l.{ts} AND {tie})))"
+    ).format(tombstones=tombstones, key_match=key_match, d_ts=d_ts, ts=ident(columns.timestamp), tie=tie)
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """The merge's statements over `source` (the staged changes, or the last change per key)."""
+
+    source: sql.Composable
+    table: ApplyTable
+    columns: Columns
+    tombstones: sql.Composable
+    live: sql.Composable | None  # the tombstone check, when one may shadow a change
+
+    def _where(self, op_test: str) -> sql.Composable:
+        test = sql.SQL("l.{} " + op_test).format(sql.Identifier(OP_COLUMN))
+        return test if self.live is None else sql.SQL("{} AND {}").format(test, self.live)
+
+    def delete(self) -> sql.Composable:
+        ident, columns = sql.Identifier, self.columns
+        key_match = sql.SQL(" AND ").join(sql.SQL("t.{k} = l.{k}").format(k=ident(k)) for k in columns.keys)
+        return sql.SQL("DELETE FROM {target} t USING {source} l WHERE {where} AND {key_match} AND {guard}").format(
+            target=self.table.target.pg(),
+            source=self.source,
+            where=self._where("= 'D'"),
+            key_match=key_match,
+            guard=_not_newer(sql.SQL("t"), sql.SQL("l"), columns),
+        )
+
+    def upsert(self) -> sql.Composable:
+        """Returns rows inserted and rows updated."""
+        ident, columns = sql.Identifier, self.columns
+        written = sql.SQL(", ").join(ident(c) for c in columns.written)
+        updated = [c for c in columns.written if c not in columns.keys] or columns.keys[:1]
+        return sql.SQL(
+            "WITH upserted AS ("
+            "INSERT INTO {target} AS t ({written}) SELECT {l_written} FROM {source} l WHERE {where} "
+            "ON CONFLICT ({keys}) DO UPDATE SET {assignments} WHERE {guard} "
+            "RETURNING (xmax = 0) AS inserted) "
+            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted"
+        ).format(
+            target=self.table.target.pg(),
+            written=written,
+            l_written=_prefixed("l", columns.written),
+            source=self.source,
+            where=self._where("<> 'D'"),
+            keys=sql.SQL(", ").join(ident(k) for k in columns.keys),
+            assignments=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=ident(c)) for c in updated),
+            guard=_not_newer(sql.SQL("t"), sql.SQL("EXCLUDED"), columns),
+        )
+
+    def tombstone(self) -> sql.Composable:
+        ident, columns = sql.Identifier, self.columns
+        keys = sql.SQL(", ").join(ident(k) for k in columns.keys)
+        seq = sql.SQL("l.{}::numeric").format(ident(columns.sequence)) if columns.sequence else sql.SQL("NULL")
+        return sql.SQL(
+            "INSERT INTO {tombstones} AS d ({keys}, {d_ts}, {d_seq}, {d_at}) "
+            "SELECT {l_keys}, l.{ts}, {seq}, now() FROM {source} l WHERE {where} "
+            "ON CONFLICT ({keys}) DO UPDATE "
+            "SET {d_ts} = EXCLUDED.{d_ts}, {d_seq} = EXCLUDED.{d_seq}, {d_at} = EXCLUDED.{d_at} "
+            "WHERE d.{d_ts} < EXCLUDED.{d_ts} OR (d.{d_ts} = EXCLUDED.{d_ts} AND d.{d_seq} < EXCLUDED.{d_seq})"
+        ).format(
+            tombstones=self.tombstones,
+            keys=keys,
+            d_ts=ident(DELETED_COMMIT_TS),
+            d_seq=ident(DELETED_CHANGE_SEQ),
+            d_at=ident(DELETED_AT),
+            l_keys=_prefixed("l", columns.keys),
+            ts=ident(columns.timestamp),
+            seq=seq,
+            source=self.source,
+            where=self._where("= 'D'"),
+        )
+
+
+def _not_newer(stored: sql.Composable, incoming: sql.Composable, columns: Columns) -> sql.Composable:
     """The stored row is not newer than the incoming change: no commit time yet (written before
     the apply), an older one, or the same one with a change sequence not above it (a tie without
     sequences goes to the change applied last)."""
-    values = {"s": stored, "i": incoming, "ts": ts, "seq": seq}
-    if seq is None:
+    ts = sql.Identifier(columns.timestamp)
+    values = {"s": stored, "i": incoming, "ts": ts}
+    if columns.sequence is None:
         return sql.SQL("({s}.{ts} IS NULL OR {s}.{ts} <= {i}.{ts})").format(**values)
     return sql.SQL(
         "({s}.{ts} IS NULL OR {s}.{ts} < {i}.{ts} OR ({s}.{ts} = {i}.{ts} "
         "AND ({s}.{seq} IS NULL OR {i}.{seq} IS NULL OR {s}.{seq} <= {i}.{seq})))"
-    ).format(**values)
+    ).format(**values, seq=sql.Identifier(columns.sequence))

@@ -15,7 +15,7 @@
    size in CDC_LAKE_BENCH_MEMORY_ROWS (default 100000,1000000 rows); its peak RSS (VmHWM) should
    not grow with the file.
 
-CDC_LAKE_BENCH_REPEATS (default 1) repeats the apply and its baseline (the best run counts).
+CDC_LAKE_BENCH_REPEATS (default 2) repeats the partitioner, the apply and their baselines (the best run counts).
 CDC_LAKE_BENCH_CHANGES=100000 CDC_LAKE_BENCH_MEMORY_ROWS=50000,500000 gives a quick run.
 """
 
@@ -39,15 +39,17 @@ from typing import Any
 import boto3
 import psycopg2
 
-from cdc_lake.apply import Tombstones, applied_ledger, apply_file
+from cdc_lake.apply import applied_ledger, apply_file
 from cdc_lake.config import LakeConfig, parse_apply_tables
 from cdc_lake.copier import Copier
+from cdc_lake.merge import Tombstones, tombstone_table_name
 from cdc_lake.partitioner import copies_ledger, partition_object
 from cdc_lake.reading import ObjectVersion
 from pipeline_common.config import DatabaseSettings
 from pipeline_common.db import ManagedConnection
 from pipeline_common.deadline import Deadline
 from pipeline_common.events import S3Object
+from pipeline_common.identifiers import QualifiedName
 from pipeline_common.ledger import ObjectId
 from pipeline_common.secrets import SecretCache
 from scripts.bench._results import record
@@ -212,7 +214,8 @@ def _reset_table(dsn: str) -> None:
         dsn,
         "TRUNCATE replica.orders",
         "INSERT INTO replica.orders SELECT * FROM orders_base",
-        "DROP TABLE IF EXISTS pipeline_state.cdc_lake_deleted, pipeline_state.cdc_lake_applied",
+        f'DROP TABLE IF EXISTS pipeline_state."{tombstone_table_name(QualifiedName("replica", "orders"))}", '
+        "pipeline_state.cdc_lake_applied",
         "VACUUM ANALYZE replica.orders",
     )
 
@@ -404,7 +407,7 @@ def main() -> None:
     concurrency = int(os.environ.get("CDC_LAKE_BENCH_CONCURRENCY", "4"))
     changes = int(os.environ.get("CDC_LAKE_BENCH_CHANGES", "1000000"))
     memory_rows = [int(n) for n in os.environ.get("CDC_LAKE_BENCH_MEMORY_ROWS", "100000,1000000").split(",")]
-    repeats = int(os.environ.get("CDC_LAKE_BENCH_REPEATS", "1"))
+    repeats = int(os.environ.get("CDC_LAKE_BENCH_REPEATS", "2"))
     results: dict[str, Any] = {}
     workdir = Path(tempfile.mkdtemp(prefix="bench-cdc-lake-"))
     try:
@@ -417,7 +420,7 @@ def main() -> None:
                 s3.create_bucket(Bucket=bucket)
                 s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
             settings, connect = _database(server, endpoint)
-            results["partitioner"] = bench_partitioner(endpoint, dsn, connect, objects, concurrency, max(repeats, 2))
+            results["partitioner"] = bench_partitioner(endpoint, dsn, connect, objects, concurrency, repeats)
             results["apply"] = bench_apply(endpoint, dsn, connect, changes, repeats, workdir)
             _sql(dsn, "TRUNCATE replica.orders")
             results["memory"] = bench_memory(endpoint, server, settings, memory_rows, workdir)

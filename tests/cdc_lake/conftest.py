@@ -18,10 +18,11 @@ import boto3
 import psycopg2
 import pytest
 
-from cdc_lake.apply import Tombstones, applied_ledger
+from cdc_lake.apply import applied_ledger
 from cdc_lake.batch import Ledgers, process_batch
 from cdc_lake.config import LakeConfig, parse_apply_tables
 from cdc_lake.copier import Copier
+from cdc_lake.merge import Tombstones
 from cdc_lake.partitioner import copies_ledger
 from pipeline_common.config import DatabaseSettings
 from pipeline_common.db import ManagedConnection

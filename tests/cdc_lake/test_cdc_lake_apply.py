@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import pytest
 
+from cdc_lake.merge import tombstone_table_name
+from pipeline_common.identifiers import QualifiedName
 from tests.cdc_lake.conftest import FOLDER, TS, Lake, dms_csv
 
 COLUMNS = ["Op", TS, "order_id", "customer", "amount", "status", "dms_change_seq"]
@@ -77,8 +79,9 @@ def test_full_load_then_inserts_updates_and_deletes(lake: Lake) -> None:
         "2026-03-01 10:05:00.000000",
         "2026-03-01 10:05:02.000000",
     )
-    assert lake.query("SELECT target_table, key, commit_ts::text FROM pipeline_state.cdc_lake_deleted") == [
-        ("replica.orders", [2], "2026-03-01 10:05:02+00")
+    tombstones = tombstone_table_name(QualifiedName("replica", "orders"))
+    assert lake.query(f'SELECT order_id, deleted_commit_ts::text FROM pipeline_state."{tombstones}"') == [
+        (2, "2026-03-01 10:05:02+00")
     ]
 
 
