@@ -1,12 +1,12 @@
-"""Apply one DMS CSV file to a PostgreSQL table, exactly once: COPY into a staging table, then one
+"""Apply one DMS CSV file to a PostgreSQL table, exactly once: COPY into a staging table, then a
 set-based merge, and the ledger row, in one transaction.
 
 Order without waiting for it. Files arrive out of order and may be replayed, so every row keeps
 the commit time of the change that wrote it, in the target's own timestamp column (the DMS
 `timestamp_column_name`, plus the change sequence column when DMS adds one), and a change is
 applied only when it is not older than what the row holds. A delete leaves a tombstone (key,
-commit time) in the target's `<STATE_SCHEMA>.cdc_lake_deleted_*` table, so an older insert or update arriving after it
-cannot bring the row back. Within a file the last change per key wins (commit time, change
+commit time) in the target's `<STATE_SCHEMA>.cdc_lake_deleted_*` table, so an older insert or
+update arriving after it cannot bring the row back. Within a file the last change per key wins (commit time, change
 sequence, then file order).
 
 Full-load rows load as upserts under the same rule. The module sets DMS's

@@ -182,6 +182,28 @@ def test_a_full_load_without_an_op_column_loads_as_inserts(lake: Lake) -> None:
     assert lake.query("SELECT order_id, line, sku FROM replica.order_lines ORDER BY 2") == [(1, 1, "a"), (1, 2, "b")]
 
 
+def test_a_delete_on_a_composite_key_is_not_undone_by_an_older_insert(lake: Lake) -> None:
+    """Each target keeps its tombstones in its own table, keyed by its own key columns."""
+    columns = ["Op", TS, "order_id", "line", "sku"]
+    lake.put_and_run(
+        key("20260301-110000000.csv", "order_lines"),
+        dms_csv(columns, [("I", "2026-03-01 10:59:00", 1, 1, "a"), ("D", "2026-03-01 11:00:00", 1, 2, None)]),
+    )
+    lake.put_and_run(key("20260301-100503000.csv"), CHANGES)  # a delete of order 2 in replica.orders
+    lake.put_and_run(
+        key("20260301-100000000.csv", "order_lines"),
+        dms_csv(columns, [("I", "2026-03-01 10:00:00", 1, 2, "old"), ("I", "2026-03-01 10:00:01", 2, 2, "b")]),
+    )
+    assert lake.query("SELECT order_id, line, sku FROM replica.order_lines ORDER BY 1, 2") == [
+        (1, 1, "a"),
+        (2, 2, "b"),
+    ]
+    lines = tombstone_table_name(QualifiedName("replica", "order_lines"))
+    assert lake.query(f'SELECT order_id, line, deleted_commit_ts::text FROM pipeline_state."{lines}"') == [
+        (1, 2, "2026-03-01 11:00:00+00")
+    ]
+
+
 @pytest.mark.parametrize(
     ("bad_row", "line", "reason"),
     [
