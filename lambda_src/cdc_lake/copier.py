@@ -1,7 +1,7 @@
 """Server-side copies from the staging bucket into the lake, and the verified delete after them.
 
-The copy is boto3's managed copy (s3transfer's TransferManager): one CopyObject below the
-multipart threshold, a multipart upload of UploadPartCopy ranges at or above it, which is the only
+Below the multipart threshold the copy is one CopyObject; at or above it, boto3's managed copy
+(s3transfer's TransferManager): a multipart upload of UploadPartCopy ranges, which is the only
 way past CopyObject's 5 GB limit. The object's size comes from the notification, so the manager
 never asks S3 for it: an ordinary file costs exactly one S3 call. The source is pinned to the
 event's version id when there is one (versioned buckets), else to its ETag (CopySourceIfMatch), so
@@ -58,12 +58,16 @@ class Copier:
             copy_source["VersionId"] = source.version_id
         elif source.etag:
             extra["CopySourceIfMatch"] = f'"{source.etag}"'
-        known = _KnownObject(size, f'"{source.etag}"' if source.etag else None)
-        future = self._manager.copy(
-            copy_source, bucket, key, extra_args=extra, subscribers=[known], source_client=self.s3
-        )
         try:
-            future.result()
+            if size < self.multipart_threshold:
+                # What the manager would send, without its threads and bookkeeping (a millisecond
+                # or more per file, which many small files feel).
+                self.s3.copy_object(CopySource=copy_source, Bucket=bucket, Key=key, **extra)
+            else:
+                known = _KnownObject(size, f'"{source.etag}"' if source.etag else None)
+                self._manager.copy(
+                    copy_source, bucket, key, extra_args=extra, subscribers=[known], source_client=self.s3
+                ).result()
         except ClientError as exc:
             if is_gone(exc):
                 raise SourceGone(f"s3://{source.bucket}/{source.key} is gone or changed: {exc}") from None
