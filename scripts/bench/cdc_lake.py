@@ -25,8 +25,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -52,6 +50,7 @@ from pipeline_common.events import S3Object
 from pipeline_common.identifiers import QualifiedName
 from pipeline_common.ledger import ObjectId
 from pipeline_common.secrets import SecretCache
+from scripts.bench._handler_process import run_handler_process
 from scripts.bench._results import record
 from scripts.demo.processes import moto_server
 from scripts.localdb import PostgresServer, postgres_server
@@ -306,20 +305,6 @@ def bench_apply(endpoint: str, dsn: str, connect: Any, changes: int, repeats: in
     }
 
 
-# Runs in a fresh interpreter: Linux carries ru_maxrss across fork+exec, VmHWM is reset by exec.
-MEMORY_CHILD = """
-import json, sys, time
-from scripts.lambda_context import LocalLambdaContext
-from cdc_lake import handler
-event = json.loads(sys.argv[1])
-start = time.perf_counter()
-result = handler.handler(event, LocalLambdaContext(timeout_seconds=900, memory_limit_in_mb=1024))
-elapsed = time.perf_counter() - start
-hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(json.dumps({"result": result, "seconds": elapsed, "vmhwm_kb": hwm}))
-"""
-
-
 def bench_memory(
     endpoint: str, server: PostgresServer, settings: DatabaseSettings, sizes: list[int], workdir: Path
 ) -> dict[str, Any]:
@@ -351,8 +336,6 @@ def bench_memory(
         }
         event = {"Records": [{"messageId": key, "eventSource": "aws:sqs", "body": json.dumps(body)}]}
         environment = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(["lambda_src", "."]),
             "AWS_ENDPOINT_URL": endpoint,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
@@ -370,20 +353,10 @@ def bench_memory(
             "LOG_LEVEL": "WARNING",
             "POWERTOOLS_SERVICE_NAME": "bench",
         }
-        child = subprocess.run(
-            [sys.executable, "-c", MEMORY_CHILD, json.dumps(event)],
-            env=environment,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if child.returncode != 0:
-            raise RuntimeError(f"handler process failed: {child.stderr[-4000:]}")
-        report = json.loads(child.stdout.strip().splitlines()[-1])
+        report = run_handler_process("cdc_lake", event, environment, memory_mb=1024)
         if report["result"]["copies"] != {"copied": 1} or report["result"]["applies"] != {"applied": 1}:
-            result, log = report["result"], child.stdout[-4000:]
-            raise RuntimeError(f"the handler did not copy and apply the file: {result}\n{log}")
-        peak = report["vmhwm_kb"] / 1024
+            raise RuntimeError(f"the handler did not copy and apply the file: {report['result']}")
+        peak = report["peak_rss_mb"]
         results[rows] = {
             "mb": round(head["ContentLength"] / 1e6, 1),
             "seconds": round(report["seconds"], 1),

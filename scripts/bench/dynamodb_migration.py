@@ -185,6 +185,7 @@ def child() -> None:
     """The copy function's handler, run once in this process; prints seconds, result and peak RSS."""
     from dynamodb_migration import handler
     from dynamodb_migration.state import StateTable
+    from scripts.bench._handler_process import own_peak_rss_mb
     from scripts.lambda_context import LocalLambdaContext
 
     if os.environ["BENCH_GUARDED"] != "1":
@@ -192,10 +193,7 @@ def child() -> None:
     started = time.perf_counter()
     result = handler.handler({}, LocalLambdaContext(function_name="bench-copy", timeout_seconds=900))
     seconds = time.perf_counter() - started
-    # Not ru_maxrss: Linux carries the parent's peak across fork and exec into it; exec resets VmHWM.
-    status = Path("/proc/self/status").read_text().splitlines()
-    peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    print(json.dumps({"seconds": seconds, "result": result, "peak_rss_mb": peak_kb / 1024}))
+    print(json.dumps({"seconds": seconds, "result": result, "peak_rss_mb": own_peak_rss_mb()}))
 
 
 def transactional_sample(dynamodb: Any, items: list[dict[str, Any]], transform: Any) -> float:

@@ -5,7 +5,7 @@
    ledger commit) against `psql \\copy` of the same file into the same table.
 2. Upsert: the handler's upsert route against a hand-written COPY into a temp table + INSERT ...
    ON CONFLICT DO UPDATE of the same file, both updating every row of a filled table.
-3. Memory: peak RSS (ru_maxrss) of a separate handler process loading a
+3. Memory: peak RSS (VmHWM) of a separate handler process loading a
    FILE_LOADER_BENCH_RSS_MB object (default 1024 MB), generated and uploaded as a stream.
 
 Set FILE_LOADER_BENCH_ROWS=100000 FILE_LOADER_BENCH_RSS_MB=100 for a quick run.
@@ -18,8 +18,6 @@ import json
 import logging
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,6 +28,7 @@ from unittest import mock
 import boto3
 import psycopg2
 
+from scripts.bench._handler_process import run_handler_process
 from scripts.bench._results import record
 from scripts.localdb import PostgresServer, postgres_server
 from scripts.localenv.moto_server import MotoServer
@@ -133,21 +132,6 @@ ROUTES = [
     {"prefix": "upsert/", "table": "public.bench_pk", "mode": "upsert"},
     {"prefix": "big/", "table": "public.bench_big"},
 ]
-
-# Runs in a fresh interpreter. Linux carries ru_maxrss across fork+exec (the child would report
-# the benchmark's own peak), so the child's peak is read from VmHWM, which exec resets.
-RSS_CHILD = """
-import json, resource, sys, time
-from scripts.lambda_context import LocalLambdaContext
-from file_loader import handler
-event = json.loads(sys.argv[1])
-start = time.perf_counter()
-result = handler.handler(event, LocalLambdaContext(timeout_seconds=900, memory_limit_in_mb=256))
-elapsed = time.perf_counter() - start
-hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(json.dumps({"result": result, "seconds": elapsed, "vmhwm_kb": hwm,
-                  "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
-"""
 
 
 def run_handler_in_process(event: dict[str, Any], env: dict[str, str]) -> float:
@@ -330,20 +314,11 @@ def main() -> None:
             big_size = head["ContentLength"]
             print(f"uploaded {big_size / 1e6:,.0f} MB in {time.perf_counter() - started:.0f} s", flush=True)
             event = sqs_event(BUCKET, key, big_size, head["ETag"].strip('"'))
-            child = subprocess.run(
-                [sys.executable, "-c", RSS_CHILD, json.dumps(event)],
-                env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(["lambda_src", "."])},
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if child.returncode != 0:
-                raise RuntimeError(f"handler process failed: {child.stderr[-4000:]}")
-            report = json.loads(child.stdout.strip().splitlines()[-1])
+            report = run_handler_process("file_loader", event, env, memory_mb=256)
             if report["result"]["objects"].get("loaded") != 1:
                 raise RuntimeError(f"big object not loaded: {report}")
             big_rows = sql(dsn, "SELECT count(*) FROM bench_big")[0]
-            peak_mb = report["vmhwm_kb"] / 1024
+            peak_mb = report["peak_rss_mb"]
             results["memory"] = {
                 "object_mb": round(big_size / 1e6),
                 "rows": big_rows,

@@ -39,6 +39,7 @@ from typing import Any
 
 import psycopg2
 
+from scripts.bench._handler_process import own_peak_rss_mb
 from scripts.bench._loader_env import HEADER, LoaderEnvironment, loader_environment
 from scripts.bench._results import record
 from scripts.bench.file_loader import BUCKET, COLUMNS
@@ -199,9 +200,10 @@ def _child(raw_event: str) -> None:
     cpu = time.process_time()
     result = handler.handler(event, LocalLambdaContext(timeout_seconds=900))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    status = Path("/proc/self/status").read_text().splitlines()
-    hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    print(json.dumps({"result": result, "seconds": seconds, "cpu_seconds": cpu, "vmhwm_kb": hwm}), flush=True)
+    print(
+        json.dumps({"result": result, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": own_peak_rss_mb()}),
+        flush=True,
+    )
 
 
 def _same_rows(env: LoaderEnvironment, table: str, expected: int) -> None:
@@ -229,7 +231,7 @@ def _case(env: LoaderEnvironment, name: str, paths: list[Path], events: list[dic
     _same_rows(env, table, expected)
     rows = LOADERS * ROWS
     ratio = baseline / ours["seconds"]
-    peak_rss = max(r["vmhwm_kb"] for r in ours["reports"]) / 1024
+    peak_rss = max(r["peak_rss_mb"] for r in ours["reports"])
     what = "psql \\copy" if not upsert else "hand-written upserts (psql: \\copy to temp + INSERT ... ON CONFLICT)"
     print(
         f"{name}: {LOADERS} concurrent {what}: {rows / baseline:,.0f} rows/s ({baseline:.1f} s); {LOADERS} handler "

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scripts.bench._handler_process import own_peak_rss_mb
 from scripts.bench._results import record
 from scripts.localdb import PostgresServer, postgres_server
 
@@ -236,10 +237,7 @@ def sync_worker(raw: str, table_configs: list[dict[str, Any]]) -> None:
     )
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec, so after other benchmarks
-    # grew the parent, ru_maxrss would report the parent's peak.
-    status = Path("/proc/self/status").read_text().splitlines()
-    peak_mb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    peak_mb = own_peak_rss_mb()
     print(
         json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": peak_mb, "result": report.to_json()})
     )

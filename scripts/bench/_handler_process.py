@@ -1,0 +1,48 @@
+"""Run a Lambda handler once in a fresh interpreter and report its peak RSS; the peak RSS of a
+benchmark's own worker process.
+
+The peak is the child's VmHWM, which exec resets: Linux carries ru_maxrss across fork+exec, so
+the child's ru_maxrss would report the benchmark's own peak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+CHILD = """
+import importlib, json, sys, time
+from scripts.bench._handler_process import own_peak_rss_mb
+from scripts.lambda_context import LocalLambdaContext
+handler = importlib.import_module(sys.argv[1] + ".handler")
+event = json.loads(sys.argv[3])
+start = time.perf_counter()
+result = handler.handler(event, LocalLambdaContext(timeout_seconds=900, memory_limit_in_mb=int(sys.argv[2])))
+elapsed = time.perf_counter() - start
+print(json.dumps({"result": result, "seconds": elapsed, "peak_rss_mb": own_peak_rss_mb()}))
+"""
+
+
+def own_peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM) in MB, for a process started by exec."""
+    status = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+
+
+def run_handler_process(package: str, event: dict[str, Any], env: dict[str, str], memory_mb: int) -> dict[str, Any]:
+    """`<package>.handler.handler(event)` with `env` over this process's environment; returns its
+    result, seconds and peak_rss_mb."""
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, package, str(memory_mb), json.dumps(event)],
+        env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(["lambda_src", "."])},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if child.returncode != 0:
+        raise RuntimeError(f"{package} handler process failed: {child.stderr[-4000:]}")
+    return json.loads(child.stdout.strip().splitlines()[-1])
