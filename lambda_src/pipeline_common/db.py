@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import ssl
 from typing import Any
 
@@ -193,13 +194,14 @@ def session_identity(connection: Any) -> tuple[Any, ...]:
 
 
 def is_alive(connection: Any) -> bool:
-    """A round trip to the server; False when the connection is unusable."""
+    """False when the connection is unusable. PostgreSQL connections are asked with a round trip
+    only when their socket has something to read (see `_nothing_to_read`)."""
     if getattr(connection, "closed", 0):  # psycopg2 marks connections it knows are dead
         return False
     try:
         rollback_quietly(connection)
         if type(connection).__module__.startswith("psycopg2"):
-            return _ping_outside_transaction(connection)
+            return _nothing_to_read(connection) or _ping_outside_transaction(connection)
         cursor = connection.cursor()
         try:
             cursor.execute("SELECT 1")
@@ -212,9 +214,18 @@ def is_alive(connection: Any) -> bool:
         return False
 
 
+def _nothing_to_read(connection: Any) -> bool:
+    """An idle session's socket stays silent: a server ending the session (terminated, restarted,
+    failed over) writes its reason and closes, so a silent socket needs no round trip. Anything
+    to read (that reason, an EOF, a notification) sends the caller to the real ping."""
+    poller = select.poll()
+    poller.register(connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    return not poller.poll(0)
+
+
 def _ping_outside_transaction(connection: Any) -> bool:
     """`SELECT 1` in autocommit: one round trip, where psycopg2 would otherwise send BEGIN before it
-    and ROLLBACK after it (the file loader pings before every object, so this is per object)."""
+    and ROLLBACK after it."""
     autocommit = connection.autocommit
     connection.autocommit = True  # sends nothing: the connection is idle after the rollback
     try:

@@ -15,7 +15,7 @@
    size in CDC_LAKE_BENCH_MEMORY_ROWS (default 100000,1000000 rows); its peak RSS (VmHWM) should
    not grow with the file.
 
-CDC_LAKE_BENCH_REPEATS (default 2) repeats the partitioner, the apply and their baselines (the best run counts).
+CDC_LAKE_BENCH_REPEATS (default 3) repeats the partitioner, the apply and their baselines (the best run counts).
 CDC_LAKE_BENCH_CHANGES=100000 CDC_LAKE_BENCH_MEMORY_ROWS=50000,500000 gives a quick run.
 """
 
@@ -380,7 +380,7 @@ def main() -> None:
     concurrency = int(os.environ.get("CDC_LAKE_BENCH_CONCURRENCY", "4"))
     changes = int(os.environ.get("CDC_LAKE_BENCH_CHANGES", "1000000"))
     memory_rows = [int(n) for n in os.environ.get("CDC_LAKE_BENCH_MEMORY_ROWS", "100000,1000000").split(",")]
-    repeats = int(os.environ.get("CDC_LAKE_BENCH_REPEATS", "2"))
+    repeats = int(os.environ.get("CDC_LAKE_BENCH_REPEATS", "3"))
     results: dict[str, Any] = {}
     workdir = Path(tempfile.mkdtemp(prefix="bench-cdc-lake-"))
     try:

@@ -1,9 +1,11 @@
 import json
+import time
 
 import boto3
 import psycopg2
 import pytest
 
+from pipeline_common import db
 from pipeline_common.config import ConfigError, DatabaseSettings
 from pipeline_common.db import ManagedConnection, connection_parameters, is_alive, odbc_connection_string
 from pipeline_common.secrets import SecretCache
@@ -40,18 +42,54 @@ def test_postgres_connection_is_lazy_reused_and_uses_tls_by_default(pg_server, p
     managed.close()
 
 
-def test_postgres_reconnects_after_the_server_drops_the_connection(pg_server, pg_database, make_secret):
-    arn = make_secret({"username": pg_server.superuser, "password": pg_server.password})
-    managed = ManagedConnection(_pg_settings(pg_server, pg_database, arn))
-    pid = _backend_pid(managed.get())
+def _terminate(pg_server, pid: int) -> None:
+    """End the session and wait until the server is done with it, as between two invocations."""
     admin = psycopg2.connect(pg_server.dsn())
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        for _ in range(500):
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+            if cur.fetchone() == (0,):
+                break
+            time.sleep(0.01)
     admin.close()
+
+
+def test_postgres_reconnects_after_the_server_drops_the_connection(pg_server, pg_database, make_secret):
+    arn = make_secret({"username": pg_server.superuser, "password": pg_server.password})
+    managed = ManagedConnection(_pg_settings(pg_server, pg_database, arn))
+    pid = _backend_pid(managed.get())
+    _terminate(pg_server, pid)
     conn = managed.get()
     assert _backend_pid(conn) != pid
     assert managed.opened == 2
+    managed.close()
+
+
+def test_a_quiet_connection_is_reused_without_a_round_trip(pg_server, pg_database, make_secret, monkeypatch):
+    """The health check pings only when the socket has something to read: the reason of a server
+    that ended the session (previous test), or a notification."""
+    arn = make_secret({"username": pg_server.superuser, "password": pg_server.password})
+    managed = ManagedConnection(_pg_settings(pg_server, pg_database, arn))
+    conn = managed.get()
+    real_ping = db._ping_outside_transaction
+    pings = []
+    monkeypatch.setattr(db, "_ping_outside_transaction", lambda c: pings.append(c) or real_ping(c))
+    assert managed.get() is conn and pings == []
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("LISTEN test_db_channel")
+    conn.autocommit = False
+    admin = psycopg2.connect(pg_server.dsn(pg_database))
+    admin.autocommit = True
+    admin.cursor().execute("NOTIFY test_db_channel")
+    admin.close()
+    for _ in range(500):
+        if managed.get() is conn and pings:
+            break
+        time.sleep(0.01)
+    assert pings == [conn] and managed.opened == 1
     managed.close()
 
 
