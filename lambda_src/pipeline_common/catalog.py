@@ -1,7 +1,8 @@
 """What a PostgreSQL table looks like, read from the catalog: columns, keys, comparable types.
 
 Loaders ask before building any statement, so a missing table or a column that does not fit is
-named before a row moves.
+named before a row moves. The table is found by `to_regclass` (the relation cache, one index
+lookup) rather than by joining pg_namespace on names: a file loader asks once per object.
 """
 
 from __future__ import annotations
@@ -41,8 +42,7 @@ def table_columns(cur: Any, table: QualifiedName) -> list[Column]:
                a.attidentity <> '', a.attgenerated <> ''
         FROM pg_attribute a
         JOIN pg_class c ON c.oid = a.attrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')
+        WHERE c.oid = to_regclass(quote_ident(%s) || '.' || quote_ident(%s)) AND c.relkind IN ('r', 'p')
           AND a.attnum > 0 AND NOT a.attisdropped
         ORDER BY a.attnum
         """,
@@ -60,10 +60,9 @@ def primary_key(cur: Any, table: QualifiedName) -> list[str]:
         SELECT a.attname
         FROM pg_index i
         JOIN pg_class c ON c.oid = i.indrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-        WHERE n.nspname = %s AND c.relname = %s AND i.indisprimary
+        WHERE c.oid = to_regclass(quote_ident(%s) || '.' || quote_ident(%s)) AND i.indisprimary
         ORDER BY k.position
         """,
         (table.schema, table.name),
@@ -78,10 +77,9 @@ def unique_keys(cur: Any, table: QualifiedName) -> list[list[str]]:
         SELECT array_agg(a.attname ORDER BY k.position)
         FROM pg_index i
         JOIN pg_class c ON c.oid = i.indrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-        WHERE n.nspname = %s AND c.relname = %s AND i.indisunique AND i.indpred IS NULL
+        WHERE c.oid = to_regclass(quote_ident(%s) || '.' || quote_ident(%s)) AND i.indisunique AND i.indpred IS NULL
           AND i.indexprs IS NULL
         GROUP BY i.indexrelid, i.indisprimary
         ORDER BY i.indisprimary DESC, i.indexrelid
@@ -103,9 +101,8 @@ def columns_without_equality(cur: Any, table: QualifiedName) -> list[str]:
         SELECT a.attname
         FROM pg_attribute a
         JOIN pg_class c ON c.oid = a.attrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
         JOIN pg_type ty ON ty.oid = a.atttypid
-        WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE c.oid = to_regclass(quote_ident(%s) || '.' || quote_ident(%s)) AND a.attnum > 0 AND NOT a.attisdropped
           AND NOT EXISTS (
               SELECT 1 FROM pg_operator o
               WHERE o.oprname = '='
