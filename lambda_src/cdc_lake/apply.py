@@ -6,8 +6,8 @@ the commit time of the change that wrote it, in the target's own timestamp colum
 `timestamp_column_name`, plus the change sequence column when DMS adds one), and a change is
 applied only when it is not older than what the row holds. A delete leaves a tombstone (key,
 commit time) in the target's `<STATE_SCHEMA>.cdc_lake_deleted_*` table, so an older insert or
-update arriving after it cannot bring the row back. Within a file the last change per key wins (commit time, change
-sequence, then file order).
+update arriving after it cannot bring the row back. Within a file the last change per key wins
+(commit time, change sequence, then file order).
 
 Full-load rows load as upserts under the same rule. The module sets DMS's
 `use_task_start_time_for_full_load_timestamp`, so they carry the time the task started, which is
@@ -189,12 +189,13 @@ def apply_file(
 def _merge_keys(cur: Any, table: ApplyTable) -> list[str]:
     """The configured key columns, or the target's primary key (else first unique index)."""
     unique = unique_keys(cur, table.target)
-    keys = list(table.key_columns)
-    if keys and keys not in unique:
+    keys = list(table.key_columns) or (unique[0] if unique else [])
+    if keys in unique:
+        return keys
+    table_columns(cur, table.target)  # a missing table is named as such (TableNotFound)
+    if table.key_columns:
         raise TargetNotReady(f"{table.target} has no primary key or unique index on {keys}, which the merge needs")
-    if not keys and not unique:
-        raise TargetNotReady(f"{table.target} has no primary key: give it one or set key_columns")
-    return keys or unique[0]
+    raise TargetNotReady(f"{table.target} has no primary key: give it one or set key_columns")
 
 
 def _map_columns(

@@ -247,3 +247,21 @@ def test_a_column_the_target_lacks_keeps_the_file_waiting(lake: Lake) -> None:
     second = lake.run(event)
     assert second["batchItemFailures"] == [] and second["applies"] == {"applied": 1}
     assert lake.query("SELECT coupon FROM replica.orders") == [("X",)]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("DROP TABLE replica.orders", "TableNotFound: table replica.orders does not exist"),
+        ("ALTER TABLE replica.orders DROP CONSTRAINT orders_pkey", "replica.orders has no primary key"),
+    ],
+)
+def test_a_target_without_table_or_key_keeps_the_file_waiting_and_says_which(
+    lake: Lake, change: str, reason: str
+) -> None:
+    lake.query(change)
+    lake.put(key("20260301-100503000.csv"), CHANGES)
+    result = lake.run(lake.receive())
+    assert len(result["batchItemFailures"]) == 1
+    ((status, error),) = lake.query("SELECT status, error FROM pipeline_state.cdc_lake_applied")
+    assert status == "failed" and reason in error, error
