@@ -29,13 +29,13 @@ import itertools
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from scripts import backfill_example as example
+from scripts.bench._child import run_python
 from scripts.bench._results import record
 from scripts.localdb import MariaDBServer, mariadb_server
 
@@ -98,17 +98,7 @@ def _run_job(server: MariaDBServer, database: str) -> dict[str, Any]:
         }
     )
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lambda_src"), str(ROOT)])}
-    result = subprocess.run(
-        [sys.executable, "-m", "scripts.bench.backfill", "worker", spec],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"backfill worker failed:\n{result.stderr[-4000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_python(["-m", "scripts.bench.backfill", "worker", spec], "backfill worker", environment)
 
 
 def _worker(raw: str) -> None:

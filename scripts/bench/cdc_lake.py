@@ -50,7 +50,7 @@ from pipeline_common.events import S3Object
 from pipeline_common.identifiers import QualifiedName
 from pipeline_common.ledger import ObjectId
 from pipeline_common.secrets import SecretCache
-from scripts.bench._handler_process import run_handler_process
+from scripts.bench._child import run_handler_process
 from scripts.bench._results import record
 from scripts.demo.processes import moto_server
 from scripts.localdb import PostgresServer, postgres_server

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from botocore.config import Config
+
+from scripts.bench._child import own_peak_rss_mb, run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZES = [int(s) for s in os.environ.get("DYNAMODB_BENCH_ITEMS", "10000,40000").split(",")]
@@ -168,24 +169,13 @@ def copy_in_child(endpoint: str, tables: dict[str, str], stream_arn: str, guarde
         "PAGE_SIZE": str(PAGE_SIZE),
         "BENCH_GUARDED": "1" if guarded else "0",
     }
-    child = subprocess.run(
-        [sys.executable, "-m", "scripts.bench.dynamodb_migration", "--child"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if child.returncode != 0:
-        raise RuntimeError(f"copy process failed:\n{child.stderr[-4000:]}")
-    return json.loads(child.stdout.strip().splitlines()[-1])
+    return run_python(["-m", "scripts.bench.dynamodb_migration", "--child"], "copy process", env)
 
 
 def child() -> None:
     """The copy function's handler, run once in this process; prints seconds, result and peak RSS."""
     from dynamodb_migration import handler
     from dynamodb_migration.state import StateTable
-    from scripts.bench._handler_process import own_peak_rss_mb
     from scripts.lambda_context import LocalLambdaContext
 
     if os.environ["BENCH_GUARDED"] != "1":

@@ -28,7 +28,7 @@ from unittest import mock
 import boto3
 import psycopg2
 
-from scripts.bench._handler_process import run_handler_process
+from scripts.bench._child import run_handler_process
 from scripts.bench._results import record
 from scripts.localdb import PostgresServer, postgres_server
 from scripts.localenv.moto_server import MotoServer

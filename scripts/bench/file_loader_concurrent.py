@@ -39,7 +39,7 @@ from typing import Any
 
 import psycopg2
 
-from scripts.bench._handler_process import own_peak_rss_mb
+from scripts.bench._child import own_peak_rss_mb
 from scripts.bench._loader_env import HEADER, LoaderEnvironment, loader_environment
 from scripts.bench._results import record
 from scripts.bench.file_loader import BUCKET, COLUMNS

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scripts.bench._handler_process import own_peak_rss_mb
+from scripts.bench._child import own_peak_rss_mb, run_python
 from scripts.bench._results import record
 from scripts.localdb import PostgresServer, postgres_server
 
@@ -140,16 +140,7 @@ def _sync(server: PostgresServer) -> dict[str, Any]:
 def run_worker(server: PostgresServer, module: str) -> dict[str, Any]:
     """Run `python -m module worker <server>` (a `sync_worker`), return the JSON it prints last."""
     args = json.dumps({"host": server.host, "port": server.port, "user": server.superuser, "password": server.password})
-    result = subprocess.run(
-        [sys.executable, "-m", module, "worker", args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"sync worker failed:\n{result.stderr[-4000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_python(["-m", module, "worker", args], "sync worker")
 
 
 class _Provider:
