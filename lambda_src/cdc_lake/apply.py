@@ -116,7 +116,7 @@ def apply_file(
                 header = header_columns(stream.readline(), where)
                 columns = _map_columns(cur, table, keys, header, timestamp_column, sequence_column, where)
                 cur.execute(f"SAVEPOINT {SAVEPOINT}")
-                staging = _staging(cur, table, columns, has_op=header[0] == OP_COLUMN)
+                staging = _staging(cur, table, columns)
                 try:
                     copy_in(cur, staging, columns.copied, stream, CopyFormat(format="csv"))
                 except Exception as exc:
@@ -224,7 +224,7 @@ def _map_columns(
     return Columns(header, written, keys, timestamp_column, sequence)
 
 
-def _staging(cur: Any, table: ApplyTable, columns: Columns, *, has_op: bool) -> sql.Composable:
+def _staging(cur: Any, table: ApplyTable, columns: Columns) -> sql.Composable:
     """The file's columns typed like the target's; keys and the commit time NOT NULL, the Op
     column limited to I, U and D, so a bad row stops the COPY with its line number."""
     staging = create_staging(cur, table.target, columns.written, STAGING, not_null=[*columns.keys, columns.timestamp])

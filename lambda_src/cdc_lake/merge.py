@@ -30,16 +30,13 @@ class Tombstones:
         self.schema = schema
         self._ddl: dict[tuple[QualifiedName, tuple[str, ...]], Ddl] = {}
 
-    def table(self, target: QualifiedName) -> sql.Identifier:
-        return sql.Identifier(self.schema, tombstone_table_name(target))
-
     def ensure(self, conn: Any, target: QualifiedName, keys: list[str]) -> sql.Identifier:
-        """Create the target's tombstone table once per session (it commits)."""
-        tombstones = self.table(target)
+        """The target's tombstone table, created once per session (it commits)."""
+        name = tombstone_table_name(target)
+        tombstones = sql.Identifier(self.schema, name)
         ddl = self._ddl.get((target, tuple(keys)))
         if ddl is None:
-            name = tombstone_table_name(target)
-            key_list = sql.SQL(", ").join(sql.Identifier(k) for k in keys)
+            key_list = _names(keys)
             statements = [
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {tombstones} AS SELECT {keys}, NULL::timestamptz AS {ts}, "
@@ -145,7 +142,7 @@ def merge(
 
 def _last_changes_sql(target: sql.Composable, staging: sql.Composable, columns: Columns) -> sql.Composable:
     ident = sql.Identifier
-    keys = sql.SQL(", ").join(ident(k) for k in columns.keys)
+    keys = _names(columns.keys)
     order = [sql.SQL("{} DESC").format(ident(columns.timestamp))]
     if columns.sequence:
         order.append(sql.SQL("{} DESC NULLS LAST").format(ident(columns.sequence)))
@@ -156,7 +153,7 @@ def _last_changes_sql(target: sql.Composable, staging: sql.Composable, columns: 
     ).format(
         target=target,
         keys=keys,
-        written=sql.SQL(", ").join(ident(c) for c in columns.written),
+        written=_names(columns.written),
         op=ident(OP_COLUMN),
         staging=staging,
         order=sql.SQL(", ").join(order),
@@ -175,8 +172,15 @@ def _tombstones_reach(cur: Any, tombstones: sql.Composable, changes: FileChanges
     return bool(cur.fetchone()[0])
 
 
-def _prefixed(alias: str, names: list[str]) -> sql.Composable:
-    return sql.SQL(", ").join(sql.SQL(alias + ".{}").format(sql.Identifier(n)) for n in names)
+def _names(names: list[str], alias: str | None = None) -> sql.Composable:
+    """`a, b` or, with an alias, `l.a, l.b`."""
+    prefix = f"{alias}." if alias else ""
+    return sql.SQL(", ").join(sql.SQL(prefix + "{}").format(sql.Identifier(n)) for n in names)
+
+
+def _key_match(left: str, right: str, keys: list[str]) -> sql.Composable:
+    """`left.k = right.k AND ...` for every key column."""
+    return sql.SQL(" AND ").join(sql.SQL(f"{left}.{{k}} = {right}.{{k}}").format(k=sql.Identifier(k)) for k in keys)
 
 
 def _not_shadowed(tombstones: sql.Composable, columns: Columns) -> sql.Composable:
@@ -190,7 +194,7 @@ def _not_shadowed(tombstones: sql.Composable, columns: Columns) -> sql.Composabl
         tie = sql.SQL("(d.{d_seq} IS NULL OR l.{seq} IS NULL OR d.{d_seq} >= l.{seq}::numeric)").format(
             d_seq=d_seq, seq=ident(columns.sequence)
         )
-    key_match = sql.SQL(" AND ").join(sql.SQL("d.{k} = l.{k}").format(k=ident(k)) for k in columns.keys)
+    key_match = _key_match("d", "l", columns.keys)
     return sql.SQL(
         "NOT EXISTS (SELECT 1 FROM {tombstones} d WHERE {key_match} "
         "AND (d.{d_ts} > l.{ts} OR (d.{d_ts} = l.{ts} AND {tie})))"
@@ -212,20 +216,18 @@ class _Statement:
         return test if self.live is None else sql.SQL("{} AND {}").format(test, self.live)
 
     def delete(self) -> sql.Composable:
-        ident, columns = sql.Identifier, self.columns
-        key_match = sql.SQL(" AND ").join(sql.SQL("t.{k} = l.{k}").format(k=ident(k)) for k in columns.keys)
+        columns = self.columns
         return sql.SQL("DELETE FROM {target} t USING {source} l WHERE {where} AND {key_match} AND {guard}").format(
             target=self.table.target.pg(),
             source=self.source,
             where=self._where("= 'D'"),
-            key_match=key_match,
+            key_match=_key_match("t", "l", columns.keys),
             guard=_not_newer(sql.SQL("t"), sql.SQL("l"), columns),
         )
 
     def upsert(self) -> sql.Composable:
         """Returns rows inserted and rows updated."""
         ident, columns = sql.Identifier, self.columns
-        written = sql.SQL(", ").join(ident(c) for c in columns.written)
         updated = [c for c in columns.written if c not in columns.keys] or columns.keys[:1]
         return sql.SQL(
             "WITH upserted AS ("
@@ -235,18 +237,17 @@ class _Statement:
             "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted"
         ).format(
             target=self.table.target.pg(),
-            written=written,
-            l_written=_prefixed("l", columns.written),
+            written=_names(columns.written),
+            l_written=_names(columns.written, "l"),
             source=self.source,
             where=self._where("<> 'D'"),
-            keys=sql.SQL(", ").join(ident(k) for k in columns.keys),
+            keys=_names(columns.keys),
             assignments=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=ident(c)) for c in updated),
             guard=_not_newer(sql.SQL("t"), sql.SQL("EXCLUDED"), columns),
         )
 
     def tombstone(self) -> sql.Composable:
         ident, columns = sql.Identifier, self.columns
-        keys = sql.SQL(", ").join(ident(k) for k in columns.keys)
         seq = sql.SQL("l.{}::numeric").format(ident(columns.sequence)) if columns.sequence else sql.SQL("NULL")
         return sql.SQL(
             "INSERT INTO {tombstones} AS d ({keys}, {d_ts}, {d_seq}, {d_at}) "
@@ -256,11 +257,11 @@ class _Statement:
             "WHERE d.{d_ts} < EXCLUDED.{d_ts} OR (d.{d_ts} = EXCLUDED.{d_ts} AND d.{d_seq} < EXCLUDED.{d_seq})"
         ).format(
             tombstones=self.tombstones,
-            keys=keys,
+            keys=_names(columns.keys),
             d_ts=ident(DELETED_COMMIT_TS),
             d_seq=ident(DELETED_CHANGE_SEQ),
             d_at=ident(DELETED_AT),
-            l_keys=_prefixed("l", columns.keys),
+            l_keys=_names(columns.keys, "l"),
             ts=ident(columns.timestamp),
             seq=seq,
             source=self.source,

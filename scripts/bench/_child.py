@@ -31,9 +31,18 @@ def own_peak_rss_mb() -> float:
     return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
 
 
+def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with `extra` over it, and the functions' and the project's
+    packages importable."""
+    return {**os.environ, **(extra or {}), "PYTHONPATH": os.pathsep.join([str(ROOT / "lambda_src"), str(ROOT)])}
+
+
 def run_python(args: list[str], what: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """`python <args>` from the project root; the JSON object it printed last."""
-    child = run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    """`python <args>` from the project root, with `env` over this process's environment; the JSON
+    object it printed last."""
+    child = run(
+        [sys.executable, *args], cwd=ROOT, env=child_environment(env), capture_output=True, text=True, check=False
+    )
     if child.returncode != 0:
         raise RuntimeError(f"{what} failed:\n{child.stderr[-4000:]}")
     return json.loads(child.stdout.strip().splitlines()[-1])
@@ -42,8 +51,4 @@ def run_python(args: list[str], what: str, env: dict[str, str] | None = None) ->
 def run_handler_process(package: str, event: dict[str, Any], env: dict[str, str], memory_mb: int) -> dict[str, Any]:
     """`<package>.handler.handler(event)` in a fresh interpreter, with `env` over this process's
     environment; returns its result, seconds and peak_rss_mb."""
-    return run_python(
-        ["-c", HANDLER, package, str(memory_mb), json.dumps(event)],
-        f"{package} handler process",
-        {**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(ROOT / "lambda_src"), str(ROOT)])},
-    )
+    return run_python(["-c", HANDLER, package, str(memory_mb), json.dumps(event)], f"{package} handler process", env)

@@ -31,7 +31,6 @@ import os
 import resource
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from scripts import backfill_example as example
@@ -39,7 +38,6 @@ from scripts.bench._child import run_python
 from scripts.bench._results import record
 from scripts.localdb import MariaDBServer, mariadb_server
 
-ROOT = Path(__file__).resolve().parents[2]
 ORDERS = int(os.environ.get("BACKFILL_BENCH_ORDERS", "1000000"))
 SMALL = ORDERS // 10
 PAGE = 100
@@ -97,8 +95,7 @@ def _run_job(server: MariaDBServer, database: str) -> dict[str, Any]:
             "database": database,
         }
     )
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "lambda_src"), str(ROOT)])}
-    return run_python(["-m", "scripts.bench.backfill", "worker", spec], "backfill worker", environment)
+    return run_python(["-m", "scripts.bench.backfill", "worker", spec], "backfill worker")
 
 
 def _worker(raw: str) -> None:

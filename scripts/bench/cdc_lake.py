@@ -4,8 +4,8 @@
    partitions by CDC_LAKE_BENCH_CONCURRENCY threads (default 4) through `partition_object` (ledger
    lock, status, copy, ledger row, commit; arrival partitioning, no counting), against the same
    threads running a bare `copy_object` loop over the same files, on the same moto server (the
-   project's launcher, in a process of its own); best of two runs each. S3 calls per file are counted with a botocore
-   event hook: one (the CopyObject) is the target.
+   project's launcher, in a process of its own); best of CDC_LAKE_BENCH_REPEATS runs each. S3
+   calls per file are counted with a botocore event hook: one (the CopyObject) is the target.
 2. Apply: a DMS CDC file of CDC_LAKE_BENCH_CHANGES changes (default 1,000,000: 70% updates, 15%
    inserts, 15% deletes, some keys changed twice) applied by `apply_file` (read from S3, COPY into
    a staging table, the guarded merge with tombstones, the ledger) to a table of as many rows,
@@ -15,7 +15,8 @@
    size in CDC_LAKE_BENCH_MEMORY_ROWS (default 100000,1000000 rows); its peak RSS (VmHWM) should
    not grow with the file.
 
-CDC_LAKE_BENCH_REPEATS (default 3) repeats the partitioner, the apply and their baselines (the best run counts).
+CDC_LAKE_BENCH_REPEATS (default 3) repeats the partitioner, the apply and their baselines (the best
+run counts).
 CDC_LAKE_BENCH_CHANGES=100000 CDC_LAKE_BENCH_MEMORY_ROWS=50000,500000 gives a quick run.
 """
 

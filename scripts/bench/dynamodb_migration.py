@@ -38,7 +38,6 @@ from botocore.config import Config
 
 from scripts.bench._child import own_peak_rss_mb, run_python
 
-ROOT = Path(__file__).resolve().parents[2]
 SIZES = [int(s) for s in os.environ.get("DYNAMODB_BENCH_ITEMS", "10000,40000").split(",")]
 ROUNDS = int(os.environ.get("DYNAMODB_BENCH_ROUNDS", "1"))
 CONCURRENCY = int(os.environ.get("DYNAMODB_BENCH_CONCURRENCY", "4"))
@@ -149,8 +148,6 @@ def bare_copy(dynamodb: Any, source: str, target: str, transform: Any) -> float:
 
 def copy_in_child(endpoint: str, tables: dict[str, str], stream_arn: str, guarded: bool) -> dict[str, Any]:
     env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "lambda_src"), str(ROOT)]),
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

@@ -40,7 +40,7 @@ from typing import Any
 
 import psycopg2
 
-from scripts.bench._child import own_peak_rss_mb
+from scripts.bench._child import child_environment, own_peak_rss_mb
 from scripts.bench._loader_env import HEADER, LoaderEnvironment, loader_environment
 from scripts.bench._results import record
 from scripts.bench.file_loader import BUCKET, COLUMNS
@@ -143,7 +143,7 @@ def _psql_sessions(env: LoaderEnvironment, paths: list[Path], table: str, upsert
 
 def _handlers(env: LoaderEnvironment, events: list[dict[str, Any]], routes: list[dict[str, Any]]) -> dict[str, Any]:
     """Start one handler process per event, release them together; wall time and their reports."""
-    child_env = {**os.environ, **env.handler_env(routes), "PYTHONPATH": os.pathsep.join(["lambda_src", "."])}
+    child_env = child_environment(env.handler_env(routes))
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "scripts.bench.file_loader_concurrent", "child", json.dumps(event)],
