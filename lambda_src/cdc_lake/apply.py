@@ -31,12 +31,12 @@ from psycopg2 import errors, sql
 from cdc_lake.config import ApplyTable
 from cdc_lake.merge import Columns, FileChanges, Tombstones, merge
 from cdc_lake.reading import OP_COLUMN, FileFormatError, ObjectVersion, header_columns, open_stream
-from pipeline_common.catalog import table_columns, unique_keys
+from pipeline_common.catalog import TableShape, describe_table
 from pipeline_common.db import rollback_quietly
-from pipeline_common.deadline import Deadline, DeadlineExceeded, bound_statements
+from pipeline_common.deadline import Deadline, DeadlineExceeded
 from pipeline_common.errors import RetryableError
 from pipeline_common.identifiers import IdentifierError
-from pipeline_common.ledger import TERMINAL, Ledger, ObjectId, Outcome
+from pipeline_common.ledger import Ledger, ObjectId, Outcome
 from pipeline_common.pgload import CopyFormat, copy_error_line, copy_in, create_staging, is_row_error
 
 logger = logging.getLogger(__name__)
@@ -99,22 +99,23 @@ def apply_file(
     started = time.monotonic()
     try:
         with conn.cursor() as cur:
-            keys = _merge_keys(cur, table)
+            shape = describe_table(cur, target)
+            keys = _merge_keys(shape, table)
             deleted = tombstones.ensure(conn, target, keys)
-            if not ledger.try_lock(cur, object_id):
+            claim = ledger.claim(cur, object_id, deadline)
+            if not claim.locked:
                 conn.rollback()
                 raise ApplyBusy(f"{object_id} is being applied by another invocation")
-            if ledger.status(cur, object_id) in TERMINAL:
+            if claim.done:
                 conn.rollback()
                 result.status = "duplicate"
                 return result
-            bound_statements(cur, deadline)
             cur.execute(
                 "SELECT set_config('TimeZone', 'UTC', true), set_config('work_mem', %s, true)", (MERGE_WORK_MEM,)
             )
             with open_stream(s3, source, deadline, compressed=compressed) as stream:
                 header = header_columns(stream.readline(), where)
-                columns = _map_columns(cur, table, keys, header, timestamp_column, sequence_column, where)
+                columns = _map_columns(shape, table, keys, header, timestamp_column, sequence_column, where)
                 cur.execute(f"SAVEPOINT {SAVEPOINT}")
                 staging = _staging(cur, table, columns)
                 try:
@@ -186,20 +187,19 @@ def apply_file(
     return result
 
 
-def _merge_keys(cur: Any, table: ApplyTable) -> list[str]:
+def _merge_keys(shape: TableShape, table: ApplyTable) -> list[str]:
     """The configured key columns, or the target's primary key (else first unique index)."""
-    unique = unique_keys(cur, table.target)
+    unique = shape.unique_keys
     keys = list(table.key_columns) or (unique[0] if unique else [])
     if keys in unique:
         return keys
-    table_columns(cur, table.target)  # a missing table is named as such (TableNotFound)
     if table.key_columns:
         raise TargetNotReady(f"{table.target} has no primary key or unique index on {keys}, which the merge needs")
     raise TargetNotReady(f"{table.target} has no primary key: give it one or set key_columns")
 
 
 def _map_columns(
-    cur: Any,
+    shape: TableShape,
     table: ApplyTable,
     keys: list[str],
     header: list[str],
@@ -209,7 +209,7 @@ def _map_columns(
 ) -> Columns:
     if timestamp_column not in header:
         raise FileFormatError(f"{where}: the header has no {timestamp_column!r} column: {header[:20]}", 1)
-    target_columns = {c.name for c in table_columns(cur, table.target)}
+    target_columns = {c.name for c in shape.columns}
     written = [c for c in header if c != OP_COLUMN]
     missing = [c for c in written if c not in target_columns]
     if missing:

@@ -36,10 +36,10 @@ from cdc_lake.layout import (
 )
 from cdc_lake.reading import FileFormatError, ObjectVersion, file_stats, first_commit_time, open_stream
 from pipeline_common.db import rollback_quietly
-from pipeline_common.deadline import Deadline, bound_statements
+from pipeline_common.deadline import Deadline
 from pipeline_common.errors import PermanentError, RetryableError
 from pipeline_common.events import S3Object
-from pipeline_common.ledger import TERMINAL, Ledger, ObjectId, Outcome
+from pipeline_common.ledger import Ledger, ObjectId, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -106,14 +106,14 @@ def partition_object(
     ledger.ensure(conn)
     try:
         with conn.cursor() as cur:
-            if not ledger.try_lock(cur, object_id):
+            claim = ledger.claim(cur, object_id, deadline)
+            if not claim.locked:
                 conn.rollback()
                 raise ObjectBusy(f"{object_id} is being copied by another invocation")
-            if ledger.status(cur, object_id) in TERMINAL:
+            if claim.done:
                 result.status, result.target_key = "duplicate", recorded_target(cur, ledger, object_id)
                 conn.rollback()
                 return _delete_staged(result, config, copier, source, obj.size)
-            bound_statements(cur, deadline)
             details = _describe(obj, staged, config)
             moment = _partition_moment(obj, staged, config, s3, source, details)
             name = staged.name

@@ -2,12 +2,12 @@
 
 The fast path sends the bytes after the header to PostgreSQL untouched (PostgreSQL parses,
 converts the encoding and checks every value), so a clean file costs the loader almost nothing
-per row. When PostgreSQL refuses a row, the transaction rolls back to a savepoint and the object
-is read again on the careful path: Python frames each record with the physical line it starts on
-(quoted fields may hold newlines, and PostgreSQL's own line counter is only a hint) and sends
-records in batches; a failing batch is split at the record PostgreSQL names (or in half) until
-each bad record stands alone, so good rows load and each bad row gets its exact line and
-PostgreSQL's reason.
+per row. When PostgreSQL refuses a row, the transaction rolls back to the loader's data savepoint
+(`target.DATA_SAVEPOINT`) and the object is read again on the careful path: Python frames each
+record with the physical line it starts on (quoted fields may hold newlines, and PostgreSQL's own
+line counter is only a hint) and sends records in batches; a failing batch is split at the record
+PostgreSQL names (or in half) until each bad record stands alone, so good rows load and each bad
+row gets its exact line and PostgreSQL's reason.
 """
 
 from __future__ import annotations
@@ -22,7 +22,15 @@ from file_loader.formats import Record, csv_records, split_csv_header, text_line
 from file_loader.reader import ObjectReader
 from file_loader.rejects import RejectSpool, Stats, reject
 from file_loader.routes import Route
-from file_loader.target import Destination, abandon, destination, finish_upsert, map_columns, row_error_reason
+from file_loader.target import (
+    DATA_SAVEPOINT,
+    Destination,
+    abandon,
+    destination,
+    finish_upsert,
+    map_columns,
+    row_error_reason,
+)
 from pipeline_common.catalog import Column
 from pipeline_common.errors import PermanentError
 from pipeline_common.identifiers import QualifiedName
@@ -99,16 +107,17 @@ def load_csv(
     dest, keys = destination(cur, route, target, columns, mapped)
     if route.mode == "upsert":
         reader.reserve_after_copy_ms = 5_000
-    cur.execute("SAVEPOINT file_loader_fast")
     try:
         copied = copy_in(cur, dest, mapped, fast_path_chunks(rest), csv_copy_format(route, route.encoding))
-        cur.execute("RELEASE SAVEPOINT file_loader_fast")
         stats = Stats(lines=copied, loaded=copied, columns=mapped)
     except Exception as exc:
         if not (is_row_error(exc) or isinstance(exc, NotForFastPath)):
             raise
         logger.info("fast path refused; reading the object again record by record", extra={"error": str(exc)})
-        abandon(cur, "file_loader_fast")
+        # Back to the loader's data savepoint, taken just before this load: one savepoint less
+        # per object on the path nearly every object takes. It drops the staging table too.
+        cur.execute(f"ROLLBACK TO SAVEPOINT {DATA_SAVEPOINT}")
+        dest, keys = destination(cur, route, target, columns, mapped)
         stats = _load_records(cur, reader, route, dest, mapped, spool)
     finish_upsert(cur, reader.deadline, route, dest, target, mapped, keys, stats)
     return stats

@@ -34,18 +34,17 @@ from file_loader.load_jsonl import load_jsonl
 from file_loader.reader import ByteCounter, ObjectReader, Superseded
 from file_loader.rejects import RejectSpool, Stats
 from file_loader.routes import Route, RouteError
-from file_loader.target import UpsertRefused
+from file_loader.target import DATA_SAVEPOINT, UpsertRefused
 from file_loader.throughput import Throughput
 from pipeline_common.catalog import Column, table_columns
 from pipeline_common.db import rollback_quietly
-from pipeline_common.deadline import Deadline, DeadlineExceeded, bound_statements
+from pipeline_common.deadline import Deadline, DeadlineExceeded
 from pipeline_common.errors import PipelineError, RetryableError, error_message
 from pipeline_common.identifiers import QualifiedName
-from pipeline_common.ledger import TERMINAL, Ledger, ObjectId, Outcome
+from pipeline_common.ledger import Ledger, ObjectId, Outcome
 
 logger = logging.getLogger(__name__)
 
-DATA_SAVEPOINT = "file_loader_data"
 # How soon a busy or deferred message should be offered again, instead of after the queue's
 # visibility timeout (six function timeouts).
 RETRY_SOON_SECONDS = 30
@@ -114,18 +113,18 @@ def load_object(
     counter = ByteCounter()
     try:
         with conn.cursor() as cur:
-            if not ledger.try_lock(cur, obj):
+            claim = ledger.claim(cur, obj, deadline)
+            if not claim.locked:
                 conn.rollback()
                 raise ObjectBusy(
                     f"{obj} is being loaded by another invocation",
                     # Back too early, it would find the lock again and use up one more receive.
                     retry_after_seconds=max(RETRY_SOON_SECONDS, need_ms / 1000),
                 )
-            if ledger.status(cur, obj) in TERMINAL:
+            if claim.done:
                 conn.rollback()
                 result.status = "duplicate"
                 return result
-            bound_statements(cur, deadline)
             columns = table_columns(cur, target)
             reader = ObjectReader(s3, obj, route, deadline, counter, version_id=version_id, etag=etag)
             cur.execute(f"SAVEPOINT {DATA_SAVEPOINT}")

@@ -19,6 +19,10 @@ from pipeline_common.pgload import create_staging, is_row_error, upsert
 
 Destination = sql.Composable | QualifiedName
 
+# Taken by the loader right before an object's rows are loaded: a rejection rolls back to it, and
+# so does the CSV fast path when it gives way to the careful one.
+DATA_SAVEPOINT = "file_loader_data"
+
 
 class ColumnsError(FormatError):
     """The file's columns do not fit the table."""

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import select
 import ssl
+from collections.abc import Iterator
 from typing import Any
 
 from pipeline_common.config import ConfigError, DatabaseSettings
@@ -224,17 +225,23 @@ def _nothing_to_read(connection: Any) -> bool:
 
 
 def _ping_outside_transaction(connection: Any) -> bool:
-    """`SELECT 1` in autocommit: one round trip, where psycopg2 would otherwise send BEGIN before it
-    and ROLLBACK after it."""
-    autocommit = connection.autocommit
-    connection.autocommit = True  # sends nothing: the connection is idle after the rollback
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchall()
-    finally:
-        connection.autocommit = autocommit
+    with outside_transaction(connection), connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchall()
     return True
+
+
+@contextlib.contextmanager
+def outside_transaction(connection: Any) -> Iterator[None]:
+    """Run the block's statements in autocommit on an idle psycopg2 connection (after a commit or
+    rollback): one round trip each, where psycopg2 would send BEGIN before them and need a
+    COMMIT or ROLLBACK after."""
+    previous = connection.autocommit
+    connection.autocommit = True  # sends nothing: the connection is idle
+    try:
+        yield
+    finally:
+        connection.autocommit = previous
 
 
 def rollback_quietly(connection: Any) -> None:

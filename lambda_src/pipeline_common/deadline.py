@@ -233,6 +233,11 @@ class RateLimit:
         return wait
 
 
+def statement_limit_ms(deadline: TimeBudget) -> int:
+    """The per-statement limit that keeps a statement out of the deadline's reserve."""
+    return max(1, int(deadline.usable_ms()))
+
+
 def bound_statements(cur: Any, deadline: TimeBudget, *, session: bool = False) -> int:
     """Have the server cancel statements that would run into the deadline's reserve; returns the
     limit set, in ms. The limit is per statement, so set it again before each long one.
@@ -244,7 +249,7 @@ def bound_statements(cur: Any, deadline: TimeBudget, *, session: bool = False) -
     statement raises the driver's error, which `pipeline_common.errors.is_retryable` counts as
     retryable.
     """
-    limit_ms = max(1, int(deadline.usable_ms()))
+    limit_ms = statement_limit_ms(deadline)
     if engine_of(cur) == "mysql":
         if not session:
             raise SessionScopeOnly(

@@ -22,6 +22,7 @@ from typing import IO, Any
 from psycopg2 import sql
 from psycopg2.extras import Json
 
+from pipeline_common.deadline import TimeBudget, statement_limit_ms
 from pipeline_common.identifiers import validate_identifier
 from pipeline_common.locks import Ddl, LegacyKey, LockKey, Scope, ddl_key, try_lock
 from pipeline_common.pgload import copy_in
@@ -98,6 +99,17 @@ class Outcome:
     details: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class Claim:
+    locked: bool
+    status: str | None = None  # the object's ledger status when locked
+
+    @property
+    def done(self) -> bool:
+        """Loaded or rejected before: a replay, which changes nothing."""
+        return self.status in TERMINAL
+
+
 class Ledger:
     def __init__(
         self,
@@ -139,13 +151,25 @@ class Ledger:
         invocation is loading it right now (the caller rolls back)."""
         return try_lock(cur.connection, self.lock_key(obj), Scope.TRANSACTION)
 
-    def status(self, cur: Any, obj: ObjectId) -> str | None:
+    def claim(self, cur: Any, obj: ObjectId, deadline: TimeBudget) -> Claim:
+        """Start the unit of work on `obj`: its lock, then in one more round trip its ledger status
+        and the transaction's statements bounded by `deadline` (as `bound_statements`).
+
+        The status is read in a statement of its own, after the lock is granted: READ COMMITTED
+        takes a statement's snapshot when it starts, so a load committed while the lock was being
+        taken would be missed by a status read in the locking statement, and loaded twice. Not
+        locked: the caller rolls back (another invocation is at it).
+        """
+        if not self.try_lock(cur, obj):
+            return Claim(locked=False)
         cur.execute(
-            sql.SQL("SELECT status FROM {} WHERE bucket = %s AND key = %s AND version = %s").format(self._loads),
-            (obj.bucket, obj.key, obj.version),
+            sql.SQL(
+                "SELECT (SELECT status FROM {} WHERE bucket = %s AND key = %s AND version = %s), "
+                "set_config('statement_timeout', %s, true)"
+            ).format(self._loads),
+            (obj.bucket, obj.key, obj.version, str(statement_limit_ms(deadline))),
         )
-        row = cur.fetchone()
-        return row[0] if row else None
+        return Claim(locked=True, status=cur.fetchone()[0])
 
     def record(self, cur: Any, obj: ObjectId, outcome: Outcome) -> None:
         """Insert or update the object's row; `attempts` counts every recorded attempt. A row

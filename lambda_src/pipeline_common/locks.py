@@ -108,9 +108,7 @@ def try_lock(conn: Any, key: LockKey, scope: Scope) -> bool:
         )
         taken = list(cur.fetchone()[0])
         if not all(taken) and scope is Scope.SESSION:
-            for held, legacy in zip(taken, key.pg_keys(), strict=True):
-                if held:
-                    _pg_unlock(cur, legacy)
+            _pg_unlock(cur, [k for held, k in zip(taken, key.pg_keys(), strict=True) if held])
     return all(taken)
 
 
@@ -153,8 +151,7 @@ def lock(conn: Any, key: LockKey, scope: Scope, *, timeout_ms: float | None) -> 
                     # Session locks outlive the transaction the failed wait aborted: end it, release them.
                     if not conn.autocommit:
                         conn.rollback()
-                    for held in taken:
-                        _pg_unlock(cur, held)
+                    _pg_unlock(cur, taken)
                 raise timed_out() from None
             taken.append(pg_key)
     return time.monotonic() - started
@@ -167,8 +164,7 @@ def unlock(conn: Any, key: LockKey) -> None:
             cur.execute(f"SELECT RELEASE_LOCK({_MYSQL_NAME})", (key.digest.hex(),))
         return
     with conn.cursor() as cur:
-        for pg_key in reversed(key.pg_keys()):
-            _pg_unlock(cur, pg_key)
+        _pg_unlock(cur, list(reversed(key.pg_keys())))
 
 
 @contextmanager
@@ -187,9 +183,12 @@ def session_lock(conn: Any, key: LockKey, *, timeout_ms: float | None = 0) -> It
             unlock(conn, key)
 
 
-def _pg_unlock(cur: Any, key: LegacyKey) -> None:
-    text, params = _pg_call("pg_advisory_unlock", key)
-    cur.execute(f"SELECT {text}", params)
+def _pg_unlock(cur: Any, keys: Sequence[LegacyKey]) -> None:
+    """Release session locks, in the order given, in one round trip."""
+    if not keys:
+        return
+    calls = [_pg_call("pg_advisory_unlock", k) for k in keys]
+    cur.execute("SELECT " + ", ".join(text for text, _ in calls), tuple(p for _, params in calls for p in params))
 
 
 @contextmanager

@@ -220,7 +220,7 @@ def upsert(
 
     `update_columns` defaults to every non-key column. `skip_unchanged` leaves rows whose values
     are all equal untouched (no dead tuple, no WAL), which pays off when most rows repeat; the
-    columns in `compare_as_text` (see `columns_without_equality`) are compared by their text form.
+    columns in `compare_as_text` (see `catalog.TableShape.without_equality`) are compared by their text form.
     """
     if not key_columns:
         raise ValueError(f"upsert into {target} needs key columns")

@@ -9,10 +9,10 @@ the driver described every synced column with a kind the dialect can render; oth
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline_common.catalog import Column
+from pipeline_common.catalog import TableShape
 from pipeline_common.errors import PermanentError
 from table_sync.config import TableSpec
 from table_sync.dialect import ENCODABLE_KINDS, Dialect, SourceColumn, SourceShape
@@ -51,9 +51,7 @@ def resolve(
     spec: TableSpec,
     dialect: Dialect,
     described: Sequence[SourceColumn],
-    target_columns: Sequence[Column],
-    target_unique: Sequence[Sequence[str]],
-    target_without_equality: Collection[str] = (),
+    target: TableShape,
 ) -> TablePlan:
     problems: list[str] = []
     source_label = f"source {spec.source_label}"
@@ -66,7 +64,7 @@ def resolve(
             return name
         return found
 
-    target_names = [c.name for c in target_columns]
+    target_names = [c.name for c in target.columns]
 
     def target_name(name: str) -> str:
         found = _match(name, target_names)
@@ -84,13 +82,13 @@ def resolve(
     if missing_keys and not problems:
         problems.append(f"primary key column(s) {', '.join(missing_keys)} are not among the synced columns")
     target_key = tuple(targets[sources.index(k)] for k in key if k in sources)
-    if not problems and not any(set(u) == set(target_key) for u in target_unique):
+    if not problems and not any(set(u) == set(target_key) for u in target.unique_keys):
         problems.append(
             f"target {spec.target} has no primary key or unique index on ({', '.join(target_key)}); "
             "the upsert needs one"
         )
     supplied = set(targets)
-    required = [c.name for c in target_columns if c.required and c.name not in supplied]
+    required = [c.name for c in target.columns if c.required and c.name not in supplied]
     if required:
         problems.append(
             f"target {spec.target} column(s) {', '.join(required)} are NOT NULL without a default and not synced"
@@ -109,7 +107,7 @@ def resolve(
         cursor_type=spec.cursor.type,
         encoded=encoded if encodable else None,
     )
-    not_null = {c.name for c in target_columns if c.not_null}
+    not_null = {c.name for c in target.columns if c.not_null}
     return TablePlan(
         spec=spec,
         shape=shape,
@@ -120,5 +118,5 @@ def resolve(
         cursor_index=shape.cursor_index(dialect),
         key_indexes=shape.key_indexes(dialect),
         position_kinds=shape.position_kinds(dialect),
-        compare_as_text=tuple(t for t in targets if t in target_without_equality),
+        compare_as_text=tuple(t for t in targets if t in target.without_equality),
     )

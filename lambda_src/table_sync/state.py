@@ -20,11 +20,13 @@ release never sync one table at once during a rolling deploy.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from pipeline_common.checkpoint import Checkpoint, CheckpointTable
+from pipeline_common.db import outside_transaction
 from pipeline_common.errors import PermanentError
 from pipeline_common.locks import LockKey, Scope, try_lock, unlock
 
@@ -103,17 +105,20 @@ def to_state(name: str, row: Checkpoint | None, cursor_column: str, cursor_type:
     )
 
 
-def register(conn: Any, schema: str, name: str, source: str, target: str, cursor_column: str, cursor_type: str) -> None:
-    """Insert the table's row if missing and stamp the start of this run; commits."""
-    with conn.cursor() as cur:
-        checkpoints(schema).start(
-            cur,
-            name,
-            identity={"cursor_column": cursor_column, "cursor_type": cursor_type},
-            labels={"source": source, "target": target},
-            stamp="last_started_at",
-        )
-    conn.commit()
+def start_run(
+    cur: Any, schema: str, name: str, source: str, target: str, cursor_column: str, cursor_type: str
+) -> TableState:
+    """Insert the table's row if missing, stamp the start of this run and read the row back, in
+    the caller's transaction."""
+    table = checkpoints(schema)
+    table.start(
+        cur,
+        name,
+        identity={"cursor_column": cursor_column, "cursor_type": cursor_type},
+        labels={"source": source, "target": target},
+        stamp="last_started_at",
+    )
+    return to_state(name, table.load(cur, name), cursor_column, cursor_type)
 
 
 def save_progress(
@@ -141,21 +146,27 @@ def save_delete_progress(cur: Any, schema: str, name: str, position: tuple[Any, 
     )
 
 
-def lock_key(conn: Any, schema: str, name: str) -> LockKey:
+def lock_keys(conn: Any, schema: str, names: Sequence[str]) -> dict[str, LockKey]:
+    """Each table's lock key with its legacy key, whose `hashtext()` the server computes for all
+    tables in one round trip."""
     with conn.cursor() as cur:
-        cur.execute("SELECT hashtext(%s)", (name,))
-        (legacy,) = cur.fetchone()
-    key = checkpoints(schema).lock_key(name)
-    return LockKey(key.namespace, key.name, legacy=((LEGACY_LOCK_NAMESPACE, legacy),))
+        cur.execute("SELECT n, hashtext(n) FROM unnest(%s::text[]) AS n", (list(names),))
+        legacy = dict(cur.fetchall())
+    conn.rollback()
+    keys = {name: checkpoints(schema).lock_key(name) for name in names}
+    return {name: replace(key, legacy=((LEGACY_LOCK_NAMESPACE, legacy[name]),)) for name, key in keys.items()}
 
 
 def try_lock_table(conn: Any, key: LockKey) -> bool:
-    """A session advisory lock per table: a second run (manual invoke, retry) skips a busy table."""
-    locked = try_lock(conn, key, Scope.SESSION)
-    conn.commit()
-    return locked
+    """A session advisory lock per table: a second run (manual invoke, retry) skips a busy table.
+
+    Taken in the transaction the run's first statements share (`start_run`); the caller ends it,
+    also when the lock is refused."""
+    return try_lock(conn, key, Scope.SESSION)
 
 
 def unlock_table(conn: Any, key: LockKey) -> None:
-    unlock(conn, key)
-    conn.commit()
+    """Release the table's lock; the caller has ended its transaction (session locks are not
+    transactional, so a rollback keeps them)."""
+    with outside_transaction(conn):
+        unlock(conn, key)

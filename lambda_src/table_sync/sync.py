@@ -20,9 +20,10 @@ from typing import Any
 
 from psycopg2 import errors
 
-from pipeline_common.catalog import TableNotFound, columns_without_equality, table_columns, unique_keys
+from pipeline_common.catalog import TableNotFound, TableShape, describe_tables, not_found
 from pipeline_common.copytext import copy_text_bytes
 from pipeline_common.deadline import Deadline, Pacer, bound_statements
+from pipeline_common.locks import LockKey
 from pipeline_common.pgload import copy_encoded, create_staging, upsert
 from table_sync import source as src
 from table_sync import state
@@ -38,19 +39,14 @@ STAGING_TABLE = "table_sync_staging"
 _first = operator.itemgetter(0)
 
 
-def _plan_one(spec: TableSpec, dialect: Dialect, source_conn: Any, target_conn: Any) -> TablePlan:
+def _plan_one(spec: TableSpec, dialect: Dialect, source_conn: Any, target: TableShape | None) -> TablePlan:
     from table_sync.dialect import SourceShape
 
     probe = SourceShape(spec.source, spec.query, (), (), spec.cursor.column, spec.cursor.type)
     described = src.probe_columns(source_conn, dialect, probe)
-    try:
-        with target_conn.cursor() as cur:
-            columns = table_columns(cur, spec.target)
-            unique = unique_keys(cur, spec.target)
-            no_equality = columns_without_equality(cur, spec.target)
-    finally:
-        target_conn.rollback()
-    return resolve(spec, dialect, described, columns, unique, no_equality)
+    if target is None:
+        raise not_found(spec.target)
+    return resolve(spec, dialect, described, target)
 
 
 def run_sync(
@@ -71,12 +67,15 @@ def run_sync(
     target_conn = target.get()
     state.ensure_state_table(target_conn, state_schema)
     rows = state.load_states(target_conn, state_schema)
+    with target_conn.cursor() as cur:
+        shapes = describe_tables(cur, [spec.target for spec in specs])
+    target_conn.rollback()
     report = SyncReport()
     plans: list[TablePlan] = []
     states: dict[str, state.TableState] = {}
     for spec in specs:
         try:
-            plan = _plan_one(spec, dialect, source.get(), target_conn)
+            plan = _plan_one(spec, dialect, source.get(), shapes.get(spec.target))
             states[spec.name] = state.to_state(
                 spec.name, rows.get(spec.name), plan.shape.cursor_column, spec.cursor.type
             )
@@ -93,6 +92,7 @@ def run_sync(
     ordered = sorted(
         plans, key=lambda p: (states[p.spec.name].last_started_at is not None, states[p.spec.name].last_started_at or 0)
     )
+    locks = state.lock_keys(target_conn, state_schema, [plan.spec.name for plan in ordered])
     for plan in ordered:
         result = TableResult(plan.spec.name, plan.spec.source_label, str(plan.spec.target))
         report.tables.append(result)
@@ -100,12 +100,13 @@ def run_sync(
             result.status = "continues"
             result.deletes = "not_reached"
             continue
-        _sync_one(plan, source, target, engine, state_schema, deadline, result)
+        _sync_one(plan, locks[plan.spec.name], source, target, engine, state_schema, deadline, result)
     return report
 
 
 def _sync_one(
     plan: TablePlan,
+    lock: LockKey,
     source: ConnectionProvider,
     target: ConnectionProvider,
     engine: str,
@@ -116,8 +117,8 @@ def _sync_one(
     started = time.monotonic()
     target_conn = target.get()
     try:
-        lock = state.lock_key(target_conn, state_schema, plan.spec.name)
         if not state.try_lock_table(target_conn, lock):
+            target_conn.rollback()
             result.status = "skipped"
             result.error = "another run holds this table's lock"
             return
@@ -165,26 +166,20 @@ def sync_table(
     result says whether the pass finished.
     """
     spec = plan.spec
-    state.register(
-        target_conn,
-        state_schema,
-        spec.name,
-        spec.source_label,
-        str(spec.target),
-        plan.shape.cursor_column,
-        spec.cursor.type,
-    )
-    current = state.to_state(
-        spec.name,
-        state.load_states(target_conn, state_schema).get(spec.name),
-        plan.shape.cursor_column,
-        spec.cursor.type,
-    )
-    result.watermark_before = result.watermark_after = current.watermark
-    result.read_mode = "typed" if plan.shape.encoded is None else "encoded"
     with target_conn.cursor() as cur:
+        current = state.start_run(
+            cur,
+            state_schema,
+            spec.name,
+            spec.source_label,
+            str(spec.target),
+            plan.shape.cursor_column,
+            spec.cursor.type,
+        )
         cur.execute("SET TIME ZONE 'UTC'")  # naive source timestamps are UTC (see table_sync.source)
     target_conn.commit()
+    result.watermark_before = result.watermark_after = current.watermark
+    result.read_mode = "typed" if plan.shape.encoded is None else "encoded"
 
     source_conn = source.get()
     dialect = src.dialect_for(source_conn, engine)

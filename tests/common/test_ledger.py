@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import psycopg2
 
-from pipeline_common.ledger import Ledger, ObjectId, Outcome
+from pipeline_common.ledger import Claim, Ledger, ObjectId, Outcome
 
 OBJ = ObjectId("landing", "dms/sales/orders/LOAD00000001.csv", "v1")
+
+
+class Budget:
+    def __init__(self, usable_ms: float) -> None:
+        self.ms = usable_ms
+
+    def usable_ms(self) -> float:
+        return self.ms
 
 
 def test_two_ledgers_in_one_schema_keep_their_own_rows_and_locks(pg_server, pg_database):
@@ -20,11 +28,23 @@ def test_two_ledgers_in_one_schema_keep_their_own_rows_and_locks(pg_server, pg_d
             cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'pipeline_state' ORDER BY 1")
             assert [r[0] for r in cur.fetchall()] == ["cdc_applied_files", "cdc_rejects", "file_loads", "file_rejects"]
             cdc.record(cur, OBJ, Outcome("loaded", target_table="sales.orders", rows_loaded=3))
-            assert (cdc.status(cur, OBJ), files.status(cur, OBJ)) == ("loaded", None)
             # A terminal row is never changed by a later attempt.
             cdc.record(cur, OBJ, Outcome("failed", error="late duplicate"))
-            assert cdc.status(cur, OBJ) == "loaded"
         conn.commit()
+
+        with conn.cursor() as cur, other.cursor() as other_cur:
+            claim = cdc.claim(cur, OBJ, Budget(1234.5))
+            assert (claim.locked, claim.status, claim.done) == (True, "loaded", True)
+            cur.execute("SHOW statement_timeout")  # bounded for the rest of the transaction
+            assert cur.fetchone()[0] == "1234ms"
+            assert cdc.claim(other_cur, OBJ, Budget(1000)) == Claim(locked=False)  # busy
+            assert files.claim(other_cur, OBJ, Budget(1000)) == Claim(locked=True, status=None)  # its own lock and row
+        conn.rollback()
+        other.rollback()
+        with conn.cursor() as cur:
+            cur.execute("SHOW statement_timeout")  # the limit ended with the transaction
+            assert cur.fetchone()[0] == "0"
+        conn.rollback()
 
         assert files.lock_key(OBJ).pg != cdc.lock_key(OBJ).pg
         with conn.cursor() as cur, other.cursor() as other_cur:

@@ -4,7 +4,7 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
-from pipeline_common.catalog import TableNotFound, columns_without_equality, primary_key, table_columns, unique_keys
+from pipeline_common.catalog import TableNotFound, describe_table, describe_tables, primary_key, table_columns
 from pipeline_common.copytext import copy_text_batch, copy_text_bytes, copy_text_line
 from pipeline_common.identifiers import IdentifierError, QualifiedName
 from pipeline_common.pgload import (
@@ -252,7 +252,22 @@ def test_unique_keys_lists_primary_key_then_plain_unique_indexes(pg_conn):
             "CREATE UNIQUE INDEX u_expr ON u (lower(c));"
             "CREATE INDEX u_plain ON u (d);"
         )
-        assert unique_keys(cur, QualifiedName("public", "u")) == [["b", "a"], ["c"]]
+        assert describe_table(cur, QualifiedName("public", "u")).unique_keys == [["b", "a"], ["c"]]
+
+
+def test_describe_tables_answers_for_many_tables_at_once_and_leaves_out_missing_ones(items):
+    with items.cursor() as cur:
+        cur.execute('CREATE TABLE "Odd ""name""" (k text PRIMARY KEY, p point)')
+        odd, missing = QualifiedName("public", 'Odd "name"'), QualifiedName("nope", "items")
+        shapes = describe_tables(cur, [ITEMS, missing, odd, ITEMS])
+        assert set(shapes) == {ITEMS, odd}
+        assert shapes[ITEMS].columns == table_columns(cur, ITEMS)
+        assert shapes[ITEMS].unique_keys == [["region", "id"]] and shapes[ITEMS].without_equality == []
+        assert [c.name for c in shapes[odd].columns] == ["k", "p"]
+        assert (shapes[odd].unique_keys, shapes[odd].without_equality) == ([["k"]], ["p"])
+        assert describe_tables(cur, []) == {}
+        with pytest.raises(TableNotFound, match=r"nope\.items does not exist"):
+            describe_table(cur, missing)
 
 
 def test_copy_rows_round_trips_python_values_exactly(pg_conn):
@@ -367,7 +382,7 @@ def test_upsert_skip_unchanged_compares_types_without_equality_as_text(pg_conn):
             "CREATE TABLE shapes (id int PRIMARY KEY, name text, body doc, spot point, note xml, "
             "tags json[], m mood, n numeric)"
         )
-        assert columns_without_equality(cur, shapes) == ["body", "spot", "note", "tags", "m"]
+        assert describe_table(cur, shapes).without_equality == ["body", "spot", "note", "tags", "m"]
         cols = ["id", "name", "body", "spot", "note", "tags", "m", "n"]
         copy_in(cur, shapes, cols, [b'1,a,"{""k"": 1}","(1,2)",<a/>,"{""{}""}",ok,1\n'])
         copy_in(cur, shapes, cols, [b'2,b,"{""k"": 2}","(3,4)",<b/>,"{""{}""}",ok,2\n'])
@@ -381,7 +396,7 @@ def test_upsert_skip_unchanged_compares_types_without_equality_as_text(pg_conn):
             cols,
             [b'1,a,"{""k"": 1}","(1,2)",<a/>,"{""{}""}",ok,1\n2,b,"{""k"": 3}","(3,4)",<b/>,"{""{}""}",ok,2\n'],
         )
-        text = columns_without_equality(cur, shapes)
+        text = describe_table(cur, shapes).without_equality
         assert upsert(cur, staging, shapes, cols, ["id"], skip_unchanged=True, compare_as_text=text) == 1
         cur.execute("SELECT id, xmin::text, body::text FROM shapes ORDER BY id")
         rows = cur.fetchall()

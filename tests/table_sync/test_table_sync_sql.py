@@ -261,7 +261,7 @@ def test_a_column_kind_the_dialect_cannot_render_is_refused():
     ],
 )
 def test_a_table_is_read_encoded_only_when_allowed_and_every_column_has_a_known_kind(described, encode, encoded):
-    from pipeline_common.catalog import Column
+    from pipeline_common.catalog import Column, TableShape
     from table_sync.config import parse_tables
     from table_sync.plan import resolve
 
@@ -281,7 +281,7 @@ def test_a_table_is_read_encoded_only_when_allowed_and_every_column_has_a_known_
         Column("id", "integer", True, False, False, False),
         Column("at", "timestamp", False, False, False, False),
     ]
-    plan = resolve(spec, TSQL, described, columns, [["id"]])
+    plan = resolve(spec, TSQL, described, TableShape(columns, [["id"]], []))
     assert (plan.shape.encoded is not None) is encoded
     # The cursor (At) and key (Id) are synced columns: an encoded read parses them from the line.
     assert (plan.cursor_index, plan.key_indexes) == (1, (0,))
