@@ -90,15 +90,16 @@ class Dialect:
         # which serialises writers so versions commit in order and there is nothing in flight below.
         return None
 
-    def session_sql(self) -> list[str]:
-        """Run at the start of every read so values arrive in UTC whatever the server's zone is."""
+    def session_sql(self) -> str:
+        """Run at the start of every read so values arrive in UTC whatever the server's zone is;
+        one statement, one round trip."""
         if self.engine == "postgresql":
             # ISO dates whatever the server's DateStyle: encoded reads copy the text as it comes.
-            return ["SET TIME ZONE 'UTC'", "SET DateStyle = 'ISO'"]
+            return "SELECT set_config('TimeZone', 'UTC', false), set_config('DateStyle', 'ISO', false)"
         if self.engine == "mysql":
             # A slow consumer (the target write) must not make the server drop the streaming result.
-            return ["SET time_zone = '+00:00'", "SET SESSION net_write_timeout = 600"]
-        return ["SET NOCOUNT ON"]
+            return "SET time_zone = '+00:00', SESSION net_write_timeout = 600"
+        return "SET NOCOUNT ON"
 
     def copy_field(self, column: SourceColumn) -> str:
         """An expression rendering `column` as one COPY text field (escaped; NULL as \\N)."""

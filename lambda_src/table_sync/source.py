@@ -44,8 +44,7 @@ def prepare_session(connection: Any, dialect: Dialect) -> None:
         connection.add_output_converter(SQL_SS_TIMESTAMPOFFSET, datetimeoffset_to_datetime)
     cursor = connection.cursor()
     try:
-        for statement in dialect.session_sql():
-            cursor.execute(statement)
+        cursor.execute(dialect.session_sql())
     finally:
         cursor.close()
 

@@ -176,7 +176,10 @@ def sync_table(
             plan.shape.cursor_column,
             spec.cursor.type,
         )
-        cur.execute("SET TIME ZONE 'UTC'")  # naive source timestamps are UTC (see table_sync.source)
+        # Naive source timestamps are UTC (see table_sync.source). The server reports every change
+        # of TimeZone (a rollback's too), so libpq knows the session's without asking.
+        if target_conn.info.parameter_status("TimeZone") != "UTC":
+            cur.execute("SET TIME ZONE 'UTC'")
     target_conn.commit()
     result.watermark_before = result.watermark_after = current.watermark
     result.read_mode = "typed" if plan.shape.encoded is None else "encoded"

@@ -112,8 +112,7 @@ def test_tsql_upper_bound_probe_and_key_lookups_parse():
         statement, params = key_lookup_sql(TSQL, single, [(1,), (2,), (3,)])
         assert "[OrderId] IN (?, ?, ?)" in statement
         _parse(statement)
-    for sql_text in TSQL.session_sql():
-        _parse(sql_text)
+    _parse(TSQL.session_sql())
 
 
 def test_postgres_uses_a_row_comparison_and_format_parameters_escape_percent():
