@@ -25,27 +25,33 @@ class Stats:
 
 class RejectSpool:
     """Rejected rows, spilled to a temporary file past a few MB so memory stays bounded, then
-    copied into the rejects table once the data COPY has finished with the connection."""
+    copied into the rejects table once the data COPY has finished with the connection. The file
+    is opened by the first rejected row: most objects have none."""
 
     def __init__(self, obj: ObjectId, table: QualifiedName) -> None:
-        # Lives until close(), called by the load that owns it.
-        self._file = tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024, mode="w+b")  # noqa: SIM115
-        self._text = io.TextIOWrapper(self._file, encoding="utf-8", newline="", write_through=True)
-        self._writer = csv.writer(self._text)
         self._prefix = [obj.bucket, obj.key, obj.version, str(table)]
+        self._file: Any = None
+        self._text: io.TextIOWrapper | None = None
+        self._writer: Any = None
         self.count = 0
 
     def add(self, line: int | None, raw: str, reason: str) -> None:
+        if self._writer is None:
+            # Lives until close(), called by the load that owns the spool.
+            self._file = tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024, mode="w+b")  # noqa: SIM115
+            self._text = io.TextIOWrapper(self._file, encoding="utf-8", newline="", write_through=True)
+            self._writer = csv.writer(self._text)
         self._writer.writerow([*self._prefix, "" if line is None else line, printable(raw), reason])
         self.count += 1
 
     def flush_into(self, cur: Any, ledger: Ledger) -> None:
-        if self.count:
+        if self._text is not None:
             self._text.flush()
             ledger.copy_rejects(cur, self._file)
 
     def close(self) -> None:
-        self._text.close()
+        if self._text is not None:
+            self._text.close()
 
 
 def reject(stats: Stats, spool: RejectSpool, line: int | None, raw: str, reason: str) -> None:

@@ -127,6 +127,9 @@ def loader_environment(pg_settings: dict[str, str] | None = None) -> Iterator[Lo
         server.psql("postgres", "-c", f"CREATE DATABASE {DATABASE}")
         s3, sqs = aws_client("s3", endpoint), aws_client("sqs", endpoint)
         s3.create_bucket(Bucket=BUCKET)
+        # Versioned, as the module's buckets always are: notifications carry the version id, and
+        # the handler reads that version.
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         # Messages stay invisible while they wait for their turn: no redelivery mid-benchmark.
         queue_url = sqs.create_queue(QueueName="bench-landing", Attributes={"VisibilityTimeout": "43200"})["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

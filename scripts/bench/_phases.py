@@ -3,10 +3,11 @@
 `PhaseTimer.install()` makes every psycopg2 connection opened afterwards in this process (the
 handler's through `pipeline_common.db`, the baseline's directly) time each `execute`,
 `copy_expert`, `commit` and `rollback`, filed under a phase named from the statement
-(`lock`, `ledger check`, `ledger write`, ...); `timed_s3(client)` does the same for `get_object`.
-A timer costs about a microsecond, against the milliseconds of a round trip. psycopg2 sends the
-implicit `BEGIN` with the first statement of a transaction, so its round trip counts there.
-`get_object` returns once the headers are in; the body streams during the COPY that reads it.
+(`lock`, `ledger check`, `ledger write`, ...); `timed_s3(client)` does the same for `get_object`
+and every read of the body it returns. A body streamed during a COPY is S3's time, not the
+COPY's: the COPY phase is the copy less the S3 reads inside it. A timer costs about a microsecond,
+against the milliseconds of a round trip. psycopg2 sends the implicit `BEGIN` with the first
+statement of a transaction, so its round trip counts there.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
+S3 = "S3 GET (incl. body)"
 # First match wins: (phase, substring of the statement).
 PHASES = (
     ("lock", "pg_try_advisory"),
@@ -27,7 +29,7 @@ PHASES = (
     ("health check", "SELECT 1"),
     ("catalog", "pg_attribute"),
     ("savepoints", "SAVEPOINT"),
-    ("COPY (incl. S3 body)", "COPY "),
+    ("COPY", "COPY "),
 )
 
 
@@ -46,8 +48,10 @@ class PhaseTimer:
         self.seconds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._connect: Callable[..., Any] | None = None
 
-    def add(self, phase: str, started: float) -> None:
-        self.seconds[self.side][phase] += time.perf_counter() - started
+    def add(self, phase: str, started: float) -> float:
+        elapsed = time.perf_counter() - started
+        self.seconds[self.side][phase] += elapsed
+        return elapsed
 
     def reset(self) -> None:
         self.seconds.clear()
@@ -69,11 +73,12 @@ class PhaseTimer:
                     timer.add(phase_of(text), started)
 
             def copy_expert(self, sql: Any, file: Any, size: int = 8192) -> Any:
-                started = time.perf_counter()
+                started, s3_before = time.perf_counter(), timer.seconds[timer.side][S3]
                 try:
                     return super().copy_expert(sql, file, size)
                 finally:
-                    timer.add("COPY (incl. S3 body)", started)
+                    timer.add("COPY", started)
+                    timer.seconds[timer.side]["COPY"] -= timer.seconds[timer.side][S3] - s3_before
 
         class TimedConnection(psycopg2.extensions.connection):
             __module__ = "psycopg2.extensions"
@@ -105,15 +110,28 @@ class PhaseTimer:
             self._connect = None
 
     def timed_s3(self, client: Any) -> Any:
-        """Time the client's `get_object` (the request and response headers; the body streams later)."""
+        """Time the client's `get_object` and every read of the body it returns (`iter_chunks`
+        reads through `read` too)."""
         get_object = client.get_object
 
         def timed(**kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
-                return get_object(**kwargs)
+                response = get_object(**kwargs)
             finally:
-                self.add("S3 GET", started)
+                self.add(S3, started)
+            body = response["Body"]
+            read = body.read
+
+            def timed_read(*args: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    return read(*args)
+                finally:
+                    self.add(S3, started)
+
+            body.read = timed_read
+            return response
 
         client.get_object = timed
         return client

@@ -130,8 +130,9 @@ def bench_partitioner(
     sources = []
     for i in range(objects):
         key = f"dms/sales/orders/20260301-{i:09d}.csv"
-        etag = s3.put_object(Bucket=STAGING, Key=key, Body=body)["ETag"].strip('"')
-        sources.append(S3Object(STAGING, key, None, etag, len(body), "ObjectCreated:Put"))
+        put = s3.put_object(Bucket=STAGING, Key=key, Body=body)
+        # As S3 notifies for a versioned bucket (the module's always are): with the version id.
+        sources.append(S3Object(STAGING, key, put["VersionId"], put["ETag"].strip('"'), len(body), "ObjectCreated:Put"))
     config = LakeConfig(
         staging_bucket=STAGING, staging_folder="dms", lake_bucket=LAKE, lake_prefix="cdc", count_rows=False
     )
@@ -159,7 +160,7 @@ def bench_partitioner(
     def ours(obj: S3Object, run: int) -> None:
         here = thread_client()
         now = datetime.now(UTC).isoformat()
-        event = S3Object(obj.bucket, obj.key, None, obj.etag, obj.size, obj.event_name, event_time=now)
+        event = S3Object(obj.bucket, obj.key, obj.version_id, obj.etag, obj.size, obj.event_name, event_time=now)
         result = partition_object(
             event,
             config=config,

@@ -56,17 +56,14 @@ class Baseline:
     """One psycopg2 connection: for each key, S3 GET (the body read whole), COPY, commit."""
 
     def __init__(self, env: LoaderEnvironment, timer: PhaseTimer, table: str) -> None:
-        self.s3 = aws_client("s3", env.endpoint)
-        self.timer = timer
+        self.s3 = timer.timed_s3(aws_client("s3", env.endpoint))
         self.conn = psycopg2.connect(env.dsn)
         self.copy = f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv, HEADER true)"
 
     def load(self, keys: list[str]) -> None:
         for key in keys:
-            started = time.perf_counter()
             with contextlib.closing(self.s3.get_object(Bucket=BUCKET, Key=key)["Body"]) as body:
                 data = body.read()
-            self.timer.add("S3 GET", started)
             with self.conn.cursor() as cur:
                 cur.copy_expert(self.copy, io.BytesIO(data), 256 * 1024)
             self.conn.commit()
