@@ -62,8 +62,7 @@ class ApplyResult:
     status: str  # applied | duplicate | rejected
     target: str
     rows: int = 0
-    inserted: int = 0
-    updated: int = 0
+    upserted: int = 0  # rows inserted or updated
     deleted: int = 0
     unchanged: int = 0  # changes older than the row, covered by a delete, or deleting a missing row
     error: str | None = None
@@ -134,12 +133,11 @@ def apply_file(
                     "loaded",
                     target_table=str(target),
                     lines=result.rows,
-                    rows_loaded=result.inserted + result.updated + result.deleted,
+                    rows_loaded=result.upserted + result.deleted,
                     rows_rejected=0,
                     details={
                         **result.details,
-                        "inserted": result.inserted,
-                        "updated": result.updated,
+                        "upserted": result.upserted,
                         "deleted": result.deleted,
                         "unchanged": result.unchanged,
                     },
@@ -283,8 +281,8 @@ def _merge(
             cur.execute("ROLLBACK TO SAVEPOINT cdc_lake_merge")
     if counts is None:
         counts = merge(cur, staging, table, columns, tombstones, changes, last_per_key=True)
-    result.deleted, result.inserted, result.updated = counts.deleted, counts.inserted, counts.updated
-    result.unchanged = counts.changes - counts.deleted - counts.inserted - counts.updated
+    result.deleted, result.upserted = counts.deleted, counts.upserted
+    result.unchanged = counts.changes - counts.deleted - counts.upserted
 
 
 def _first_line(exc: BaseException) -> str:

@@ -89,8 +89,9 @@ class Columns:
 @dataclass(frozen=True)
 class MergeCounts:
     deleted: int
-    inserted: int
-    updated: int
+    # Rows inserted or updated. Which of the two would take a RETURNING pass over every row
+    # (xmax = 0), 3% of a large apply; the file's own I/U/D counts are in the ledger already.
+    upserted: int
     changes: int  # the changes considered: one per key with `last_per_key`, else every row
 
 
@@ -129,17 +130,17 @@ def merge(
         considered = cur.rowcount
     live = _not_shadowed(tombstones, columns) if _tombstones_reach(cur, tombstones, changes) else None
     parts = _Statement(source, table, columns, tombstones, live)
-    deleted = inserted = updated = 0
+    deleted = upserted = 0
     if changes.deletes:
         cur.execute(parts.delete())
         deleted = cur.rowcount
     if changes.rows > changes.deletes:
         cur.execute(parts.upsert())
-        inserted, updated = cur.fetchone()
+        upserted = cur.rowcount
     if changes.deletes:
         # After the upsert: its tombstone check then sees only earlier files' deletes.
         cur.execute(parts.tombstone())
-    return MergeCounts(deleted, inserted, updated, considered)
+    return MergeCounts(deleted, upserted, considered)
 
 
 def _last_changes_sql(target: sql.Composable, staging: sql.Composable, columns: Columns) -> sql.Composable:
@@ -228,15 +229,11 @@ class _Statement:
         )
 
     def upsert(self) -> sql.Composable:
-        """Returns rows inserted and rows updated."""
         ident, columns = sql.Identifier, self.columns
         updated = [c for c in columns.written if c not in columns.keys] or columns.keys[:1]
         return sql.SQL(
-            "WITH upserted AS ("
             "INSERT INTO {target} AS t ({written}) SELECT {l_written} FROM {source} l WHERE {where} "
-            "ON CONFLICT ({keys}) DO UPDATE SET {assignments} WHERE {guard} "
-            "RETURNING (xmax = 0) AS inserted) "
-            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted"
+            "ON CONFLICT ({keys}) DO UPDATE SET {assignments} WHERE {guard}"
         ).format(
             target=self.table.target.pg(),
             written=_names(columns.written),

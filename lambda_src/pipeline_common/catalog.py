@@ -1,10 +1,10 @@
 """What a PostgreSQL table looks like, read from the catalog: columns, keys, comparable types.
 
 Loaders ask before building any statement, so a missing table or a column that does not fit is
-named before a row moves. `table_columns` is the file loader's per-object question; the merges
-(table sync, CDC apply) ask `describe_tables` for columns, unique keys and comparable types at
-once. The table is found by `to_regclass` (the relation cache, one index
-lookup) rather than by joining pg_namespace on names: a file loader asks once per object.
+named before a row moves. `table_columns` is the file loader's question, asked once per object;
+the merges (table sync, CDC apply) ask `describe_tables` for columns, unique keys and comparable
+types of all their tables at once. A table is found by `to_regclass` (the relation cache, one
+index lookup) rather than by joining pg_namespace on names.
 """
 
 from __future__ import annotations

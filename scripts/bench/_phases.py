@@ -48,10 +48,8 @@ class PhaseTimer:
         self.seconds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._connect: Callable[..., Any] | None = None
 
-    def add(self, phase: str, started: float) -> float:
-        elapsed = time.perf_counter() - started
-        self.seconds[self.side][phase] += elapsed
-        return elapsed
+    def add(self, phase: str, started: float) -> None:
+        self.seconds[self.side][phase] += time.perf_counter() - started
 
     def reset(self) -> None:
         self.seconds.clear()

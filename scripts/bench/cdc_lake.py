@@ -417,7 +417,7 @@ def main() -> None:
         unit="objects/s",
         ours=partitioner["partitioner_objects_per_s"],
         baseline=partitioner["bare_objects_per_s"],
-        baseline_what=f"a bare copy_object loop over the same files at concurrency {concurrency}",
+        baseline_what=f"a bare copy_object loop over the same files in {concurrency} processes",
         target=0.9,
         details={"s3_calls_per_object": partitioner["s3_calls_per_object"]},
     )
@@ -427,7 +427,7 @@ def main() -> None:
         unit="s",
         ours=apply["apply_seconds"],
         baseline=apply["manual_seconds"],
-        baseline_what="hand-written COPY into a staging table + one merge statement",
+        baseline_what="hand-written COPY into a temp table + last change per key, DELETE, INSERT ... ON CONFLICT",
         target=0.8,
         lower_is_better=True,
         details={"changes": apply["changes"], "file_mb": apply["file_mb"]},

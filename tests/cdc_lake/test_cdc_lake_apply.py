@@ -65,13 +65,12 @@ def test_full_load_then_inserts_updates_and_deletes(lake: Lake) -> None:
     ((status, lines, written, details),) = ledger
     assert (status, lines, written) == ("loaded", 3, 3)
     assert {
-        k: details[k] for k in ("inserts", "updates", "deletes", "inserted", "updated", "deleted", "unchanged")
+        k: details[k] for k in ("inserts", "updates", "deletes", "upserted", "deleted", "unchanged")
     } == {
         "inserts": 1,
         "updates": 1,
         "deletes": 1,
-        "inserted": 1,
-        "updated": 1,
+        "upserted": 2,
         "deleted": 1,
         "unchanged": 0,
     }
@@ -120,7 +119,7 @@ def test_files_out_of_order_end_in_the_newest_state(lake: Lake) -> None:
     (details,) = lake.query(
         "SELECT details FROM pipeline_state.cdc_lake_applied WHERE key = %s", (key("20260301-103002000.csv"),)
     )[0]
-    assert (details["inserted"], details["updated"], details["unchanged"]) == (1, 0, 2)
+    assert (details["upserted"], details["unchanged"]) == (1, 2)
 
 
 def test_changes_in_the_same_commit_are_ordered_by_the_change_sequence(lake: Lake) -> None:
