@@ -64,9 +64,7 @@ def test_full_load_then_inserts_updates_and_deletes(lake: Lake) -> None:
     )
     ((status, lines, written, details),) = ledger
     assert (status, lines, written) == ("loaded", 3, 3)
-    assert {
-        k: details[k] for k in ("inserts", "updates", "deletes", "upserted", "deleted", "unchanged")
-    } == {
+    assert {k: details[k] for k in ("inserts", "updates", "deletes", "upserted", "deleted", "unchanged")} == {
         "inserts": 1,
         "updates": 1,
         "deletes": 1,
