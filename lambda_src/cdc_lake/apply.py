@@ -29,7 +29,7 @@ from typing import Any
 from psycopg2 import errors, sql
 
 from cdc_lake.config import ApplyTable
-from cdc_lake.merge import Columns, FileChanges, Tombstones, merge
+from cdc_lake.merge import TOMBSTONE_COLUMNS, Columns, FileChanges, Tombstones, merge
 from cdc_lake.reading import OP_COLUMN, FileFormatError, ObjectVersion, header_columns, open_stream
 from pipeline_common.catalog import TableShape, describe_table
 from pipeline_common.db import rollback_quietly
@@ -189,6 +189,13 @@ def _merge_keys(shape: TableShape, table: ApplyTable) -> list[str]:
     """The configured key columns, or the target's primary key (else first unique index)."""
     unique = shape.unique_keys
     keys = list(table.key_columns) or (unique[0] if unique else [])
+    clashing = [k for k in keys if k in TOMBSTONE_COLUMNS]
+    if clashing:
+        # The tombstone table holds the key columns next to its own: the names must differ.
+        raise TargetNotReady(
+            f"key column(s) {clashing} of {table.target} have the name of a tombstone column "
+            f"({', '.join(TOMBSTONE_COLUMNS)}); apply it by another unique key (key_columns)"
+        )
     if keys in unique:
         return keys
     if table.key_columns:

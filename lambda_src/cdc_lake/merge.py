@@ -19,6 +19,7 @@ LAST_CHANGES = "cdc_lake_last_changes"
 TOMBSTONE_PREFIX = "cdc_lake_deleted_"
 # A tombstone's own columns, beside the target's key columns.
 DELETED_COMMIT_TS, DELETED_CHANGE_SEQ, DELETED_AT = "deleted_commit_ts", "deleted_change_seq", "deleted_at"
+TOMBSTONE_COLUMNS = (DELETED_COMMIT_TS, DELETED_CHANGE_SEQ, DELETED_AT)
 
 
 class Tombstones:

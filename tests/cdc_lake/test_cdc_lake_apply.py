@@ -251,9 +251,13 @@ def test_a_column_the_target_lacks_keeps_the_file_waiting(lake: Lake) -> None:
     [
         ("DROP TABLE replica.orders", "TableNotFound: table replica.orders does not exist"),
         ("ALTER TABLE replica.orders DROP CONSTRAINT orders_pkey", "replica.orders has no primary key"),
+        (
+            "ALTER TABLE replica.orders RENAME COLUMN order_id TO deleted_at",
+            "key column(s) ['deleted_at'] of replica.orders have the name of a tombstone column",
+        ),
     ],
 )
-def test_a_target_without_table_or_key_keeps_the_file_waiting_and_says_which(
+def test_a_target_the_merge_cannot_use_keeps_the_file_waiting_and_says_why(
     lake: Lake, change: str, reason: str
 ) -> None:
     lake.query(change)
