@@ -3,8 +3,8 @@
 Each module in this package named after a pipeline exposes `main() -> None`, which measures the
 pipeline and a baseline in the same run, prints the ratio and records it with
 `scripts.bench._results.record`. Each benchmark runs in a process of its own, so a peak RSS read in
-the benchmark's own process (`ru_maxrss`) is its own and not an earlier benchmark's, and one that
-fails does not stop the others. The run ends with the table of every entry in
+the benchmark's own process (`_child.own_peak_rss_mb`, VmHWM, which exec resets) is its own and
+not an earlier benchmark's, and one that fails does not stop the others. The run ends with the table of every entry in
 `build/bench/results.json` (this run's and earlier ones').
 """
 

@@ -1,5 +1,6 @@
-"""Benchmark code in child processes: a peak RSS of their own (VmHWM, which exec resets; Linux
-carries ru_maxrss across fork+exec, so a child's ru_maxrss would report the benchmark's peak)."""
+"""Benchmark code in child processes, and the peak RSS of a process of its own: VmHWM, which exec
+resets (Linux carries ru_maxrss across fork+exec, so a child's ru_maxrss would report its
+parent's peak when that is higher). Every benchmark runs in such a process (`scripts.bench`)."""
 
 from __future__ import annotations
 

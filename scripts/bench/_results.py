@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,11 +53,6 @@ def machine() -> dict[str, Any]:
     lines = Path("/proc/meminfo").read_text().splitlines()
     memory_kb = next((int(line.split()[1]) for line in lines if line.startswith("MemTotal:")), 0)
     return {"cores": os.cpu_count(), "memory_gb": round(memory_kb / 1024 / 1024, 1), "node": os.uname().nodename}
-
-
-def own_peak_rss_mb() -> float:
-    """This process's peak RSS (ru_maxrss), for cases measured in the benchmark process itself."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def record(

@@ -18,7 +18,7 @@ history on MariaDB, against two baselines measured in the same run on the same s
 
 The job runs in a child process through the real runner (keyset chunks, checkpoint per chunk,
 adaptive chunk size toward 2 s) on the full table and on a tenth of it, in separate databases;
-the child's peak RSS (ru_maxrss) shows whether memory grows with the table. Both baselines and the
+the child's peak RSS (VmHWM) shows whether memory grows with the table. Both baselines and the
 job start from empty targets with the source tables read once beforehand, and the job's archive is
 checked to equal the set-based one (row counts and CHECKSUM TABLE).
 """
@@ -28,13 +28,12 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import resource
 import sys
 import time
 from typing import Any
 
 from scripts import backfill_example as example
-from scripts.bench._child import run_python
+from scripts.bench._child import own_peak_rss_mb, run_python
 from scripts.bench._results import record
 from scripts.localdb import MariaDBServer, mariadb_server
 
@@ -126,7 +125,7 @@ def _worker(raw: str) -> None:
     started, cpu_started = time.perf_counter(), time.process_time()
     report = run_jobs(jobs, Provider(), Runtime(state_table(server["database"]), Deadline.in_seconds(3600)))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = own_peak_rss_mb()
     print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak_mb, "result": report.to_json()}))
 
 

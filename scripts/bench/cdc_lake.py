@@ -128,9 +128,13 @@ def _database(server: PostgresServer, endpoint: str) -> tuple[DatabaseSettings, 
 _sandbox: dict[str, Any] = {}
 
 
+def _count_call(**_: Any) -> None:
+    _sandbox["calls"] += 1
+
+
 def _start_sandbox(endpoint: str, settings: DatabaseSettings, config: LakeConfig) -> None:
     s3 = _client("s3", endpoint)
-    s3.meta.events.register("before-call.s3", lambda **_: _sandbox.__setitem__("calls", _sandbox["calls"] + 1))
+    s3.meta.events.register("before-call.s3", _count_call)
     db = ManagedConnection(settings, SecretCache(lambda: _client("secretsmanager", endpoint)))
     copier = Copier(s3, config.multipart_threshold, config.multipart_chunk_size)
     _sandbox.update(s3=s3, db=db, copier=copier, config=config, ledger=copies_ledger("pipeline_state"), calls=0)

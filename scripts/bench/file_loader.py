@@ -17,7 +17,6 @@ import io
 import json
 import logging
 import os
-import resource
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from unittest import mock
 import boto3
 import psycopg2
 
-from scripts.bench._child import run_handler_process
+from scripts.bench._child import own_peak_rss_mb, run_handler_process
 from scripts.bench._results import record
 from scripts.localdb import PostgresServer, postgres_server
 from scripts.localenv.moto_server import MotoServer
@@ -350,4 +349,4 @@ def main() -> None:
             leftover.unlink()
         workdir.rmdir()
     print("file_loader results: " + json.dumps(results), flush=True)
-    print(f"(benchmark process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+    print(f"(benchmark process peak RSS {own_peak_rss_mb():.0f} MB)")

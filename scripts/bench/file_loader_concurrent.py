@@ -17,9 +17,9 @@ wait, and are released at once; each fetches the secret, connects and loads its 
   DO UPDATE`, one transaction) into a table of their own.
 
 Aggregate rows/s = all rows / the time until the last of the 5 finished; target >= 0.8x. Checks:
-no failed message, no deadlock (`pg_stat_database.deadlocks` unchanged), the append table equal to its
-baseline's as a multiset (no duplicate, no loss), every id of the upsert tables once and as one of
-the files holding it wrote it, and the handlers' connections, sampled from
+no failed message, no deadlock (`pg_stat_database.deadlocks` unchanged), the append table equal
+to its baseline's as a multiset (no duplicate, no loss), every id of the upsert tables once and as
+one of the files holding it wrote it, and the handlers' connections, sampled from
 `pg_stat_activity` every 20 ms, never above 5.
 """
 

@@ -41,9 +41,10 @@ from urllib.parse import unquote_plus
 
 import psycopg2
 
+from scripts.bench._child import own_peak_rss_mb
 from scripts.bench._loader_env import LoaderEnvironment, csv_object, loader_environment
 from scripts.bench._phases import PhaseTimer
-from scripts.bench._results import own_peak_rss_mb, record
+from scripts.bench._results import record
 from scripts.bench.file_loader import BUCKET, COLUMNS
 from scripts.demo.processes import aws_client
 

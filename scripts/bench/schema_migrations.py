@@ -20,7 +20,8 @@ from pathlib import Path
 import boto3
 from moto import mock_aws
 
-from scripts.bench._results import own_peak_rss_mb, record
+from scripts.bench._child import own_peak_rss_mb
+from scripts.bench._results import record
 from scripts.localdb import PostgresServer, postgres_server
 
 REGION = "us-east-1"

@@ -17,7 +17,7 @@ Three target states, each timed in every round right after a fresh baseline:
   statement), because no client can make PostgreSQL's updates as cheap as a plain COPY.
 
 The summary takes each side's best round (the least disturbed on a shared machine). The sync runs
-in a subprocess so its peak RSS (ru_maxrss) is its own. Targets: at least 0.5x the baseline's
+in a subprocess so its peak RSS (VmHWM) is its own. Targets: at least 0.5x the baseline's
 rows/s, peak RSS under 200 MB.
 """
 
